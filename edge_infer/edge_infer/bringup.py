@@ -1,0 +1,115 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The pipeline's nodes as plain data, shared by the launch file, the demo and the tests.
+
+``launch/pipeline.launch.py`` maps each :class:`NodeSpec` onto a ``launch_ros`` Node;
+:meth:`NodeSpec.command` gives the same node as a command line for tools that start
+processes themselves. Keeping the choice of nodes here, in plain Python, lets the tests
+check exactly what the launch file starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Union
+
+PACKAGE = 'edge_infer'
+
+ParameterOverride = Union[bool, int, float, str]
+
+# Environment the nodes need for large messages: with Fast DDS's default transports
+# most best-effort VGA frames never reach another process; LARGE_DATA moves them over
+# shared memory and TCP instead of fragmented UDP. A value the user set wins.
+DDS_ENVIRONMENT: dict[str, str] = {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeSpec:
+    """One node of a deployment: which executable, under which name."""
+
+    executable: str
+    name: str
+    package: str = PACKAGE
+    remappings: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # Set by the deployment itself, on top of the params file.
+    parameters: tuple[tuple[str, ParameterOverride], ...] = field(default_factory=tuple)
+
+    def command(
+            self, *, executable_dir: Path, namespace: str = '',
+            params_file: Path | None = None,
+            overrides: Mapping[str, ParameterOverride] | None = None) -> list[str]:
+        """Command line that runs this node like ``ros2 launch`` would."""
+        args = [str(executable_dir / self.executable), '--ros-args',
+                '-r', f'__node:={self.name}']
+        if namespace:
+            args += ['-r', f'__ns:={_absolute(namespace)}']
+        for source, target in self.remappings:
+            args += ['-r', f'{source}:={target}']
+        if params_file is not None:
+            args += ['--params-file', str(params_file)]
+        for name, value in (*self.parameters, *(overrides or {}).items()):
+            args += ['-p', f'{name}:={_yaml_scalar(value)}']
+        return args
+
+
+def pipeline_nodes(
+        *, detector_input: str = 'tensor', with_control: bool = False,
+        with_monitor: bool = False) -> list[NodeSpec]:
+    """
+    The nodes of the single-device pipeline.
+
+    :param detector_input: 'tensor' runs a separate preprocess node; 'image' lets the
+        detector preprocess in its own process (one hop fewer).
+    :param with_control: add the follow-person control example.
+    :param with_monitor: add the monitor that prints detections and latency.
+    """
+    if detector_input not in ('tensor', 'image'):
+        raise ValueError(
+            f"detector_input: {detector_input!r} is not one of 'tensor', 'image'")
+    nodes = [NodeSpec(executable='camera', name='camera')]
+    if detector_input == 'tensor':
+        nodes.append(NodeSpec(executable='preprocess', name='preprocess'))
+    nodes.append(NodeSpec(executable='detector', name='detector',
+                          parameters=(('input', detector_input),)))
+    if with_control:
+        nodes.append(NodeSpec(executable='follow_person', name='follow_person'))
+    if with_monitor:
+        nodes.append(NodeSpec(executable='monitor', name='monitor'))
+    return nodes
+
+
+def parse_flag(name: str, text: str) -> bool:
+    """Read a launch argument that holds a boolean, as ``ros2 launch`` users write it."""
+    lowered = text.strip().lower()
+    if lowered in ('true', '1', 'yes', 'on'):
+        return True
+    if lowered in ('false', '0', 'no', 'off', ''):
+        return False
+    raise ValueError(f"launch argument '{name}': {text!r} is not true or false")
+
+
+def _absolute(namespace: str) -> str:
+    return namespace if namespace.startswith('/') else '/' + namespace
+
+
+def _yaml_scalar(value: ParameterOverride) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, str):
+        # Quoted so that '0' or 'true' stay strings.
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)

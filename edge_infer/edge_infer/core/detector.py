@@ -1,0 +1,252 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The detector: model card + backend + preprocessing + decoding + NMS.
+
+``Detector.detect`` turns one camera image into :class:`Detection` objects in
+source-image pixels.  The steps are also callable one by one (``preprocess``
+then ``infer``) so a caller can time or pipeline them.  After each call the
+detector keeps the steps that call ran: their durations in ``last_timings``
+and their wall-clock spans in ``last_stages``, from which a latency trace is
+built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import time
+from types import TracebackType
+
+from edge_infer.backends import create_backend, default_backend_for_format
+from edge_infer.backends.base import Backend
+from edge_infer.core.cards import ModelCard
+from edge_infer.core.decoders import create_decoder, Decoder, DecoderError
+from edge_infer.core.models import locate_model, sha256_file
+from edge_infer.core.nms import non_max_suppression
+from edge_infer.core.preprocess import Geometry, Preprocessor
+import numpy as np
+
+__all__ = ['Detection', 'Detector', 'DetectorError', 'InputMismatchError']
+
+
+class DetectorError(ValueError):
+    """The model, its card and the data handed to the detector do not fit."""
+
+
+class InputMismatchError(DetectorError):
+    """A tensor handed to :meth:`Detector.infer` does not fit the model input."""
+
+
+class _Clock:
+    """Wall-clock stamps for trace spans, durations from the monotonic clock."""
+
+    def __init__(self) -> None:
+        self._wall_ns = time.time_ns()
+        self._start = time.perf_counter_ns()
+
+    def now(self) -> int:
+        # Deriving wall time from one reading keeps spans ordered and free of
+        # clock steps within a call.
+        return self._wall_ns + time.perf_counter_ns() - self._start
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected object, in source-image pixels."""
+
+    class_id: int
+    label: str
+    score: float
+    x_min: float
+    y_min: float
+    x_max: float
+    y_max: float
+    keypoints: tuple[tuple[float, float], ...] = ()
+
+
+class Detector:
+    """
+    Runs one model card on camera images.
+
+    Loading happens once in the constructor; ``detect`` allocates only the
+    small per-detection results.  Not thread-safe: use one per thread.
+    """
+
+    def __init__(self, *, card: ModelCard, backend: str | None = None,
+                 threads: int | None = None) -> None:
+        """
+        Load the card's model.
+
+        :param backend: backend name; default from the card's format
+            (tflite: litert, onnx: onnxruntime)
+        :param threads: CPU threads for inference; None lets the runtime choose
+        :raises ModelFileError: the model file is missing or fails its sha256
+        :raises BackendError: the runtime is missing or cannot parse the file
+        :raises DetectorError: the model's input or outputs do not fit the card
+        """
+        self._card = card
+        path = locate_model(card)
+        self._model_sha256 = card.sha256 or sha256_file(path)
+        name = backend or default_backend_for_format(card.model_format)
+        self._backend: Backend = create_backend(name, threads=threads)
+        try:
+            self._backend.load(path)
+            self._input = self._check_input()
+            spec = card.input_spec
+            try:
+                self._decoder: Decoder = create_decoder(
+                    card.decoder, input_width=spec.width, input_height=spec.height,
+                    num_classes=len(card.labels),
+                    output_shapes={out.name: out.shape for out in self._backend.outputs})
+            except DecoderError as exc:
+                raise DetectorError(f'model {card.name!r}: {exc}') from exc
+        except BaseException:
+            self._backend.close()
+            raise
+        self._preprocessor = Preprocessor(spec=card.input_spec)
+        #: Seconds per step ('preprocess', 'inference', 'postprocess') of the
+        #: latest call: preprocess, infer or detect (all three steps).
+        self.last_timings: dict[str, float] = {}
+        #: Wall-clock (``time.time_ns``) start and end of the same steps.
+        self.last_stages: dict[str, tuple[int, int]] = {}
+
+    @property
+    def card(self) -> ModelCard:
+        """Return the model card this detector runs."""
+        return self._card
+
+    @property
+    def model_sha256(self) -> str:
+        """Return the sha256 of the loaded model file."""
+        return self._model_sha256
+
+    @property
+    def backend_name(self) -> str:
+        """Return the registry name of the backend in use."""
+        return self._backend.name
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Return the shape of the model input tensor (batch 1)."""
+        return self._card.input_spec.shape
+
+    def _check_input(self) -> str:
+        inputs = self._backend.inputs
+        if len(inputs) != 1:
+            names = ', '.join(spec.name for spec in inputs)
+            raise DetectorError(f'input: the model has {len(inputs)} inputs ({names}); '
+                                'edge_infer runs single-input models')
+        model_input = inputs[0]
+        spec = self._card.input_spec
+        expected = spec.shape
+        if len(model_input.shape) != 4 or any(
+                dim is not None and dim != want
+                for dim, want in zip(model_input.shape, expected)):
+            raise DetectorError(
+                f'input: the card describes {spec.layout} {expected} but model input '
+                f'{model_input.name!r} is {model_input.describe()}; check input.layout, '
+                'input.width and input.height')
+        if model_input.dtype != np.dtype(spec.dtype):
+            raise DetectorError(f'input.dtype: the card says {spec.dtype} but model input '
+                                f'{model_input.name!r} is {model_input.dtype}')
+        return model_input.name
+
+    def preprocess(self, image: np.ndarray, color: str) -> tuple[np.ndarray, Geometry]:
+        """
+        Convert a camera image into the model input.
+
+        :param image: HxWx3 uint8 (colour order ``color``), or HxW / HxWx1 mono8
+        :param color: 'rgb' or 'bgr' ('mono' for single-channel images)
+        :returns: the input tensor (reused by the next call) and its geometry
+        """
+        clock = _Clock()
+        start = clock.now()
+        result = self._preprocessor(image, color)
+        self._record({'preprocess': (start, clock.now())})
+        return result
+
+    def infer(self, tensor: np.ndarray, geometry: Geometry) -> list[Detection]:
+        """
+        Run the model on a preprocessed tensor and decode the detections.
+
+        :param geometry: the geometry :meth:`preprocess` returned with ``tensor``
+        :raises InputMismatchError: ``tensor`` has the wrong shape or dtype
+        :raises DetectorError: the outputs do not fit the card's decoder
+        """
+        expected = self._card.input_spec
+        if (not isinstance(tensor, np.ndarray) or tensor.shape != expected.shape
+                or tensor.dtype != np.dtype(expected.dtype)):
+            got = (f'{tensor.shape} {tensor.dtype}' if isinstance(tensor, np.ndarray)
+                   else type(tensor).__name__)
+            raise InputMismatchError(
+                f'model {self._card.name!r} expects an input tensor {expected.shape} '
+                f'{expected.dtype} ({expected.layout}), got {got}')
+        clock = _Clock()
+        start = clock.now()
+        outputs = self._backend.infer({self._input: tensor})
+        inferred = clock.now()
+        detections = self._postprocess(outputs, geometry)
+        self._record({'inference': (start, inferred), 'postprocess': (inferred, clock.now())})
+        return detections
+
+    def detect(self, image: np.ndarray, color: str) -> list[Detection]:
+        """Detect objects in a camera image; boxes are in its pixels."""
+        tensor, geometry = self.preprocess(image, color)
+        preprocessed = self.last_stages
+        detections = self.infer(tensor, geometry)
+        self._record({**preprocessed, **self.last_stages})
+        return detections
+
+    def _record(self, stages: dict[str, tuple[int, int]]) -> None:
+        self.last_stages = stages
+        self.last_timings = {name: (end - start) * 1e-9 for name, (start, end) in stages.items()}
+
+    def _postprocess(self, outputs: dict[str, np.ndarray],
+                     geometry: Geometry) -> list[Detection]:
+        card = self._card
+        try:
+            raw = self._decoder.decode(outputs, card.score_threshold)
+        except DecoderError as exc:
+            raise DetectorError(f'model {card.name!r}: {exc}') from exc
+        keep = non_max_suppression(raw.boxes, raw.scores, raw.class_ids,
+                                   iou_threshold=card.nms_iou_threshold,
+                                   max_detections=card.max_detections,
+                                   class_agnostic=card.class_agnostic_nms)
+        raw = raw.select(keep)
+        boxes = geometry.boxes_to_source(raw.boxes)
+        points = None if raw.keypoints is None else geometry.points_to_source(raw.keypoints)
+        detections = []
+        for i in range(len(raw)):
+            class_id = int(raw.class_ids[i])
+            detections.append(Detection(
+                class_id=class_id, label=card.label(class_id), score=float(raw.scores[i]),
+                x_min=float(boxes[i, 0]), y_min=float(boxes[i, 1]),
+                x_max=float(boxes[i, 2]), y_max=float(boxes[i, 3]),
+                keypoints=(() if points is None else
+                           tuple((float(x), float(y)) for x, y in points[i]))))
+        return detections
+
+    def close(self) -> None:
+        """Release the backend."""
+        self._backend.close()
+
+    def __enter__(self) -> Detector:
+        """Return the detector itself."""
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        """Close the detector."""
+        self.close()

@@ -1,0 +1,210 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+What every edge_infer node shares: parameters, QoS, frame counters and start-up.
+
+Nodes stay thin: they subclass :class:`EdgeInferNode`, list their parameters as
+:class:`~edge_infer.core.params.ParameterSpec` values, and create topics through
+:meth:`EdgeInferNode.publisher` / :meth:`EdgeInferNode.subscription`, which apply the
+named QoS profiles, accept ``qos_overrides`` from YAML and log a QoS mismatch with both
+sides' settings instead of staying silent.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Sequence, TypeVar
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from edge_infer.core.params import ParameterError, ParameterSpec, validate_all
+from edge_infer.core.qos import qos_spec
+from edge_infer.core.stats import FrameCounters
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+import rclpy
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.publisher import Publisher
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.subscription import Subscription
+
+try:
+    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+except ImportError:  # Humble keeps them in rclpy.qos_event.
+    from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
+
+MsgT = TypeVar('MsgT')
+
+DIAGNOSTICS_PERIOD_S = 1.0
+
+_RELIABILITY = {
+    'reliable': ReliabilityPolicy.RELIABLE,
+    'best_effort': ReliabilityPolicy.BEST_EFFORT,
+}
+_DURABILITY = {
+    'volatile': DurabilityPolicy.VOLATILE,
+    'transient_local': DurabilityPolicy.TRANSIENT_LOCAL,
+}
+
+
+def qos_profile(name: str) -> QoSProfile:
+    """Build the rclpy profile for one of the named profiles in ``core.qos``."""
+    spec = qos_spec(name)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=spec.depth,
+        reliability=_RELIABILITY[spec.reliability],
+        durability=_DURABILITY[spec.durability])
+
+
+def describe_qos(profile: QoSProfile) -> str:
+    """Render the policies that decide whether two endpoints match."""
+    return (f'{profile.reliability.name.lower()}/{profile.durability.name.lower()}/'
+            f'{profile.history.name.lower()}({profile.depth})')
+
+
+class EdgeInferNode(Node):
+    """A node with validated parameters, named QoS profiles and frame counters."""
+
+    def __init__(self, *, node_name: str, parameters: Sequence[ParameterSpec]) -> None:
+        super().__init__(node_name)
+        self.counters = FrameCounters()
+        self.params = self._declare(parameters)
+        self._diagnostics = self.create_publisher(
+            DiagnosticArray, '/diagnostics', qos_profile('diagnostics'))
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self._diagnostic_extras: dict[str, Callable[[], Any]] = {}
+
+    def _declare(self, specs: Sequence[ParameterSpec]) -> dict[str, Any]:
+        values = {}
+        for spec in specs:
+            self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+            values[spec.name] = self.get_parameter(spec.name).value
+        return validate_all(specs, values)
+
+    def declare_extra(self, spec: ParameterSpec) -> Any:
+        """Declare one more parameter whose default is only known after start-up."""
+        return self._declare([spec])[spec.name]
+
+    def publisher(self, msg_type: type[MsgT], topic: str, profile: str) -> Publisher:
+        """Create a publisher with a named QoS profile that YAML may override."""
+        publisher = self.create_publisher(
+            msg_type, topic, qos_profile(profile),
+            event_callbacks=PublisherEventCallbacks(
+                incompatible_qos=lambda info: self._log_mismatch(publisher, info, True)),
+            qos_overriding_options=QoSOverridingOptions.with_default_policies())
+        return publisher
+
+    def subscription(
+            self, msg_type: type[MsgT], topic: str, profile: str,
+            callback: Callable[[MsgT], None]) -> Subscription:
+        """Create a subscription with a named QoS profile that YAML may override."""
+        subscription = self.create_subscription(
+            msg_type, topic, callback, qos_profile(profile),
+            event_callbacks=SubscriptionEventCallbacks(
+                incompatible_qos=lambda info: self._log_mismatch(subscription, info, False)),
+            qos_overriding_options=QoSOverridingOptions.with_default_policies())
+        return subscription
+
+    def _log_mismatch(self, endpoint: Any, info: Any, is_publisher: bool) -> None:
+        # Silent "no output" from a QoS mismatch is the commonest complaint: name both
+        # sides so the fix (a qos_overrides entry) is obvious.
+        topic = endpoint.topic_name
+        if is_publisher:
+            peers = self.get_subscriptions_info_by_topic(topic)
+            ours, theirs = 'publisher', 'subscriptions'
+        else:
+            peers = self.get_publishers_info_by_topic(topic)
+            ours, theirs = 'subscription', 'publishers'
+        peer_text = '; '.join(
+            f'{p.node_namespace.rstrip("/")}/{p.node_name} {describe_qos(p.qos_profile)}'
+            for p in peers) or 'none visible'
+        policy = getattr(info.last_policy_kind, 'name', str(info.last_policy_kind))
+        self.get_logger().error(
+            f"QoS mismatch on '{topic}': our {ours} is {describe_qos(endpoint.qos_profile)}, "
+            f'{theirs}: {peer_text}; incompatible policy: {policy} '
+            f'({info.total_count} endpoints). Override with qos_overrides in the params file.')
+
+    def report(self, key: str, value: Callable[[], Any]) -> None:
+        """Add a value to this node's diagnostics (besides the frame counters)."""
+        self._diagnostic_extras[key] = value
+
+    def _publish_diagnostics(self) -> None:
+        values = dict(self.counters.as_dict())
+        values.update({key: read() for key, read in self._diagnostic_extras.items()})
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.OK,
+            name=self.get_fully_qualified_name(),
+            hardware_id='edge_infer',
+            message='running',
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics.publish(array)
+
+
+def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
+    # Read once at start-up, hence read-only. Dynamic typing lets YAML write 30 for a
+    # float parameter; validate_all converts it and rejects other type mismatches.
+    descriptor = ParameterDescriptor(
+        description=spec.description, additional_constraints=spec.allowed(),
+        read_only=True, dynamic_typing=True)
+    # rclpy enforces numeric ranges itself; validate_all still checks them so the
+    # message is ours and names the allowed values.
+    if isinstance(spec.default, float) and spec.minimum is not None \
+            and spec.maximum is not None:
+        descriptor.floating_point_range = [FloatingPointRange(
+            from_value=float(spec.minimum), to_value=float(spec.maximum))]
+    elif isinstance(spec.default, int) and not isinstance(spec.default, bool) \
+            and spec.minimum is not None and spec.maximum is not None:
+        descriptor.integer_range = [IntegerRange(
+            from_value=int(spec.minimum), to_value=int(spec.maximum), step=1)]
+    return descriptor
+
+
+class StartupError(RuntimeError):
+    """A node cannot start: a missing model, an unopenable camera, a bad card."""
+
+
+def run(node_factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:
+    """
+    Start rclpy, build the node, spin until shutdown; return the process exit code.
+
+    A bad parameter or a missing model ends the process with one error line and exit
+    code 2, instead of a traceback.
+    """
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_factory()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (ParameterError, ParameterException, StartupError) as error:
+        rclpy.logging.get_logger('edge_infer').fatal(str(error))
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def main_for(node_class: Callable[[], Node]) -> None:
+    """Entry point body shared by the node executables."""
+    sys.exit(run(node_class))

@@ -1,0 +1,109 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Camera node: frames from a V4L2/USB camera, a video file, an image folder or a test pattern.
+
+Publishes ``image_raw`` (sensor_msgs/Image) and ``camera_info``, stamped at capture with
+the node's clock. A capture thread publishes each frame as soon as it is grabbed, so
+no executor queue stands between the sensor and the wire.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from edge_infer.core.params import ParameterSpec
+from edge_infer.core.sources import FrameSource, open_source, SourceError
+from edge_infer.nodes.base import EdgeInferNode, main_for, StartupError
+from edge_infer.nodes.conversions import fill_image_msg, ns_to_time
+from sensor_msgs.msg import CameraInfo, Image
+
+PARAMETERS = (
+    ParameterSpec(
+        name='source', default='pattern',
+        description="Camera index or device path ('0', '/dev/video0', 'v4l2:1'), a video "
+                    "file, an image folder, or 'pattern' for a test pattern."),
+    ParameterSpec(name='width', default=640, minimum=0, maximum=8192,
+                  description='Frame width in pixels; 0 keeps the source size.'),
+    ParameterSpec(name='height', default=480, minimum=0, maximum=8192,
+                  description='Frame height in pixels; 0 keeps the source size.'),
+    ParameterSpec(name='fps', default=30.0, minimum=0.0, maximum=1000.0,
+                  description='Frame rate; 0 keeps the camera or video rate.'),
+    ParameterSpec(name='loop', default=False,
+                  description='Restart video files and image folders at their end.'),
+    ParameterSpec(name='frame_id', default='camera',
+                  description='frame_id of the published images.'),
+    ParameterSpec(name='encoding', default='bgr8', choices=('bgr8', 'rgb8'),
+                  description='Pixel encoding of the published images.'),
+)
+
+
+class CameraNode(EdgeInferNode):
+    """Publishes frames from one source as they are captured."""
+
+    def __init__(self) -> None:
+        super().__init__(node_name='camera', parameters=PARAMETERS)
+        p = self.params
+        try:
+            self._source: FrameSource = open_source(
+                uri=p['source'], width=p['width'], height=p['height'], fps=p['fps'],
+                loop=p['loop'], clock=lambda: self.get_clock().now().nanoseconds)
+        except (OSError, ValueError, SourceError) as error:
+            raise StartupError(f"camera: cannot open source '{p['source']}': {error}") from error
+        self._image_pub = self.publisher(Image, 'image_raw', 'images')
+        self._info_pub = self.publisher(CameraInfo, 'camera_info', 'images')
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._capture_loop, daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f"publishing '{self._image_pub.topic_name}' from '{p['source']}' "
+            f"({self._source.width}x{self._source.height} at {self._source.fps:g} fps)")
+
+    def _capture_loop(self) -> None:
+        encoding = self.params['encoding']
+        frame_id = self.params['frame_id']
+        while not self._stop.is_set():
+            try:
+                frame = self._source.read()
+            except (OSError, SourceError) as error:
+                self.get_logger().error(f'camera: capture failed, stopping: {error}')
+                return
+            if frame is None:
+                self.get_logger().info('camera: source ended (set loop:=true to repeat)')
+                return
+            self.counters.receive()
+            stamp = ns_to_time(frame.stamp_ns)
+            image = frame.image if encoding == 'bgr8' else frame.image[:, :, ::-1]
+            msg = Image()
+            msg.header.stamp = stamp
+            msg.header.frame_id = frame_id
+            fill_image_msg(msg, image, encoding)
+            info = CameraInfo(height=msg.height, width=msg.width)
+            info.header = msg.header
+            self._image_pub.publish(msg)
+            self._info_pub.publish(info)
+            self.counters.process()
+
+    def destroy_node(self) -> None:
+        """Stop capturing before the publishers go away."""
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        self._source.close()
+        super().destroy_node()
+
+
+def main() -> None:
+    """Run the camera node."""
+    main_for(CameraNode)

@@ -1,0 +1,136 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Conversions between ROS messages and the core's plain values.
+
+Only message classes are imported here, never rclpy, so the conversions are testable
+without a running ROS graph.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from builtin_interfaces.msg import Time
+from edge_infer.core.detector import Detection
+from edge_infer.core.image import image_from_buffer, image_to_fields
+from edge_infer.core.preprocess import Geometry
+from edge_infer.core.tensors import tensor_from_fields, tensor_to_fields
+from edge_infer.core.trace import Stage
+from edge_infer_msgs.msg import Detection as DetectionMsg
+from edge_infer_msgs.msg import DetectionArray, ResizeGeometry, StageTiming, Tensor
+import numpy as np
+from sensor_msgs.msg import Image
+
+NS_PER_S = 1_000_000_000
+
+
+def time_to_ns(stamp: Time) -> int:
+    """Nanoseconds since the epoch of a ``builtin_interfaces/Time``."""
+    return stamp.sec * NS_PER_S + stamp.nanosec
+
+
+def ns_to_time(ns: int) -> Time:
+    """``builtin_interfaces/Time`` of nanoseconds since the epoch."""
+    return Time(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
+
+
+def image_from_msg(msg: Image) -> np.ndarray:
+    """View an Image message's pixels; raises ``ImageFormatError`` if inconsistent."""
+    return image_from_buffer(
+        height=msg.height, width=msg.width, encoding=msg.encoding, step=msg.step,
+        data=msg.data, is_bigendian=bool(msg.is_bigendian))
+
+
+def fill_image_msg(msg: Image, array: np.ndarray, encoding: str) -> None:
+    """Fill an Image message's pixel fields from ``array``."""
+    fields = image_to_fields(array, encoding)
+    msg.height, msg.width, msg.step = fields.height, fields.width, fields.step
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    # Assigning bytes is the fast path; a memoryview would be copied element by element.
+    msg.data = fields.data
+
+
+def geometry_to_msg(geometry: Geometry) -> ResizeGeometry:
+    """Describe a resize in a message."""
+    return ResizeGeometry(
+        source_width=geometry.source_width, source_height=geometry.source_height,
+        scale_x=float(geometry.scale_x), scale_y=float(geometry.scale_y),
+        offset_x=float(geometry.offset_x), offset_y=float(geometry.offset_y))
+
+
+def geometry_from_msg(msg: ResizeGeometry) -> Geometry:
+    """Read a resize back; a zero scale or source size means it was never filled."""
+    if msg.source_width == 0 or msg.source_height == 0 or msg.scale_x <= 0 \
+            or msg.scale_y <= 0:
+        raise ValueError(
+            f'tensor geometry is unset or invalid: source {msg.source_width}x'
+            f'{msg.source_height}, scale {msg.scale_x}x{msg.scale_y}')
+    return Geometry(
+        source_width=msg.source_width, source_height=msg.source_height,
+        scale_x=msg.scale_x, scale_y=msg.scale_y,
+        offset_x=msg.offset_x, offset_y=msg.offset_y)
+
+
+def fill_tensor_msg(msg: Tensor, array: np.ndarray, *, name: str, layout: str) -> None:
+    """Fill a Tensor message's payload fields from ``array``."""
+    fields = tensor_to_fields(array)
+    msg.name = name
+    msg.dtype = fields.dtype
+    msg.shape = list(fields.shape)
+    msg.layout = layout
+    msg.data = fields.data
+
+
+def tensor_from_msg(msg: Tensor) -> np.ndarray:
+    """View a Tensor message's payload; raises ``TensorFormatError`` if inconsistent."""
+    return tensor_from_fields(dtype=msg.dtype, shape=msg.shape, data=msg.data)
+
+
+def stage_to_msg(stage: Stage) -> StageTiming:
+    """One trace entry as a message."""
+    return StageTiming(stage=stage.stage, node=stage.node,
+                       start=ns_to_time(stage.start_ns), end=ns_to_time(stage.end_ns))
+
+
+def stages_from_msgs(msgs: Iterable[StageTiming]) -> list[Stage]:
+    """A message trace as core stages."""
+    return [Stage(stage=m.stage, node=m.node, start_ns=time_to_ns(m.start),
+                  end_ns=time_to_ns(m.end)) for m in msgs]
+
+
+def detections_to_msgs(detections: Sequence[Detection]) -> list[DetectionMsg]:
+    """Core detections (source-pixel corners) as messages (centre and size)."""
+    return [
+        DetectionMsg(
+            class_id=d.class_id, label=d.label, score=float(d.score),
+            center_x=(d.x_min + d.x_max) / 2.0, center_y=(d.y_min + d.y_max) / 2.0,
+            size_x=d.x_max - d.x_min, size_y=d.y_max - d.y_min,
+            keypoints=[float(v) for point in d.keypoints for v in point])
+        for d in detections
+    ]
+
+
+def detections_from_msg(msg: DetectionArray) -> list[Detection]:
+    """Messages (centre and size) back to core detections (corners)."""
+    return [
+        Detection(
+            class_id=d.class_id, label=d.label, score=d.score,
+            x_min=d.center_x - d.size_x / 2.0, y_min=d.center_y - d.size_y / 2.0,
+            x_max=d.center_x + d.size_x / 2.0, y_max=d.center_y + d.size_y / 2.0,
+            keypoints=tuple(zip(d.keypoints[0::2], d.keypoints[1::2])))
+        for d in msg.detections
+    ]

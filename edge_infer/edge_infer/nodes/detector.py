@@ -1,0 +1,166 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Detector node: runs the model on input tensors (or raw images) and publishes detections.
+
+Subscribes ``input_tensor`` (from the preprocess node) or, with ``input: image``,
+``image_raw`` and preprocesses in-process for single-node deployments. Publishes
+``detections`` (edge_infer_msgs/DetectionArray) in source-image pixels with the source
+frame's header and the latency trace, and ``model_info`` once, transient-local.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from edge_infer.backends import available_backends
+from edge_infer.core.cards import CardError, load_card, ModelCard
+from edge_infer.core.detector import Detector, DetectorError
+from edge_infer.core.image import ImageFormatError, to_color
+from edge_infer.core.params import ParameterSpec
+from edge_infer.core.preprocess import Geometry
+from edge_infer.core.tensors import TensorFormatError
+from edge_infer.core.trace import Stage
+from edge_infer.nodes.base import EdgeInferNode, main_for, StartupError
+from edge_infer.nodes.conversions import (
+    detections_to_msgs, geometry_from_msg, image_from_msg, stage_to_msg, tensor_from_msg)
+from edge_infer_msgs.msg import DetectionArray, ModelInfo, StageTiming, Tensor
+import numpy as np
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+PARAMETERS = (
+    ParameterSpec(
+        name='model', default='pose_detection',
+        description='Bundled model card name or path to a card YAML.'),
+    ParameterSpec(
+        name='backend', default='',
+        description="Runtime serving the model; empty picks the card's default "
+                    '(tflite: litert, onnx: onnxruntime).'),
+    ParameterSpec(name='threads', default=0, minimum=0, maximum=256,
+                  description="Inference threads; 0 leaves the runtime's default."),
+    ParameterSpec(name='input', default='tensor', choices=('tensor', 'image'),
+                  description="'tensor': preprocessed input_tensor from the preprocess "
+                              "node; 'image': image_raw, preprocessed in this process."),
+)
+
+
+class DetectorNode(EdgeInferNode):
+    """Runs one model and publishes its detections in source-image pixels."""
+
+    def __init__(self) -> None:
+        super().__init__(node_name='detector', parameters=PARAMETERS)
+        p = self.params
+        if p['backend'] and p['backend'] not in available_backends():
+            raise StartupError(
+                f"detector: parameter 'backend': {p['backend']!r} is not one of "
+                f"'', {', '.join(repr(b) for b in available_backends())}")
+        try:
+            card = load_card(p['model'])
+        except (CardError, OSError) as error:
+            raise StartupError(f"detector: parameter 'model': {error}") from error
+        card = self._apply_threshold_overrides(card)
+        try:
+            self._detector = Detector(
+                card=card, backend=p['backend'] or None, threads=p['threads'] or None)
+        except (DetectorError, OSError, RuntimeError) as error:
+            raise StartupError(f"detector: cannot load model '{card.name}': {error}") from error
+        self._card = card
+        self._detections_pub = self.publisher(DetectionArray, 'detections', 'detections')
+        self._info_pub = self.publisher(ModelInfo, 'model_info', 'model_info')
+        self._info_pub.publish(self._model_info())
+        if p['input'] == 'tensor':
+            self.subscription(Tensor, 'input_tensor', 'tensors', self._on_tensor)
+        else:
+            self.subscription(Image, 'image_raw', 'images', self._on_image)
+        self.get_logger().info(
+            f"'{card.name}' on {self._detector.backend_name}, input '{p['input']}', "
+            f'score >= {card.score_threshold}, NMS IoU {card.nms_iou_threshold}')
+
+    def _apply_threshold_overrides(self, card: ModelCard) -> ModelCard:
+        # The card's thresholds are the defaults, so they are declared only now.
+        score = self.declare_extra(ParameterSpec(
+            name='score_threshold', default=float(card.score_threshold), minimum=0.0,
+            maximum=1.0, description="Minimum detection score; defaults to the card's."))
+        iou = self.declare_extra(ParameterSpec(
+            name='nms_iou_threshold', default=float(card.nms_iou_threshold), minimum=0.0,
+            maximum=1.0, description="IoU above which NMS suppresses; defaults to the card's."))
+        return dataclasses.replace(card, score_threshold=score, nms_iou_threshold=iou)
+
+    def _model_info(self) -> ModelInfo:
+        spec = self._card.input_spec
+        info = ModelInfo(
+            model_name=self._card.name, model_sha256=self._detector.model_sha256,
+            backend=self._detector.backend_name, input_width=spec.width,
+            input_height=spec.height, input_layout=spec.layout, input_dtype=spec.dtype,
+            labels=list(self._card.labels), keypoint_names=list(self._card.keypoint_names),
+            score_threshold=float(self._card.score_threshold),
+            nms_iou_threshold=float(self._card.nms_iou_threshold))
+        info.header.stamp = self.get_clock().now().to_msg()
+        return info
+
+    def _on_tensor(self, msg: Tensor) -> None:
+        self.counters.receive()
+        try:
+            tensor = tensor_from_msg(msg)
+            geometry = geometry_from_msg(msg.geometry)
+        except (TensorFormatError, ValueError) as error:
+            self._drop('bad_tensor', error)
+            return
+        self._run(tensor, geometry, msg.header, list(msg.trace))
+
+    def _on_image(self, msg: Image) -> None:
+        self.counters.receive()
+        start_ns = time.time_ns()
+        color = self._card.input_spec.color
+        try:
+            image = to_color(image_from_msg(msg), msg.encoding, order=color)
+        except ImageFormatError as error:
+            self._drop('bad_image', error)
+            return
+        tensor, geometry = self._detector.preprocess(image, color)
+        stage = Stage(stage='preprocess', node=self.get_name(), start_ns=start_ns,
+                      end_ns=time.time_ns())
+        self._run(tensor, geometry, msg.header, [stage_to_msg(stage)])
+
+    def _run(self, tensor: np.ndarray, geometry: Geometry, header: Header,
+             trace: list[StageTiming]) -> None:
+        try:
+            detections = self._detector.infer(tensor, geometry)
+        except DetectorError as error:
+            self._drop('tensor_mismatch', error)
+            return
+        out = DetectionArray(header=header, image_width=geometry.source_width,
+                             image_height=geometry.source_height)
+        out.detections = detections_to_msgs(detections)
+        out.trace = trace + self._stages()
+        self._detections_pub.publish(out)
+        self.counters.process()
+
+    def _stages(self) -> list[StageTiming]:
+        return [stage_to_msg(Stage(stage=name, node=self.get_name(), start_ns=start,
+                                   end_ns=end))
+                for name, (start, end) in self._detector.last_stages.items()]
+
+    def _drop(self, reason: str, error: Exception) -> None:
+        self.counters.drop(reason)
+        self.get_logger().warning(f'dropping frame ({reason}): {error}',
+                                  throttle_duration_sec=5.0)
+
+
+def main() -> None:
+    """Run the detector node."""
+    main_for(DetectorNode)

@@ -1,0 +1,177 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Monitor node: prints detections, measures latency, writes annotated frames.
+
+Subscribes ``detections`` (and ``image_raw`` to draw on). For every detection message
+it takes the time of arrival and splits the latency since capture into the stages and
+hops of the message's trace. It keeps a JSON summary up to date in ``output_dir``
+(``summary.json``), with the frame counts, per-stage percentiles and the detections of
+the latest frames, and writes the first ``save_frames`` annotated frames as JPEG and
+all of them into ``detections.avi``.
+"""
+
+from __future__ import annotations
+
+from collections import deque, OrderedDict
+import json
+import os
+from pathlib import Path
+import time
+from typing import Any
+
+import cv2
+from edge_infer.core.annotate import annotate
+from edge_infer.core.image import ImageFormatError, to_color
+from edge_infer.core.params import ParameterSpec
+from edge_infer.core.trace import breakdown, summarise
+from edge_infer.nodes.base import EdgeInferNode, main_for
+from edge_infer.nodes.conversions import (
+    detections_from_msg, image_from_msg, stages_from_msgs, time_to_ns)
+from edge_infer_msgs.msg import DetectionArray
+import numpy as np
+from sensor_msgs.msg import Image
+
+PARAMETERS = (
+    ParameterSpec(name='output_dir', default='',
+                  description='Folder for summary.json and annotated frames; empty: none.'),
+    ParameterSpec(name='annotate', default=True,
+                  description='Subscribe image_raw and draw the detections on it.'),
+    ParameterSpec(name='save_frames', default=10, minimum=0, maximum=100000,
+                  description='How many annotated frames to save as JPEG.'),
+    ParameterSpec(name='print_period', default=0.5, minimum=0.0, maximum=3600.0,
+                  description='Seconds between printed detection lines; 0 prints all.'),
+)
+
+# Images wait here for their detections; a few frames of latency is plenty.
+_IMAGE_BUFFER = 30
+_RECENT_FRAMES = 20
+# Latency percentiles cover this many most recent frames, so memory stays bounded.
+_LATENCY_WINDOW = 100_000
+
+
+class MonitorNode(EdgeInferNode):
+    """Reports what the pipeline detects and how long it takes."""
+
+    def __init__(self) -> None:
+        super().__init__(node_name='monitor', parameters=PARAMETERS)
+        p = self.params
+        self._output = Path(p['output_dir']) if p['output_dir'] else None
+        if self._output is not None:
+            self._output.mkdir(parents=True, exist_ok=True)
+        self._images: OrderedDict[int, Image] = OrderedDict()
+        self._breakdowns: deque[dict[str, float]] = deque(maxlen=_LATENCY_WINDOW)
+        self._saved_frames: list[dict[str, Any]] = []
+        self._recent: list[dict[str, Any]] = []
+        self._video: cv2.VideoWriter | None = None
+        self._last_print = 0.0
+        self._dirty = False
+        self.subscription(DetectionArray, 'detections', 'detections', self._on_detections)
+        if p['annotate']:
+            self.subscription(Image, 'image_raw', 'images', self._on_image)
+        self.create_timer(1.0, self._write_summary)
+
+    def _on_image(self, msg: Image) -> None:
+        self._images[time_to_ns(msg.header.stamp)] = msg
+        while len(self._images) > _IMAGE_BUFFER:
+            self._images.popitem(last=False)
+
+    def _on_detections(self, msg: DetectionArray) -> None:
+        received_ns = time.time_ns()
+        self.counters.receive()
+        stamp_ns = time_to_ns(msg.header.stamp)
+        parts = breakdown(stages_from_msgs(msg.trace), capture_ns=stamp_ns,
+                          received_ns=received_ns)
+        self._breakdowns.append(parts)
+        detections = detections_from_msg(msg)
+        frame = {
+            'stamp_ns': stamp_ns, 'frame_id': msg.header.frame_id,
+            'image_width': msg.image_width, 'image_height': msg.image_height,
+            'latency_ms': parts['total'],
+            'detections': [
+                {'label': d.label, 'class_id': d.class_id, 'score': round(d.score, 4),
+                 'box': [round(v, 1) for v in (d.x_min, d.y_min, d.x_max, d.y_max)]}
+                for d in detections],
+        }
+        self._recent = (self._recent + [frame])[-_RECENT_FRAMES:]
+        self._dirty = True
+        now = time.monotonic()
+        if now - self._last_print >= self.params['print_period']:
+            self._last_print = now
+            found = ', '.join(
+                f"{d['label']} {d['score']:.2f} at {d['box']}" for d in frame['detections'])
+            self.get_logger().info(
+                f"frame {stamp_ns / 1e9:.3f} ({parts['total']:.1f} ms after capture): "
+                f"{found or 'nothing'}")
+        if self._output is not None:
+            self._annotate(stamp_ns, detections, frame)
+        self.counters.process()
+
+    def _annotate(self, stamp_ns: int, detections: list, frame: dict[str, Any]) -> None:
+        image_msg = self._images.pop(stamp_ns, None)
+        if image_msg is None:
+            return
+        try:
+            image = to_color(image_from_msg(image_msg), image_msg.encoding, order='bgr')
+        except ImageFormatError:
+            return
+        canvas = annotate(image, detections)
+        if len(self._saved_frames) < self.params['save_frames']:
+            path = self._output / f'frame_{len(self._saved_frames):04d}.jpg'
+            cv2.imwrite(str(path), canvas)
+            self._saved_frames.append({'file': path.name, **frame})
+        if self._video is None:
+            height, width = canvas.shape[:2]
+            self._video = cv2.VideoWriter(
+                str(self._output / 'detections.avi'), cv2.VideoWriter_fourcc(*'MJPG'),
+                15.0, (width, height))
+        self._video.write(canvas)
+
+    def summary(self) -> dict[str, Any]:
+        """Frame counts, latency percentiles (ms) and the latest frames' detections."""
+        return {
+            'counters': self.counters.as_dict(),
+            'latency_ms': summarise(self._breakdowns),
+            'recent_frames': self._recent,
+            'saved_frames': self._saved_frames,
+        }
+
+    def _write_summary(self) -> None:
+        if self._output is None or not self._dirty:
+            return
+        self._dirty = False
+        target = self._output / 'summary.json'
+        temporary = target.with_suffix('.json.tmp')
+        temporary.write_text(json.dumps(self.summary(), indent=1, default=_plain))
+        os.replace(temporary, target)
+
+    def destroy_node(self) -> None:
+        """Write the final summary and close the video."""
+        self._dirty = True
+        self._write_summary()
+        if self._video is not None:
+            self._video.release()
+        super().destroy_node()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f'cannot write {type(value).__name__} to JSON')
+
+
+def main() -> None:
+    """Run the monitor node."""
+    main_for(MonitorNode)

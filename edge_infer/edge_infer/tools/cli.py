@@ -1,0 +1,71 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The ``edge_infer`` command line: one entry point for the tools around the nodes.
+
+  python -m edge_infer demo            run the pipeline on sample photographs
+  python -m edge_infer models fetch    provision the bundled models (pinned sha256)
+  python -m edge_infer models list     show bundled model cards and their files
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import sys
+from typing import Sequence
+
+from edge_infer.core.cards import bundled_card_names, load_card
+from edge_infer.core.models import (
+    fetch_bundled_models, model_dir, model_status, ModelFileError)
+from edge_infer.tools import demo
+
+
+def _models(args: argparse.Namespace) -> int:
+    directory = args.dir if args.dir is not None else model_dir()
+    try:
+        if args.action == 'fetch':
+            paths = fetch_bundled_models(dest=directory)
+            print(f'{len(paths)} model file(s) ready in {directory}')
+            return 0
+        for name in bundled_card_names():
+            card = load_card(name)
+            print(f'{name}\t{card.model_format}\t{model_status(card, directory)}')
+        return 0
+    except (ModelFileError, OSError) as error:
+        print(f'edge_infer models: {error}', file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog='edge_infer', description=__doc__.splitlines()[1])
+    commands = parser.add_subparsers(dest='command', required=True)
+    demo_parser = commands.add_parser('demo', help='run the pipeline on sample photographs')
+    demo.add_arguments(demo_parser)
+    demo_parser.set_defaults(handler=demo.run)
+    models = commands.add_parser('models', help='provision and list model files')
+    models.add_argument('action', choices=('fetch', 'list'))
+    models.add_argument('--dir', type=Path, default=None,
+                        help='model folder (default: $EDGE_INFER_MODEL_DIR or '
+                             '~/.cache/edge_infer/models)')
+    models.set_defaults(handler=_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    return args.handler(args)

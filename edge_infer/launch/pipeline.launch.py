@@ -1,0 +1,73 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Launch the edge_infer pipeline on one device: camera, preprocess, detector.
+
+Arguments:
+  params_file     YAML with the parameters of every node (default: config/pipeline.yaml)
+  namespace       namespace of all nodes and topics, for example a robot's name
+  detector_input  'tensor' (separate preprocess node) or 'image' (detector preprocesses)
+  with_control    start the follow-person control example too
+  with_monitor    start the monitor that prints detections and latency
+
+Which nodes run is decided by edge_infer.bringup.pipeline_nodes, which the tests check.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from edge_infer.bringup import DDS_ENVIRONMENT, parse_flag, pipeline_nodes
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch_ros.actions import Node
+
+
+def _nodes(context: LaunchContext) -> list:
+    def arg(name: str) -> str:
+        return LaunchConfiguration(name).perform(context)
+
+    specs = pipeline_nodes(
+        detector_input=arg('detector_input'),
+        with_control=parse_flag('with_control', arg('with_control')),
+        with_monitor=parse_flag('with_monitor', arg('with_monitor')))
+    return [
+        Node(package=spec.package, executable=spec.executable, name=spec.name,
+             namespace=arg('namespace'),
+             parameters=[arg('params_file'), dict(spec.parameters)],
+             remappings=list(spec.remappings), output='screen', emulate_tty=True)
+        for spec in specs
+    ]
+
+
+def generate_launch_description() -> LaunchDescription:
+    default_params = os.path.join(
+        get_package_share_directory('edge_infer'), 'config', 'pipeline.yaml')
+    return LaunchDescription([
+        DeclareLaunchArgument('params_file', default_value=default_params,
+                              description='Parameters of all nodes.'),
+        DeclareLaunchArgument('namespace', default_value='',
+                              description='Namespace of the nodes and their topics.'),
+        DeclareLaunchArgument('detector_input', default_value='tensor',
+                              choices=['tensor', 'image'],
+                              description="'image': the detector preprocesses itself."),
+        DeclareLaunchArgument('with_control', default_value='false',
+                              description='Start the follow-person control example.'),
+        DeclareLaunchArgument('with_monitor', default_value='false',
+                              description='Start the detection and latency monitor.'),
+        *[SetEnvironmentVariable(name, EnvironmentVariable(name, default_value=value))
+          for name, value in DDS_ENVIRONMENT.items()],
+        OpaqueFunction(function=_nodes),
+    ])

@@ -1,0 +1,27 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Shared fixtures."""
+
+from pathlib import Path
+
+from edge_infer.core.models import fetch_bundled_models, model_dir
+import pytest
+
+
+@pytest.fixture(scope='session')
+def bundled_model_dir() -> Path:
+    """Model directory holding the bundled models, fetched on first use."""
+    fetch_bundled_models(progress=lambda message: None)
+    return model_dir()

@@ -1,0 +1,266 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Tests for model cards (edge_infer.core.cards) and model files (core.models)."""
+
+import copy
+import hashlib
+from pathlib import Path
+import subprocess
+import zipfile
+
+from edge_infer.core import models
+from edge_infer.core.cards import bundled_card_names, CardError, load_card, parse_card
+import pytest
+import yaml
+
+VALID = {
+    'name': 'my_yolo',
+    'file': 'yolo.onnx',
+    'format': 'onnx',
+    'input': {'width': 640, 'height': 640, 'layout': 'NCHW', 'dtype': 'float32',
+              'color': 'rgb', 'resize': 'letterbox', 'mean': [0, 0, 0],
+              'std': [255, 255, 255], 'pad_value': 114},
+    'decoder': {'type': 'yolov8'},
+    'labels': ['person', 'bicycle'],
+}
+
+
+def test_bundled_cards_validate() -> None:
+    names = bundled_card_names()
+    assert {'pose_detection', 'face_detection_short_range'} <= set(names)
+    for name in names:
+        card = load_card(name)
+        assert card.bundled and card.name == name
+        assert card.source is not None and card.labels
+    pose = load_card('pose_detection')
+    assert pose.model_format == 'tflite' and pose.sha256 == pose.source.sha256
+    assert pose.keypoint_names[:2] == ('hip_center', 'body_circle')
+    assert pose.input_spec.shape == (1, 224, 224, 3)
+    assert pose.decoder.ssd.box_from_keypoints is not None
+    face = load_card('face_detection_short_range')
+    assert face.model_format == 'onnx' and face.source.converter == 'tflite2onnx'
+    assert face.input_spec.shape == (1, 3, 128, 128)
+
+
+def test_valid_user_card_and_defaults(tmp_path: Path) -> None:
+    path = tmp_path / 'cards' / 'mine.yaml'
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(VALID))
+    card = load_card(path)
+    assert card.card_path == path and not card.bundled
+    assert card.decoder.kind == 'yolov8' and card.decoder.yolo.coordinates == 'pixels'
+    assert (card.score_threshold, card.nms_iou_threshold, card.max_detections) == (0.5, 0.45,
+                                                                                   100)
+    assert card.label(1) == 'bicycle' and card.label(7) == '7'
+    # A user card's model path is relative to the card file.
+    assert models.model_path(card) == tmp_path / 'cards' / 'yolo.onnx'
+    # A string path works too, and the name falls back to the file stem.
+    data = dict(VALID)
+    del data['name']
+    path.write_text(yaml.safe_dump(data))
+    assert load_card(str(path)).name == 'mine'
+
+
+def with_change(key_path: str, value: object) -> dict:
+    data = copy.deepcopy(VALID)
+    *parents, last = key_path.split('.')
+    node = data
+    for key in parents:
+        node = node[key]
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+DELETE = object()
+SSD = {'type': 'ssd_anchors', 'anchors': {'strides': [8, 16], 'min_scale': 0.1,
+                                          'max_scale': 0.7}}
+
+
+@pytest.mark.parametrize('key_path, value, message', [
+    ('input.layout', 'NHCW', "input.layout: 'NHCW' is not one of NHWC, NCHW"),
+    ('format', 'pt', "format: 'pt' is not one of onnx, tflite"),
+    ('input.dtype', 'float16', "input.dtype: 'float16' is not one of float32, uint8, int8"),
+    ('input.color', 'rgba', "input.color: 'rgba' is not one of rgb, bgr"),
+    ('input.resize', 'crop', "input.resize: 'crop' is not one of letterbox, stretch"),
+    ('decoder.type', 'yolov9',
+     "decoder.type: 'yolov9' is not one of ssd_anchors, yolov5, yolov8, yolo11, auto"),
+    ('labelz', ['a'], 'labelz: unknown key'),
+    ('input.colour', 'rgb', 'input.colour: unknown key'),
+    ('decoder.anchors', {}, 'decoder.anchors: unknown key'),
+    ('input.width', DELETE, 'input.width: missing'),
+    ('file', DELETE, 'file: missing'),
+    ('input', DELETE, 'input: missing'),
+    ('input.width', 0, 'input.width: 0 is less than 1'),
+    ('input.height', '640', "input.height: expected an integer, got str '640'"),
+    ('input.pad_value', 300, 'input.pad_value: 300 is greater than 255'),
+    ('input.mean', [0, 0], 'input.mean: expected 3 numbers, got 2'),
+    ('input.std', [1, 0, 1], 'input.std[1]: 0.0 must be greater than 0'),
+    ('max_detections', True, 'max_detections: expected an integer, got bool'),
+    ('score_threshold', 1.5, 'score_threshold: 1.5 must be at most 1.0'),
+    ('score_threshold', 0, 'score_threshold: 0.0 must be greater than 0'),
+    ('nms_iou_threshold', 'high', 'nms_iou_threshold: expected a number'),
+    ('class_agnostic_nms', 'yes', 'class_agnostic_nms: expected true or false'),
+    ('labels', [], 'labels: expected a non-empty list'),
+    ('labels', ['person', 3], 'labels[1]: expected a non-empty string'),
+    ('sha256', 'abc', 'sha256: expected 64 lowercase hex digits'),
+    ('keypoint_names', ['eye'], 'keypoint_names: 1 names for 0 decoder keypoints'),
+    ('keypoint_names', 'eye', 'keypoint_names: expected a non-empty list of strings'),
+    ('decoder', SSD | {'anchors': {'strides': [8, 1.5], 'min_scale': 0.1, 'max_scale': 0.7}},
+     'decoder.anchors.strides[1]: expected a positive integer'),
+    ('decoder', {'type': 'ssd_anchors'}, 'decoder.anchors: missing'),
+    ('decoder', SSD | {'box_order': 'xyxy'}, "decoder.box_order: 'xyxy' is not one of"),
+    ('decoder', SSD | {'box_from_keypoints': {'center': 0, 'radius': 1, 'width_ratio': 1}},
+     'decoder.box_from_keypoints: the decoder has no keypoints'),
+    ('decoder', SSD | {'num_keypoints': 2,
+                       'box_from_keypoints': {'center': 0, 'radius': 2, 'width_ratio': 1}},
+     'decoder.box_from_keypoints.radius: 2 is greater than 1'),
+    ('decoder', SSD | {'num_keypoints': 2,
+                       'box_from_keypoints': {'center': 1, 'radius': 1, 'width_ratio': 1}},
+     'decoder.box_from_keypoints.radius: must differ from center'),
+    ('decoder', SSD | {'num_keypoints': 2,
+                       'box_from_keypoints': {'center': 0, 'radius': 1}},
+     'decoder.box_from_keypoints.width_ratio: missing'),
+    ('source', {'package': 'x', 'version': '1', 'platform': 'any', 'python_version': '3.11',
+                'member': 'm.tflite', 'sha256': '0' * 64, 'converter': 'onnx2tf'},
+     "source.converter: 'onnx2tf' is not one of tflite2onnx"),
+    ('source', {'package': 'x', 'version': 1.0}, 'source.version: expected a string'),
+])
+def test_bad_cards_name_the_field(key_path: str, value: object, message: str) -> None:
+    with pytest.raises(CardError) as error:
+        parse_card(with_change(key_path, value))
+    assert message in str(error.value)
+
+
+def test_card_must_be_a_mapping_and_valid_yaml(tmp_path: Path) -> None:
+    with pytest.raises(CardError, match='card: expected a mapping'):
+        parse_card(['name', 'x'])
+    path = tmp_path / 'broken.yaml'
+    path.write_text('name: [unclosed\n')
+    with pytest.raises(CardError, match='not valid YAML'):
+        load_card(path)
+
+
+def test_user_card_error_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / 'typo.yaml'
+    path.write_text(yaml.safe_dump(with_change('input.layout', 'NHCW')))
+    with pytest.raises(CardError, match=f"{path}: input.layout: 'NHCW' is not one of"):
+        load_card(path)
+
+
+def test_bundled_card_file_must_be_a_bare_name() -> None:
+    with pytest.raises(CardError, match='file: bundled cards name a bare file name'):
+        parse_card(with_change('file', '../x.onnx'), bundled=True)
+
+
+def test_unknown_card_name_and_missing_path(tmp_path: Path) -> None:
+    with pytest.raises(CardError, match='not a bundled card.*pose_detection'):
+        load_card('pose_detektion')
+    with pytest.raises(FileNotFoundError):
+        load_card(tmp_path / 'absent.yaml')
+
+
+def test_model_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(models.MODEL_DIR_ENV, str(tmp_path / 'here'))
+    assert models.model_dir() == tmp_path / 'here'
+    monkeypatch.delenv(models.MODEL_DIR_ENV)
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    assert models.model_dir() == tmp_path / 'cache' / 'edge_infer' / 'models'
+
+
+def test_missing_and_corrupt_model_files(monkeypatch: pytest.MonkeyPatch,
+                                         tmp_path: Path) -> None:
+    monkeypatch.setenv(models.MODEL_DIR_ENV, str(tmp_path))
+    card = load_card('pose_detection')
+    with pytest.raises(models.ModelNotFoundError) as missing:
+        models.locate_model(card)
+    assert str(tmp_path / 'pose_detection.tflite') in str(missing.value)
+    assert 'models fetch' in str(missing.value)
+    (tmp_path / 'pose_detection.tflite').write_bytes(b'not a model')
+    with pytest.raises(models.ModelHashError) as corrupt:
+        models.locate_model(card)
+    assert str(tmp_path / 'pose_detection.tflite') in str(corrupt.value)
+    assert 'corrupt' in str(corrupt.value)
+
+
+def fake_pip(members: dict[str, bytes], calls: list[list[str]]):
+    """Stand-in for subprocess.run that answers `pip download` with a wheel."""
+    real_run = subprocess.run
+
+    def run(command, **kwargs):
+        if command[1:4] != ['-m', 'pip', 'download']:
+            return real_run(command, **kwargs)
+        calls.append(command)
+        dest = Path(command[command.index('--dest') + 1])
+        with zipfile.ZipFile(dest / 'mediapipe-0.10.21-cp311-none-any.whl', 'w') as wheel:
+            for name, data in members.items():
+                wheel.writestr(name, data)
+        return subprocess.CompletedProcess(command, 0, '', '')
+    return run
+
+
+def test_fetch_refuses_a_member_with_the_wrong_hash(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    pose = load_card('pose_detection').source
+    face = load_card('face_detection_short_range').source
+    calls: list[list[str]] = []
+    monkeypatch.setattr(subprocess, 'run', fake_pip(
+        {pose.member: b'tampered', face.member: b'tampered'}, calls))
+    with pytest.raises(models.ModelHashError, match='sha256 mismatch for mediapipe==0.10.21'):
+        models.fetch_bundled_models(dest=tmp_path, progress=lambda message: None)
+    assert not (tmp_path / 'pose_detection.tflite').exists()
+    command = calls[0]
+    assert 'mediapipe==0.10.21' in command and '--no-deps' in command
+    assert command[command.index('--platform') + 1] == 'manylinux_2_28_x86_64'
+
+
+def test_fetch_is_idempotent(bundled_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                             tmp_path: Path) -> None:
+    for name in ('pose_detection.tflite', 'face_detection_short_range.onnx'):
+        (tmp_path / name).write_bytes((bundled_model_dir / name).read_bytes())
+    calls: list[list[str]] = []
+    monkeypatch.setattr(subprocess, 'run', fake_pip({}, calls))
+    messages: list[str] = []
+    paths = models.fetch_bundled_models(dest=tmp_path, progress=messages.append)
+    assert calls == []
+    assert sorted(path.name for path in paths) == ['face_detection_short_range.onnx',
+                                                   'pose_detection.tflite']
+    assert all('present' in message for message in messages)
+
+
+def test_fetch_extracts_and_converts(bundled_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                     tmp_path: Path) -> None:
+    pose = load_card('pose_detection').source
+    face = load_card('face_detection_short_range').source
+    members = {pose.member: (bundled_model_dir / 'pose_detection.tflite').read_bytes(),
+               face.member: (bundled_model_dir / face.member_name).read_bytes()}
+    calls: list[list[str]] = []
+    monkeypatch.setattr(subprocess, 'run', fake_pip(members, calls))
+    models.fetch_bundled_models(dest=tmp_path, progress=lambda message: None)
+    assert len(calls) == 1
+    assert hashlib.sha256((tmp_path / 'pose_detection.tflite').read_bytes()).hexdigest() \
+        == pose.sha256
+    assert (tmp_path / 'face_detection_short_range.onnx').stat().st_size > 100_000
+
+
+def test_models_command_lists_cards(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / 'pose_detection.tflite').write_bytes(b'junk')
+    assert models.main(['list', '--dir', str(tmp_path)]) == 0
+    lines = dict(line.split('\t', 1) for line in capsys.readouterr().out.splitlines())
+    assert lines['pose_detection'] == f'tflite\tsha256 MISMATCH: {tmp_path}/pose_detection.tflite'
+    assert lines['face_detection_short_range'].startswith('onnx\tmissing: ')

@@ -1,0 +1,284 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Integration tests: node executables as separate processes over real DDS.
+
+Each test starts the installed executables (as ``ros2 launch`` would) and talks to them
+from a probe node in the test process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+import time
+from typing import Iterator
+
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from edge_infer.bringup import NodeSpec, pipeline_nodes
+from edge_infer.tools.processes import NodeGroup
+from edge_infer.tools.samples import write_sample_photos
+from edge_infer_msgs.msg import Detection, DetectionArray, ModelInfo, Tensor
+from geometry_msgs.msg import Twist
+from node_harness import diagnostics_of, isolate_ros_graph, Probe, wait_for_diagnostic
+from photo_truth import iou, PERSON_BOXES
+import pytest
+import rclpy
+from rclpy.qos import (
+    DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy)
+from sensor_msgs.msg import Image
+
+pytestmark = pytest.mark.ros
+
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                     history=HistoryPolicy.KEEP_LAST)
+START_TIMEOUT = 60.0
+
+
+@pytest.fixture(scope='module', autouse=True)
+def ros_context() -> Iterator[None]:
+    isolate_ros_graph()
+    rclpy.init()
+    yield
+    rclpy.shutdown()
+
+
+@pytest.fixture
+def probe() -> Iterator[Probe]:
+    probe = Probe()
+    probe.subscribe(DiagnosticArray, '/diagnostics', RELIABLE)
+    yield probe
+    probe.close()
+
+
+def photo_folder(tmp_path: Path, name: str) -> Path:
+    folder = tmp_path / name
+    write_sample_photos(folder, (name,))
+    return folder
+
+
+def camera_overrides(folder: Path, fps: float = 10.0) -> dict:
+    return {'source': str(folder), 'width': 0, 'height': 0, 'fps': fps, 'loop': True}
+
+
+def stamp_ns(stamp: Time) -> int:
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def best_person(msg: DetectionArray) -> tuple[float, float, float, float] | None:
+    people = [d for d in msg.detections if d.label == 'person']
+    if not people:
+        return None
+    d = max(people, key=lambda d: d.score)
+    return (d.center_x - d.size_x / 2, d.center_y - d.size_y / 2,
+            d.center_x + d.size_x / 2, d.center_y + d.size_y / 2)
+
+
+@pytest.mark.parametrize('detector_input,photo', [('tensor', 'astronaut'), ('image', 'camera')])
+def test_pipeline_finds_the_person_with_the_frame_stamp(
+        tmp_path: Path, probe: Probe, detector_input: str, photo: str) -> None:
+    probe.subscribe(Image, 'image_raw', qos_profile_sensor_data)
+    probe.subscribe(DetectionArray, 'detections', RELIABLE)
+    specs = pipeline_nodes(detector_input=detector_input)
+    overrides = {'camera': camera_overrides(photo_folder(tmp_path, photo))}
+    with NodeGroup(specs=specs, overrides=overrides) as group:
+        arrays = probe.wait_for('detections', count=5, timeout=START_TIMEOUT)
+        images = probe.messages('image_raw')
+        assert not group.exited(), group.exited()
+    image_stamps = {stamp_ns(m.header.stamp) for m in images}
+    matched = [a for a in arrays if stamp_ns(a.header.stamp) in image_stamps]
+    assert matched, 'no detection message carries the stamp of a published frame'
+    for array in arrays:
+        assert array.header.frame_id == 'camera'
+        assert (array.image_width, array.image_height) == (512, 512)
+        box = best_person(array)
+        assert box is not None, f'no person in {photo}: {array.detections}'
+        assert iou(box, PERSON_BOXES[photo]) >= 0.5, (box, PERSON_BOXES[photo])
+        stages = [s.stage for s in array.trace]
+        assert stages == ['preprocess', 'inference', 'postprocess'], stages
+        times = [stamp_ns(array.header.stamp)]
+        for stage in array.trace:
+            times += [stamp_ns(stage.start), stamp_ns(stage.end)]
+        assert times == sorted(times), 'trace is not in time order after capture'
+
+
+def test_model_info_reaches_a_late_subscriber(tmp_path: Path, probe: Probe) -> None:
+    spec = NodeSpec(executable='detector', name='detector')
+    with NodeGroup(specs=[spec]) as group:
+        assert group['detector'].wait_for_output("'pose_detection' on", START_TIMEOUT), \
+            group['detector'].output()
+        time.sleep(1.0)
+        probe.subscribe(ModelInfo, 'model_info', LATCHED)
+        (info,) = probe.wait_for('model_info', timeout=15.0)
+    assert info.model_name == 'pose_detection'
+    assert info.labels == ['person']
+    assert (info.input_width, info.input_height) == (224, 224)
+    assert len(info.model_sha256) == 64
+
+
+def detection_at(x_min: float, x_max: float, stamp: Time, width: int = 640) -> DetectionArray:
+    msg = DetectionArray(image_width=width, image_height=480)
+    msg.header.stamp = stamp
+    msg.header.frame_id = 'camera'
+    msg.detections = [Detection(
+        class_id=0, label='person', score=0.9, center_x=(x_min + x_max) / 2, center_y=240.0,
+        size_x=x_max - x_min, size_y=300.0)]
+    return msg
+
+
+def test_control_turns_toward_the_person_and_ignores_stale_detections(probe: Probe) -> None:
+    probe.subscribe(Twist, 'cmd_vel', RELIABLE)
+    publisher = probe.node.create_publisher(DetectionArray, 'detections', RELIABLE)
+    spec = NodeSpec(executable='follow_person', name='follow_person')
+    with NodeGroup(specs=[spec], overrides={'follow_person': {'max_age': 0.5}}) as group:
+        deadline = time.monotonic() + START_TIMEOUT
+        while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        def command_after(msg: DetectionArray) -> Twist:
+            before = len(probe.messages('cmd_vel'))
+            publisher.publish(msg)
+            return probe.wait_for('cmd_vel', count=before + 1, timeout=10.0)[-1]
+
+        now = probe.node.get_clock().now()
+        right = command_after(detection_at(500, 600, now.to_msg()))
+        left = command_after(detection_at(40, 140, probe.node.get_clock().now().to_msg()))
+        old = Time(sec=now.to_msg().sec - 2, nanosec=now.to_msg().nanosec)
+        stale = command_after(detection_at(500, 600, old))
+        counts = wait_for_diagnostic(probe, 'follow_person', 'dropped.stale', 1)
+        assert not group.exited()
+    assert right.angular.z < -0.5
+    assert left.angular.z > 0.5
+    assert stale.angular.z == 0.0
+    assert counts['received'] == '3'
+    assert counts['processed'] == '2'
+
+
+def bad_image() -> Image:
+    image = Image(height=48, width=64, encoding='bgr8', step=64 * 3)
+    image.data = bytes(64 * 3 * 47)
+    image.header.frame_id = 'camera'
+    return image
+
+
+def good_image() -> Image:
+    image = Image(height=48, width=64, encoding='bgr8', step=64 * 3)
+    image.data = bytes(64 * 3 * 48)
+    image.header.frame_id = 'camera'
+    return image
+
+
+def test_malformed_images_are_counted_and_the_node_keeps_running(probe: Probe) -> None:
+    probe.subscribe(Tensor, 'input_tensor', qos_profile_sensor_data)
+    publisher = probe.node.create_publisher(Image, 'image_raw', RELIABLE)
+    spec = NodeSpec(executable='preprocess', name='preprocess')
+    with NodeGroup(specs=[spec]) as group:
+        deadline = time.monotonic() + START_TIMEOUT
+        while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for unusable in (bad_image(), Image(encoding='bgr8'),
+                         Image(height=2, width=2, step=6, encoding='bayer_xyz8',
+                               data=bytes(12))):
+            publisher.publish(unusable)
+        time.sleep(0.5)
+        publisher.publish(good_image())
+        (tensor,) = probe.wait_for('input_tensor', timeout=15.0)
+        counts = wait_for_diagnostic(probe, 'preprocess', 'processed', 1)
+        output = group['preprocess'].output()
+        assert not group.exited()
+    assert counts['dropped.bad_image'] == '3', counts
+    assert counts['received'] == '4', counts
+    assert list(tensor.shape) == [1, 224, 224, 3]
+    assert 'dropping image' in output and 'size' in output
+
+
+def test_mismatched_tensors_are_rejected_with_the_reason(probe: Probe) -> None:
+    probe.subscribe(DetectionArray, 'detections', RELIABLE)
+    publisher = probe.node.create_publisher(Tensor, 'input_tensor', RELIABLE)
+    spec = NodeSpec(executable='detector', name='detector')
+    with NodeGroup(specs=[spec]) as group:
+        deadline = time.monotonic() + START_TIMEOUT
+        while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        wrong_shape = tensor_msg([1, 128, 128, 3], 'float32')
+        wrong_size = tensor_msg([1, 224, 224, 3], 'float32')
+        wrong_size.data = bytes(100)
+        wrong_dtype = tensor_msg([1, 224, 224, 3], 'uint8')
+        for msg in (wrong_shape, wrong_size, wrong_dtype):
+            publisher.publish(msg)
+        publisher.publish(tensor_msg([1, 224, 224, 3], 'float32'))
+        (result,) = probe.wait_for('detections', timeout=15.0)
+        counts = wait_for_diagnostic(probe, 'detector', 'processed', 1)
+        output = group['detector'].output()
+    assert counts['dropped.tensor_mismatch'] == '2', counts
+    assert counts['dropped.bad_tensor'] == '1', counts
+    assert result.detections == []
+    assert 'dropping frame (tensor_mismatch)' in output
+
+
+def tensor_msg(shape: list[int], dtype: str) -> Tensor:
+    size = 1
+    for dim in shape:
+        size *= dim
+    itemsize = 4 if dtype == 'float32' else 1
+    msg = Tensor(name='input', dtype=dtype, shape=shape, layout='NHWC')
+    msg.data = bytes(size * itemsize)
+    msg.geometry.source_width = 640
+    msg.geometry.source_height = 480
+    msg.geometry.scale_x = msg.geometry.scale_y = 0.35
+    msg.geometry.offset_y = 28.0
+    return msg
+
+
+@pytest.mark.parametrize('node,overrides,expected', [
+    ('detector', {'model': 'no_such_model'}, "parameter 'model'"),
+    ('detector', {'input': 'video'}, "parameter 'input': 'video' is not one of 'tensor', 'image'"),
+    ('camera', {'encoding': 'yuv'}, "parameter 'encoding': 'yuv' is not one of 'bgr8', 'rgb8'"),
+    ('camera', {'fps': -3.0}, "parameter 'fps'"),
+    ('camera', {'source': '/no/such/video.mp4'}, "cannot open source '/no/such/video.mp4'"),
+])
+def test_bad_parameters_fail_fast_naming_the_parameter(
+        node: str, overrides: dict, expected: str) -> None:
+    with NodeGroup(specs=[NodeSpec(executable=node, name=node)],
+                   overrides={node: overrides}) as group:
+        process = group[node]
+        process.popen.wait(timeout=START_TIMEOUT)
+        process.stop()
+    assert process.popen.returncode == 2
+    assert expected in process.output(), process.output()
+
+
+def test_qos_mismatch_is_logged_with_both_profiles(tmp_path: Path, probe: Probe) -> None:
+    spec = NodeSpec(executable='camera', name='camera')
+    with NodeGroup(specs=[spec], overrides={'camera': {'fps': 5.0}}) as group:
+        assert group['camera'].wait_for_output('publishing', START_TIMEOUT)
+        probe.subscribe(Image, 'image_raw', RELIABLE)
+        assert group['camera'].wait_for_output('QoS mismatch', 15.0), group['camera'].output()
+        output = group['camera'].output()
+    line = next(line for line in output.splitlines() if 'QoS mismatch' in line)
+    assert 'best_effort' in line and 'reliable' in line and '/probe' in line, line
+    assert 'RELIABILITY' in line
+
+
+def test_diagnostics_counters_add_up(tmp_path: Path, probe: Probe) -> None:
+    specs = pipeline_nodes()
+    overrides = {'camera': camera_overrides(photo_folder(tmp_path, 'coffee'), fps=15.0)}
+    with NodeGroup(specs=specs, overrides=overrides):
+        values = wait_for_diagnostic(probe, 'detector', 'processed', 10, timeout=START_TIMEOUT)
+    total = int(values['processed']) + int(values['dropped'])
+    assert int(values['received']) - total in (0, 1)
+    assert diagnostics_of(probe, 'camera')['processed'] != '0'
