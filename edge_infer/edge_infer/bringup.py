@@ -31,10 +31,30 @@ PACKAGE = 'edge_infer'
 
 ParameterOverride = Union[bool, int, float, str]
 
-# Environment the nodes need for large messages: with Fast DDS's default transports
-# most best-effort VGA frames never reach another process; LARGE_DATA moves them over
-# shared memory and TCP instead of fragmented UDP. A value the user set wins.
-DDS_ENVIRONMENT: dict[str, str] = {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
+# How the nodes' DDS moves large messages. With Fast DDS's default transports most
+# best-effort VGA frames never reach another process (fragmented UDP), and the
+# ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST setting loses all of them. 'large_data' uses
+# shared memory on the host and TCP between hosts; 'local' (config/fastdds_local.xml)
+# uses shared memory and keeps all traffic on the loopback interface; 'none' leaves the
+# environment alone.
+DDS_PROFILES = ('large_data', 'local', 'none')
+LOCAL_PROFILE_FILE = 'fastdds_local.xml'
+
+
+def dds_environment(profile: str, *, config_dir: Path) -> dict[str, str]:
+    """
+    Environment variables that select a DDS profile for the nodes.
+
+    :param profile: one of :data:`DDS_PROFILES`.
+    :param config_dir: the package's installed ``config`` folder.
+    """
+    if profile == 'large_data':
+        return {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
+    if profile == 'local':
+        return {'FASTDDS_DEFAULT_PROFILES_FILE': str(config_dir / LOCAL_PROFILE_FILE)}
+    if profile == 'none':
+        return {}
+    raise ValueError(f"dds_profile: {profile!r} is not one of {', '.join(DDS_PROFILES)}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,7 +90,7 @@ def pipeline_nodes(
         *, detector_input: str = 'tensor', with_control: bool = False,
         with_monitor: bool = False) -> list[NodeSpec]:
     """
-    The nodes of the single-device pipeline.
+    List the nodes of the single-device pipeline.
 
     :param detector_input: 'tensor' runs a separate preprocess node; 'image' lets the
         detector preprocess in its own process (one hop fewer).

@@ -15,23 +15,24 @@
 """
 Launch the edge_infer pipeline on one device: camera, preprocess, detector.
 
-Arguments:
-  params_file     YAML with the parameters of every node (default: config/pipeline.yaml)
-  namespace       namespace of all nodes and topics, for example a robot's name
-  detector_input  'tensor' (separate preprocess node) or 'image' (detector preprocesses)
-  with_control    start the follow-person control example too
-  with_monitor    start the monitor that prints detections and latency
+Launch arguments: params_file (YAML with the parameters of every node, default
+config/pipeline.yaml), namespace (of all nodes and topics, for example a robot's name),
+detector_input ('tensor': separate preprocess node; 'image': the detector
+preprocesses), with_control (start the follow-person control example) and with_monitor
+(start the monitor that prints detections and latency) and dds_profile ('large_data',
+'local' or 'none', see edge_infer.bringup.dds_environment).
 
 Which nodes run is decided by edge_infer.bringup.pipeline_nodes, which the tests check.
 """
 
 import os
+from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
-from edge_infer.bringup import DDS_ENVIRONMENT, parse_flag, pipeline_nodes
+from edge_infer.bringup import dds_environment, DDS_PROFILES, parse_flag, pipeline_nodes
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 
@@ -39,11 +40,16 @@ def _nodes(context: LaunchContext) -> list:
     def arg(name: str) -> str:
         return LaunchConfiguration(name).perform(context)
 
+    config_dir = Path(get_package_share_directory('edge_infer')) / 'config'
+    environment = [
+        SetEnvironmentVariable(name, value)
+        for name, value in dds_environment(arg('dds_profile'), config_dir=config_dir).items()
+    ]
     specs = pipeline_nodes(
         detector_input=arg('detector_input'),
         with_control=parse_flag('with_control', arg('with_control')),
         with_monitor=parse_flag('with_monitor', arg('with_monitor')))
-    return [
+    return environment + [
         Node(package=spec.package, executable=spec.executable, name=spec.name,
              namespace=arg('namespace'),
              parameters=[arg('params_file'), dict(spec.parameters)],
@@ -67,7 +73,10 @@ def generate_launch_description() -> LaunchDescription:
                               description='Start the follow-person control example.'),
         DeclareLaunchArgument('with_monitor', default_value='false',
                               description='Start the detection and latency monitor.'),
-        *[SetEnvironmentVariable(name, EnvironmentVariable(name, default_value=value))
-          for name, value in DDS_ENVIRONMENT.items()],
+        DeclareLaunchArgument('dds_profile', default_value='large_data',
+                              choices=list(DDS_PROFILES),
+                              description="How DDS moves frames: 'large_data' (shared "
+                                          "memory and TCP), 'local' (this host only), "
+                                          "'none' (the environment's settings)."),
         OpaqueFunction(function=_nodes),
     ])

@@ -27,6 +27,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from edge_infer.tools.processes import node_environment
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
@@ -37,9 +38,14 @@ TEST_DOMAIN_ID = str(random.Random(os.getpid()).randint(10, 99))
 
 
 def isolate_ros_graph() -> None:
-    """Point this process and the nodes it starts at a private, local DDS domain."""
+    """
+    Point this process and the nodes it starts at a private DDS domain on this host.
+
+    The test process takes the nodes' 'local' DDS profile too: loopback only, and
+    shared memory for the large images it subscribes to.
+    """
     os.environ['ROS_DOMAIN_ID'] = TEST_DOMAIN_ID
-    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    os.environ.update(node_environment(dds_profile='local'))
 
 
 class Probe:
@@ -88,12 +94,13 @@ class Probe:
 
     def close(self) -> None:
         """Stop spinning and destroy the node."""
-        self._executor.shutdown(timeout_sec=1.0)
+        self._executor.shutdown(timeout_sec=5.0)
+        self._thread.join(timeout=5.0)
         self.node.destroy_node()
 
 
 def diagnostics_of(probe: Probe, node_name: str) -> dict[str, str]:
-    """The newest diagnostics key-values that ``node_name`` published."""
+    """Return the newest diagnostics key-values that ``node_name`` published."""
     for msg in reversed(probe.messages('/diagnostics')):
         for status in msg.status:
             if status.name.endswith('/' + node_name):
@@ -113,3 +120,28 @@ def wait_for_diagnostic(probe: Probe, node_name: str, key: str, minimum: int,
         time.sleep(0.1)
     raise TimeoutError(f'{node_name} reported {values} on /diagnostics, '
                        f'expected {key} >= {minimum}')
+
+
+def warm_up(probe: Probe, publisher: Any, make_msg: Callable[[], Any], output_topic: str,
+            node_name: str, timeout: float = 60.0) -> dict[str, str]:
+    """
+    Publish good inputs until the node under test answers on ``output_topic``.
+
+    DDS can drop the first messages after a publisher sees the subscription, before the
+    subscription has matched the publisher; tests that count inputs start after this.
+    Returns the node's counters once they have settled.
+    """
+    deadline = time.monotonic() + timeout
+    while not probe.messages(output_topic):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no answer on '{output_topic}' within {timeout} s")
+        publisher.publish(make_msg())
+        time.sleep(0.2)
+    answered = len(probe.messages(output_topic))
+    values = wait_for_diagnostic(probe, node_name, 'processed', answered)
+    time.sleep(DIAGNOSTICS_SETTLE_S)
+    return diagnostics_of(probe, node_name) or values
+
+
+# Longer than the nodes' diagnostics period, so a fresh report has arrived.
+DIAGNOSTICS_SETTLE_S = 1.5

@@ -22,6 +22,7 @@ import zipfile
 
 from edge_infer.core import models
 from edge_infer.core.cards import bundled_card_names, CardError, load_card, parse_card
+from edge_infer.tools import cli
 import pytest
 import yaml
 
@@ -260,7 +261,7 @@ def test_fetch_extracts_and_converts(bundled_model_dir: Path, monkeypatch: pytes
 def test_models_command_lists_cards(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                     capsys: pytest.CaptureFixture) -> None:
     (tmp_path / 'pose_detection.tflite').write_bytes(b'junk')
-    assert models.main(['list', '--dir', str(tmp_path)]) == 0
+    assert cli.main(['models', 'list', '--dir', str(tmp_path)]) == 0
     lines = dict(line.split('\t', 1) for line in capsys.readouterr().out.splitlines())
     assert lines['pose_detection'] == f'tflite\tsha256 MISMATCH: {tmp_path}/pose_detection.tflite'
     assert lines['face_detection_short_range'].startswith('onnx\tmissing: ')

@@ -27,7 +27,8 @@ import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SOURCE_SUFFIXES = ('.py', '.sh')
-SKIPPED_PARTS = {'build', 'install', 'log', '.venv', '.git', '__pycache__'}
+SOURCE_FOLDERS = ('edge_infer', 'edge_infer_msgs', 'scripts')
+SKIPPED_PARTS = {'__pycache__'}
 COPYRIGHT = re.compile(r'^# Copyright (19|20)\d\d The edge_infer Authors$', re.MULTILINE)
 LICENSE_LINES = (
     '# Licensed under the Apache License, Version 2.0 (the "License");',
@@ -37,10 +38,10 @@ LICENSE_LINES = (
 
 def source_files() -> list[Path]:
     files = [REPOSITORY / '.ci' / 'run']
-    for path in REPOSITORY.rglob('*'):
-        if path.suffix in SOURCE_SUFFIXES and not SKIPPED_PARTS & set(path.parts) \
-                and path.is_file():
-            files.append(path)
+    for folder in SOURCE_FOLDERS:
+        files += [path for path in (REPOSITORY / folder).rglob('*')
+                  if path.suffix in SOURCE_SUFFIXES and path.is_file()
+                  and not SKIPPED_PARTS & set(path.parts)]
     return sorted(files)
 
 

@@ -28,6 +28,7 @@ from photo_truth import ASTRONAUT_FACE, Box, iou, NO_PEOPLE, PERSON_BOXES
 import pytest
 from skimage import data as skdata
 
+
 def box_iou(detection: Detection, truth: Box) -> float:
     return iou((detection.x_min, detection.y_min, detection.x_max, detection.y_max), truth)
 

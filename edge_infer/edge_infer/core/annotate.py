@@ -19,9 +19,8 @@ from __future__ import annotations
 from typing import Iterable
 
 import cv2
-import numpy as np
-
 from edge_infer.core.detector import Detection
+import numpy as np
 
 _BOX_COLOUR = (0, 200, 255)
 _TEXT_COLOUR = (0, 0, 0)

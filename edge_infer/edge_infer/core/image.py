@@ -25,6 +25,7 @@ other way for publishers.
 import array
 from collections.abc import Mapping
 from dataclasses import dataclass
+import hashlib
 import types
 from typing import Literal, NamedTuple, Union
 
@@ -32,6 +33,7 @@ import cv2
 import numpy as np
 
 __all__ = [
+    'image_digest',
     'BufferLike',
     'ENCODINGS',
     'EncodingInfo',
@@ -286,3 +288,13 @@ def _check_array(array: np.ndarray, encoding: str, info: EncodingInfo) -> None:
     if encoding in _YUV422_ENCODINGS and array.shape[1] % 2:
         raise ImageFormatError(
             f'{encoding} packs pixel pairs, so width must be even (got {array.shape[1]})')
+
+
+def image_digest(pixels: BufferLike) -> str:
+    """
+    Give a short digest of an image payload, to tell which source image a frame showed.
+
+    Compare digests of the same encoding and row layout only (``image_to_fields`` data,
+    or a message's ``data``).
+    """
+    return hashlib.blake2b(memoryview(pixels).cast('B'), digest_size=8).hexdigest()

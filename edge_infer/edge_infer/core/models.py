@@ -45,7 +45,6 @@ __all__ = [
     'ModelNotFoundError',
     'fetch_bundled_models',
     'locate_model',
-    'main',
     'model_dir',
     'model_path',
     'model_status',

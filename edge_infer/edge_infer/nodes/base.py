@@ -24,6 +24,7 @@ sides' settings instead of staying silent.
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -31,14 +32,16 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from edge_infer.core.params import ParameterError, ParameterSpec, validate_all
 from edge_infer.core.qos import qos_spec
 from edge_infer.core.stats import FrameCounters
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
+from rclpy.duration import Duration
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import Subscription
 
 try:
@@ -49,6 +52,8 @@ except ImportError:  # Humble keeps them in rclpy.qos_event.
 MsgT = TypeVar('MsgT')
 
 DIAGNOSTICS_PERIOD_S = 1.0
+MISMATCH_REPORT_DELAY_S = 0.5
+FINAL_REPORT_TIMEOUT_S = 0.5
 
 _RELIABILITY = {
     'reliable': ReliabilityPolicy.RELIABLE,
@@ -72,8 +77,11 @@ def qos_profile(name: str) -> QoSProfile:
 
 def describe_qos(profile: QoSProfile) -> str:
     """Render the policies that decide whether two endpoints match."""
-    return (f'{profile.reliability.name.lower()}/{profile.durability.name.lower()}/'
-            f'{profile.history.name.lower()}({profile.depth})')
+    text = f'{profile.reliability.name.lower()}/{profile.durability.name.lower()}'
+    # Remote endpoints do not announce their history; only ours is known.
+    if profile.history in (HistoryPolicy.KEEP_LAST, HistoryPolicy.KEEP_ALL):
+        text += f'/{profile.history.name.lower()}({profile.depth})'
+    return text
 
 
 class EdgeInferNode(Node):
@@ -120,6 +128,15 @@ class EdgeInferNode(Node):
         return subscription
 
     def _log_mismatch(self, endpoint: Any, info: Any, is_publisher: bool) -> None:
+        # The event can fire before discovery has named the peer; the graph is read a
+        # moment later so the log line can say who it is.
+        def log_once() -> None:
+            timer.cancel()
+            self.destroy_timer(timer)
+            self._describe_mismatch(endpoint, info, is_publisher)
+        timer = self.create_timer(MISMATCH_REPORT_DELAY_S, log_once)
+
+    def _describe_mismatch(self, endpoint: Any, info: Any, is_publisher: bool) -> None:
         # Silent "no output" from a QoS mismatch is the commonest complaint: name both
         # sides so the fix (a qos_overrides entry) is obvious.
         topic = endpoint.topic_name
@@ -142,6 +159,13 @@ class EdgeInferNode(Node):
         """Add a value to this node's diagnostics (besides the frame counters)."""
         self._diagnostic_extras[key] = value
 
+    def destroy_node(self) -> None:
+        """Publish the final counters, then release the node."""
+        if self.context.ok():
+            self._publish_diagnostics()
+            self._diagnostics.wait_for_all_acked(Duration(seconds=FINAL_REPORT_TIMEOUT_S))
+        super().destroy_node()
+
     def _publish_diagnostics(self) -> None:
         values = dict(self.counters.as_dict())
         values.update({key: read() for key, read in self._diagnostic_extras.items()})
@@ -158,21 +182,11 @@ class EdgeInferNode(Node):
 
 def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
     # Read once at start-up, hence read-only. Dynamic typing lets YAML write 30 for a
-    # float parameter; validate_all converts it and rejects other type mismatches.
-    descriptor = ParameterDescriptor(
+    # float parameter; validate_all converts it and rejects other mismatches with a
+    # message that names the parameter and its allowed values.
+    return ParameterDescriptor(
         description=spec.description, additional_constraints=spec.allowed(),
         read_only=True, dynamic_typing=True)
-    # rclpy enforces numeric ranges itself; validate_all still checks them so the
-    # message is ours and names the allowed values.
-    if isinstance(spec.default, float) and spec.minimum is not None \
-            and spec.maximum is not None:
-        descriptor.floating_point_range = [FloatingPointRange(
-            from_value=float(spec.minimum), to_value=float(spec.maximum))]
-    elif isinstance(spec.default, int) and not isinstance(spec.default, bool) \
-            and spec.minimum is not None and spec.maximum is not None:
-        descriptor.integer_range = [IntegerRange(
-            from_value=int(spec.minimum), to_value=int(spec.maximum), step=1)]
-    return descriptor
 
 
 class StartupError(RuntimeError):
@@ -186,7 +200,11 @@ def run(node_factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
     A bad parameter or a missing model ends the process with one error line and exit
     code 2, instead of a traceback.
     """
-    rclpy.init(args=args)
+    # rclpy's own handler would shut the context down at Ctrl-C, before the node can
+    # publish its final counters; a KeyboardInterrupt lets the node finish first.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     node = None
     try:
         node = node_factory()
@@ -203,6 +221,10 @@ def run(node_factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def main_for(node_class: Callable[[], Node]) -> None:

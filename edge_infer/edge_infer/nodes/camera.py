@@ -34,7 +34,7 @@ PARAMETERS = (
     ParameterSpec(
         name='source', default='pattern',
         description="Camera index or device path ('0', '/dev/video0', 'v4l2:1'), a video "
-                    "file, an image folder, or 'pattern' for a test pattern."),
+                    'file, an image folder, or "pattern" for a test pattern.'),
     ParameterSpec(name='width', default=640, minimum=0, maximum=8192,
                   description='Frame width in pixels; 0 keeps the source size.'),
     ParameterSpec(name='height', default=480, minimum=0, maximum=8192,
@@ -54,22 +54,25 @@ class CameraNode(EdgeInferNode):
     """Publishes frames from one source as they are captured."""
 
     def __init__(self) -> None:
+        # Set first: rclpy may destroy a node whose constructor failed.
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._source: FrameSource | None = None
         super().__init__(node_name='camera', parameters=PARAMETERS)
         p = self.params
         try:
-            self._source: FrameSource = open_source(
+            self._source = open_source(
                 uri=p['source'], width=p['width'], height=p['height'], fps=p['fps'],
                 loop=p['loop'], clock=lambda: self.get_clock().now().nanoseconds)
         except (OSError, ValueError, SourceError) as error:
             raise StartupError(f"camera: cannot open source '{p['source']}': {error}") from error
         self._image_pub = self.publisher(Image, 'image_raw', 'images')
         self._info_pub = self.publisher(CameraInfo, 'camera_info', 'images')
-        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._capture_loop, daemon=True)
         self._thread.start()
         self.get_logger().info(
             f"publishing '{self._image_pub.topic_name}' from '{p['source']}' "
-            f"({self._source.width}x{self._source.height} at {self._source.fps:g} fps)")
+            f'({self._source.width}x{self._source.height} at {self._source.fps:g} fps)')
 
     def _capture_loop(self) -> None:
         encoding = self.params['encoding']
@@ -99,8 +102,10 @@ class CameraNode(EdgeInferNode):
     def destroy_node(self) -> None:
         """Stop capturing before the publishers go away."""
         self._stop.set()
-        self._thread.join(timeout=2.0)
-        self._source.close()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        if self._source is not None:
+            self._source.close()
         super().destroy_node()
 
 

@@ -26,9 +26,9 @@ from typing import Iterable, Sequence
 from builtin_interfaces.msg import Time
 from edge_infer.core.detector import Detection
 from edge_infer.core.image import image_from_buffer, image_to_fields
+from edge_infer.core.latency import Stage
 from edge_infer.core.preprocess import Geometry
 from edge_infer.core.tensors import tensor_from_fields, tensor_to_fields
-from edge_infer.core.trace import Stage
 from edge_infer_msgs.msg import Detection as DetectionMsg
 from edge_infer_msgs.msg import DetectionArray, ResizeGeometry, StageTiming, Tensor
 import numpy as np
@@ -107,7 +107,7 @@ def stage_to_msg(stage: Stage) -> StageTiming:
 
 
 def stages_from_msgs(msgs: Iterable[StageTiming]) -> list[Stage]:
-    """A message trace as core stages."""
+    """Convert a message trace to core stages."""
     return [Stage(stage=m.stage, node=m.node, start_ns=time_to_ns(m.start),
                   end_ns=time_to_ns(m.end)) for m in msgs]
 
@@ -115,10 +115,12 @@ def stages_from_msgs(msgs: Iterable[StageTiming]) -> list[Stage]:
 def detections_to_msgs(detections: Sequence[Detection]) -> list[DetectionMsg]:
     """Core detections (source-pixel corners) as messages (centre and size)."""
     return [
+        # float() everywhere: the message's C conversion aborts the process on a
+        # numpy float32 or an int in a float field.
         DetectionMsg(
-            class_id=d.class_id, label=d.label, score=float(d.score),
-            center_x=(d.x_min + d.x_max) / 2.0, center_y=(d.y_min + d.y_max) / 2.0,
-            size_x=d.x_max - d.x_min, size_y=d.y_max - d.y_min,
+            class_id=int(d.class_id), label=d.label, score=float(d.score),
+            center_x=float(d.x_min + d.x_max) / 2.0, center_y=float(d.y_min + d.y_max) / 2.0,
+            size_x=float(d.x_max - d.x_min), size_y=float(d.y_max - d.y_min),
             keypoints=[float(v) for point in d.keypoints for v in point])
         for d in detections
     ]

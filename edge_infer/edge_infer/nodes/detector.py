@@ -30,10 +30,10 @@ from edge_infer.backends import available_backends
 from edge_infer.core.cards import CardError, load_card, ModelCard
 from edge_infer.core.detector import Detector, DetectorError
 from edge_infer.core.image import ImageFormatError, to_color
+from edge_infer.core.latency import Stage
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.preprocess import Geometry
 from edge_infer.core.tensors import TensorFormatError
-from edge_infer.core.trace import Stage
 from edge_infer.nodes.base import EdgeInferNode, main_for, StartupError
 from edge_infer.nodes.conversions import (
     detections_to_msgs, geometry_from_msg, image_from_msg, stage_to_msg, tensor_from_msg)

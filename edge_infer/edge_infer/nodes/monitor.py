@@ -18,9 +18,10 @@ Monitor node: prints detections, measures latency, writes annotated frames.
 Subscribes ``detections`` (and ``image_raw`` to draw on). For every detection message
 it takes the time of arrival and splits the latency since capture into the stages and
 hops of the message's trace. It keeps a JSON summary up to date in ``output_dir``
-(``summary.json``), with the frame counts, per-stage percentiles and the detections of
-the latest frames, and writes the first ``save_frames`` annotated frames as JPEG and
-all of them into ``detections.avi``.
+(``summary.json``), with the frame counts of every node (read from ``/diagnostics``),
+per-stage percentiles and the detections of the latest frames. It writes the first
+frame of each distinct image (up to ``save_frames``) annotated as JPEG, named in the
+summary with a digest of its pixels, and all annotated frames into ``detections.avi``.
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ from typing import Any
 
 import cv2
 from edge_infer.core.annotate import annotate
-from edge_infer.core.image import ImageFormatError, to_color
+from edge_infer.core.image import image_digest, ImageFormatError, to_color
+from edge_infer.core.latency import breakdown, summarise
 from edge_infer.core.params import ParameterSpec
-from edge_infer.core.trace import breakdown, summarise
 from edge_infer.nodes.base import EdgeInferNode, main_for
 from edge_infer.nodes.conversions import (
     detections_from_msg, image_from_msg, stages_from_msgs, time_to_ns)
+from diagnostic_msgs.msg import DiagnosticArray
 from edge_infer_msgs.msg import DetectionArray
 import numpy as np
 from sensor_msgs.msg import Image
@@ -74,6 +76,7 @@ class MonitorNode(EdgeInferNode):
         self._images: OrderedDict[int, Image] = OrderedDict()
         self._breakdowns: deque[dict[str, float]] = deque(maxlen=_LATENCY_WINDOW)
         self._saved_frames: list[dict[str, Any]] = []
+        self._node_counters: dict[str, dict[str, str]] = {}
         self._recent: list[dict[str, Any]] = []
         self._video: cv2.VideoWriter | None = None
         self._last_print = 0.0
@@ -81,7 +84,13 @@ class MonitorNode(EdgeInferNode):
         self.subscription(DetectionArray, 'detections', 'detections', self._on_detections)
         if p['annotate']:
             self.subscription(Image, 'image_raw', 'images', self._on_image)
+        self.subscription(DiagnosticArray, '/diagnostics', 'diagnostics', self._on_diagnostics)
         self.create_timer(1.0, self._write_summary)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.hardware_id == 'edge_infer':
+                self._node_counters[status.name] = {kv.key: kv.value for kv in status.values}
 
     def _on_image(self, msg: Image) -> None:
         self._images[time_to_ns(msg.header.stamp)] = msg
@@ -128,10 +137,12 @@ class MonitorNode(EdgeInferNode):
         except ImageFormatError:
             return
         canvas = annotate(image, detections)
-        if len(self._saved_frames) < self.params['save_frames']:
+        digest = image_digest(image_msg.data)
+        is_new = all(saved['image_digest'] != digest for saved in self._saved_frames)
+        if is_new and len(self._saved_frames) < self.params['save_frames']:
             path = self._output / f'frame_{len(self._saved_frames):04d}.jpg'
             cv2.imwrite(str(path), canvas)
-            self._saved_frames.append({'file': path.name, **frame})
+            self._saved_frames.append({'file': path.name, 'image_digest': digest, **frame})
         if self._video is None:
             height, width = canvas.shape[:2]
             self._video = cv2.VideoWriter(
@@ -143,6 +154,7 @@ class MonitorNode(EdgeInferNode):
         """Frame counts, latency percentiles (ms) and the latest frames' detections."""
         return {
             'counters': self.counters.as_dict(),
+            'nodes': self._node_counters,
             'latency_ms': summarise(self._breakdowns),
             'recent_frames': self._recent,
             'saved_frames': self._saved_frames,

@@ -26,9 +26,9 @@ import time
 
 from edge_infer.core.cards import CardError, load_card
 from edge_infer.core.image import ImageFormatError, to_color
+from edge_infer.core.latency import Stage
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.preprocess import Preprocessor
-from edge_infer.core.trace import Stage
 from edge_infer.nodes.base import EdgeInferNode, main_for, StartupError
 from edge_infer.nodes.conversions import (
     fill_tensor_msg, geometry_to_msg, image_from_msg, stage_to_msg)

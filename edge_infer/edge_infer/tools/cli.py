@@ -50,7 +50,7 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
+    """Build the argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog='edge_infer', description=__doc__.splitlines()[1])
     commands = parser.add_subparsers(dest='command', required=True)
     demo_parser = commands.add_parser('demo', help='run the pipeline on sample photographs')

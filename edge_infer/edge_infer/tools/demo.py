@@ -30,8 +30,10 @@ import sys
 import time
 from typing import Any
 
+import cv2
 from edge_infer.bringup import pipeline_nodes
-from edge_infer.core.trace import format_table
+from edge_infer.core.image import image_digest
+from edge_infer.core.latency import format_table
 from edge_infer.tools.processes import NodeGroup
 from edge_infer.tools.samples import write_sample_photos
 
@@ -88,17 +90,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report(summary: dict[str, Any], photos: list[Path], output: Path) -> str:
-    """The demo's printed result: detections per photograph, counts, latency."""
-    lines = ['', 'Detections in the first frame of each photograph:']
-    for photo, frame in zip(photos, summary['saved_frames']):
+    """Format the demo's result: detections per photograph, counts, latency."""
+    lines = ['', 'Detections (first frame of each photograph):']
+    frames = {frame['image_digest']: frame for frame in summary['saved_frames']}
+    for photo in photos:
+        frame = frames.get(image_digest(cv2.imread(str(photo)).tobytes()))
+        if frame is None:
+            lines.append(f'  {photo.name:<18} no frame reached the monitor')
+            continue
         found = '; '.join(
             f"{d['label']} {d['score']:.2f} box {d['box']}" for d in frame['detections'])
-        lines.append(f"  {photo.name:<14} {frame['image_width']}x{frame['image_height']}: "
+        lines.append(f"  {photo.name:<18} {frame['image_width']}x{frame['image_height']}: "
                      f"{found or 'nothing'}  -> {output / frame['file']}")
-    counters = summary['counters']
-    lines += ['', f"Frames at the monitor: {counters['received']} received, "
-                  f"{counters['processed']} processed, {counters['dropped']} dropped", '',
-              'Latency per stage and hop, capture to monitor (ms):',
+    lines += ['', 'Frames per node (received / processed / dropped, with reasons):']
+    for name, values in sorted(summary['nodes'].items()):
+        reasons = ', '.join(f'{key[len("dropped."):]} {value}'
+                            for key, value in values.items() if key.startswith('dropped.'))
+        lines.append(f"  {name:<18} {values['received']:>6} {values['processed']:>6} "
+                     f"{values['dropped']:>6}  {reasons}")
+    lines += ['', 'Latency per stage and hop, capture to monitor (ms):',
               format_table(summary['latency_ms']), '',
               f"Annotated video: {output / 'detections.avi'}"]
     return '\n'.join(lines)
@@ -109,5 +119,3 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args())
-
-

@@ -30,8 +30,8 @@ import threading
 import time
 from typing import Mapping, Sequence, TextIO
 
-from ament_index_python.packages import get_package_prefix
-from edge_infer.bringup import DDS_ENVIRONMENT, NodeSpec, PACKAGE, ParameterOverride
+from ament_index_python.packages import get_package_prefix, get_package_share_directory
+from edge_infer.bringup import dds_environment, NodeSpec, PACKAGE, ParameterOverride
 
 
 def executable_dir(package: str = PACKAGE) -> Path:
@@ -39,11 +39,16 @@ def executable_dir(package: str = PACKAGE) -> Path:
     return Path(get_package_prefix(package)) / 'lib' / package
 
 
-def node_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for node processes: the DDS settings, unbuffered line output."""
+def config_dir(package: str = PACKAGE) -> Path:
+    """The package's installed ``config`` folder."""
+    return Path(get_package_share_directory(package)) / 'config'
+
+
+def node_environment(*, dds_profile: str = 'local',
+                     base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for node processes: the DDS profile, unbuffered line output."""
     env = dict(os.environ if base is None else base)
-    for name, value in DDS_ENVIRONMENT.items():
-        env.setdefault(name, value)
+    env.update(dds_environment(dds_profile, config_dir=config_dir()))
     env['PYTHONUNBUFFERED'] = '1'
     env.setdefault('RCUTILS_COLORIZED_OUTPUT', '0')
     return env
@@ -110,12 +115,13 @@ class NodeGroup:
             self, *, specs: Sequence[NodeSpec], namespace: str = '',
             params_file: Path | None = None,
             overrides: Mapping[str, Mapping[str, ParameterOverride]] | None = None,
-            env: Mapping[str, str] | None = None, echo: TextIO | None = None) -> None:
+            dds_profile: str = 'local', env: Mapping[str, str] | None = None,
+            echo: TextIO | None = None) -> None:
         self._specs = list(specs)
         self._namespace = namespace
         self._params_file = params_file
         self._overrides = overrides or {}
-        self._env = node_environment(env)
+        self._env = node_environment(dds_profile=dds_profile, base=env)
         self._echo = echo
         self.processes: dict[str, NodeProcess] = {}
 
@@ -139,13 +145,16 @@ class NodeGroup:
                 if p.popen.poll() is not None}
 
     def stop(self) -> dict[str, int]:
-        """Stop all nodes, the last started first; returns their exit codes."""
-        return {name: process.stop()
-                for name, process in reversed(list(self.processes.items()))}
+        """
+        Stop all nodes in start order; returns their exit codes.
+
+        Upstream first, so that each downstream node still takes in what was in flight
+        and hears the final reports of the nodes before it.
+        """
+        return {name: process.stop() for name, process in self.processes.items()}
 
     def __enter__(self) -> NodeGroup:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
