@@ -96,6 +96,7 @@ def test_pipeline_finds_the_person_with_the_frame_stamp(
     probe.subscribe(DetectionArray, 'detections', RELIABLE)
     specs = pipeline_nodes(detector_input=detector_input)
     overrides = {'camera': camera_overrides(photo_folder(tmp_path, photo))}
+
     def shows_a_published_frame(array: DetectionArray) -> bool:
         return stamp_ns(array.header.stamp) in {
             stamp_ns(image.header.stamp) for image in probe.messages('image_raw')}
@@ -226,6 +227,7 @@ def test_mismatched_tensors_are_rejected_with_the_reason(probe: Probe) -> None:
 
     def good_tensor() -> Tensor:
         return tensor_msg([1, 224, 224, 3], 'float32')
+
     with NodeGroup(specs=[spec]) as group:
         before = warm_up(probe, publisher, good_tensor, 'detections', 'detector')
         results = len(probe.messages('detections'))

@@ -34,6 +34,7 @@ import time
 from typing import Any
 
 import cv2
+from diagnostic_msgs.msg import DiagnosticArray
 from edge_infer.core.annotate import annotate
 from edge_infer.core.image import image_digest, ImageFormatError, to_color
 from edge_infer.core.latency import breakdown, summarise
@@ -41,7 +42,6 @@ from edge_infer.core.params import ParameterSpec
 from edge_infer.nodes.base import EdgeInferNode, main_for
 from edge_infer.nodes.conversions import (
     detections_from_msg, image_from_msg, stages_from_msgs, time_to_ns)
-from diagnostic_msgs.msg import DiagnosticArray
 from edge_infer_msgs.msg import DetectionArray
 import numpy as np
 from sensor_msgs.msg import Image

@@ -40,7 +40,7 @@ def executable_dir(package: str = PACKAGE) -> Path:
 
 
 def config_dir(package: str = PACKAGE) -> Path:
-    """The package's installed ``config`` folder."""
+    """Return the package's installed ``config`` folder."""
     return Path(get_package_share_directory(package)) / 'config'
 
 
