@@ -21,13 +21,16 @@ from a probe node in the test process.
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
+import shutil
 import time
 from typing import Any, Iterator
 
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from edge_infer.bringup import NodeSpec, pipeline_nodes
+from edge_infer.core.models import model_dir
 from edge_infer.tools.processes import NodeGroup
 from edge_infer.tools.samples import write_sample_photos
 from edge_infer_msgs.msg import Detection, DetectionArray, ModelInfo, Tensor
@@ -40,6 +43,7 @@ import rclpy
 from rclpy.qos import (
     DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy)
 from sensor_msgs.msg import Image
+import yaml
 
 pytestmark = pytest.mark.ros
 
@@ -300,3 +304,47 @@ def test_diagnostics_counters_add_up(tmp_path: Path, probe: Probe) -> None:
     total = int(values['processed']) + int(values['dropped'])
     assert int(values['received']) - total in (0, 1)
     assert diagnostics_of(probe, 'camera')['processed'] != '0'
+
+
+def user_card(tmp_path: Path, model_file: Path) -> Path:
+    """The bundled person card, pointing at ``model_file`` and without a pinned hash."""
+    card = yaml.safe_load(
+        (resources.files('edge_infer') / 'models' / 'pose_detection.yaml').read_text())
+    del card['source'], card['sha256']
+    card['name'] = 'my_person_model'
+    card['file'] = str(model_file)
+    path = tmp_path / 'my_person_model.yaml'
+    path.write_text(yaml.safe_dump(card))
+    return path
+
+
+@pytest.mark.parametrize('problem', ['missing', 'corrupt'])
+def test_detector_survives_a_missing_or_corrupt_model_and_recovers(
+        tmp_path: Path, probe: Probe, problem: str) -> None:
+    model_file = tmp_path / 'person.tflite'
+    if problem == 'corrupt':
+        model_file.write_bytes(bytes(range(256)) * 64)
+    probe.subscribe(DetectionArray, 'detections', RELIABLE)
+    publisher = probe.node.create_publisher(Tensor, 'input_tensor', RELIABLE)
+    spec = NodeSpec(executable='detector', name='detector')
+    overrides = {'detector': {'model': str(user_card(tmp_path, model_file))}}
+    with NodeGroup(specs=[spec], overrides=overrides) as group:
+        detector = group['detector']
+        assert detector.wait_for_output('unavailable', START_TIMEOUT), detector.output()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not diagnostics_of(probe, 'detector').get('dropped.model_unavailable'):
+            assert time.monotonic() < deadline, diagnostics_of(probe, 'detector')
+            publisher.publish(tensor_msg([1, 224, 224, 3], 'float32'))
+            time.sleep(0.3)
+        status = next(s for m in reversed(probe.messages('/diagnostics')) for s in m.status
+                      if s.name.endswith('/detector'))
+        assert status.level == DiagnosticStatus.ERROR
+        assert str(model_file) in status.message
+        shutil.copyfile(model_dir() / 'pose_detection.tflite', model_file)
+        assert detector.wait_for_output("'my_person_model' on litert", 20.0), \
+            detector.output()
+        warm_up(probe, publisher, lambda: tensor_msg([1, 224, 224, 3], 'float32'),
+                'detections', 'detector')
+        assert not group.exited()
+    line = next(line for line in detector.output().splitlines() if 'unavailable' in line)
+    assert str(model_file) in line and 'retrying' in line, line

@@ -95,6 +95,7 @@ class EdgeInferNode(Node):
             DiagnosticArray, '/diagnostics', qos_profile('diagnostics'))
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self._diagnostic_extras: dict[str, Callable[[], Any]] = {}
+        self._health = (DiagnosticStatus.OK, 'running')
 
     def _declare(self, specs: Sequence[ParameterSpec]) -> dict[str, Any]:
         values = {}
@@ -155,6 +156,10 @@ class EdgeInferNode(Node):
             f'{theirs}: {peer_text}; incompatible policy: {policy} '
             f'({info.total_count} endpoints). Override with qos_overrides in the params file.')
 
+    def set_health(self, *, ok: bool, message: str) -> None:
+        """Set the level and message of this node's diagnostics status."""
+        self._health = (DiagnosticStatus.OK if ok else DiagnosticStatus.ERROR, message)
+
     def report(self, key: str, value: Callable[[], Any]) -> None:
         """Add a value to this node's diagnostics (besides the frame counters)."""
         self._diagnostic_extras[key] = value
@@ -169,11 +174,12 @@ class EdgeInferNode(Node):
     def _publish_diagnostics(self) -> None:
         values = dict(self.counters.as_dict())
         values.update({key: read() for key, read in self._diagnostic_extras.items()})
+        level, message = self._health
         status = DiagnosticStatus(
-            level=DiagnosticStatus.OK,
+            level=level,
             name=self.get_fully_qualified_name(),
             hardware_id='edge_infer',
-            message='running',
+            message=message,
             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()

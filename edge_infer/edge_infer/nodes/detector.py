@@ -26,11 +26,12 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from edge_infer.backends import available_backends
+from edge_infer.backends import available_backends, BackendError
 from edge_infer.core.cards import CardError, load_card, ModelCard
 from edge_infer.core.detector import Detector, DetectorError
 from edge_infer.core.image import ImageFormatError, to_color
 from edge_infer.core.latency import Stage
+from edge_infer.core.models import ModelFileError
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.preprocess import Geometry
 from edge_infer.core.tensors import TensorFormatError
@@ -41,6 +42,8 @@ from edge_infer_msgs.msg import DetectionArray, ModelInfo, StageTiming, Tensor
 import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
+
+MODEL_RETRY_PERIOD_S = 5.0
 
 PARAMETERS = (
     ParameterSpec(
@@ -73,22 +76,44 @@ class DetectorNode(EdgeInferNode):
         except (CardError, OSError) as error:
             raise StartupError(f"detector: parameter 'model': {error}") from error
         card = self._apply_threshold_overrides(card)
-        try:
-            self._detector = Detector(
-                card=card, backend=p['backend'] or None, threads=p['threads'] or None)
-        except (DetectorError, OSError, RuntimeError) as error:
-            raise StartupError(f"detector: cannot load model '{card.name}': {error}") from error
         self._card = card
+        self._detector: Detector | None = None
         self._detections_pub = self.publisher(DetectionArray, 'detections', 'detections')
         self._info_pub = self.publisher(ModelInfo, 'model_info', 'model_info')
-        self._info_pub.publish(self._model_info())
         if p['input'] == 'tensor':
             self.subscription(Tensor, 'input_tensor', 'tensors', self._on_tensor)
         else:
             self.subscription(Image, 'image_raw', 'images', self._on_image)
+        if not self._load():
+            # A missing or corrupt model file can be fixed while the robot runs (fetch
+            # or copy it): keep counting frames and try again, instead of exiting.
+            self._retry_timer = self.create_timer(MODEL_RETRY_PERIOD_S, self._retry_load)
+
+    def _load(self) -> bool:
+        p, card = self.params, self._card
+        try:
+            self._detector = Detector(
+                card=card, backend=p['backend'] or None, threads=p['threads'] or None)
+        except (ModelFileError, BackendError) as error:
+            message = f"model '{card.name}' unavailable: {error}"
+            self.set_health(ok=False, message=message)
+            self.get_logger().error(
+                f'{message}; dropping frames, retrying every {MODEL_RETRY_PERIOD_S:g} s',
+                throttle_duration_sec=60.0)
+            return False
+        except DetectorError as error:
+            raise StartupError(f"detector: model '{card.name}' does not fit its card: "
+                               f'{error}') from error
+        self.set_health(ok=True, message='running')
+        self._info_pub.publish(self._model_info(self._detector))
         self.get_logger().info(
             f"'{card.name}' on {self._detector.backend_name}, input '{p['input']}', "
             f'score >= {card.score_threshold}, NMS IoU {card.nms_iou_threshold}')
+        return True
+
+    def _retry_load(self) -> None:
+        if self._load():
+            self._retry_timer.cancel()
 
     def _apply_threshold_overrides(self, card: ModelCard) -> ModelCard:
         # The card's thresholds are the defaults, so they are declared only now.
@@ -100,11 +125,11 @@ class DetectorNode(EdgeInferNode):
             maximum=1.0, description="IoU above which NMS suppresses; defaults to the card's."))
         return dataclasses.replace(card, score_threshold=score, nms_iou_threshold=iou)
 
-    def _model_info(self) -> ModelInfo:
+    def _model_info(self, detector: Detector) -> ModelInfo:
         spec = self._card.input_spec
         info = ModelInfo(
-            model_name=self._card.name, model_sha256=self._detector.model_sha256,
-            backend=self._detector.backend_name, input_width=spec.width,
+            model_name=self._card.name, model_sha256=detector.model_sha256,
+            backend=detector.backend_name, input_width=spec.width,
             input_height=spec.height, input_layout=spec.layout, input_dtype=spec.dtype,
             labels=list(self._card.labels), keypoint_names=list(self._card.keypoint_names),
             score_threshold=float(self._card.score_threshold),
@@ -114,6 +139,9 @@ class DetectorNode(EdgeInferNode):
 
     def _on_tensor(self, msg: Tensor) -> None:
         self.counters.receive()
+        if self._detector is None:
+            self.counters.drop('model_unavailable')
+            return
         try:
             tensor = tensor_from_msg(msg)
             geometry = geometry_from_msg(msg.geometry)
@@ -124,6 +152,9 @@ class DetectorNode(EdgeInferNode):
 
     def _on_image(self, msg: Image) -> None:
         self.counters.receive()
+        if self._detector is None:
+            self.counters.drop('model_unavailable')
+            return
         start_ns = time.time_ns()
         color = self._card.input_spec.color
         try:
