@@ -19,8 +19,8 @@ Launch arguments: params_file (YAML with the parameters of every node, default
 config/pipeline.yaml), namespace (of all nodes and topics, for example a robot's name),
 detector_input ('tensor': separate preprocess node; 'image': the detector
 preprocesses), with_control (start the follow-person control example) and with_monitor
-(start the monitor that prints detections and latency) and dds_profile ('large_data',
-'local' or 'none', see edge_infer.bringup.dds_environment).
+(start the monitor that prints detections and latency) and dds_profile
+('shared_memory', 'local', 'large_data' or 'none', see edge_infer.bringup).
 
 Which nodes run is decided by edge_infer.bringup.pipeline_nodes, which the tests check.
 """
@@ -31,7 +31,7 @@ from pathlib import Path
 from ament_index_python.packages import get_package_share_directory
 from edge_infer.bringup import dds_environment, DDS_PROFILES, parse_flag, pipeline_nodes
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -41,19 +41,21 @@ def _nodes(context: LaunchContext) -> list:
         return LaunchConfiguration(name).perform(context)
 
     config_dir = Path(get_package_share_directory('edge_infer')) / 'config'
-    environment = [
-        SetEnvironmentVariable(name, value)
-        for name, value in dds_environment(arg('dds_profile'), config_dir=config_dir).items()
-    ]
+    # Per node rather than SetEnvironmentVariable, which would leak into whatever a
+    # parent launch file starts after including this one.
+    environment = dds_environment(
+        arg('dds_profile'), config_dir=config_dir, ros_distro=os.environ.get('ROS_DISTRO'))
     specs = pipeline_nodes(
         detector_input=arg('detector_input'),
         with_control=parse_flag('with_control', arg('with_control')),
         with_monitor=parse_flag('with_monitor', arg('with_monitor')))
-    return environment + [
+    return [
         Node(package=spec.package, executable=spec.executable, name=spec.name,
              namespace=arg('namespace'),
-             parameters=[arg('params_file'), dict(spec.parameters)],
-             remappings=list(spec.remappings), output='screen', emulate_tty=True)
+             parameters=[arg('params_file')] + ([dict(spec.parameters)] if spec.parameters
+                                                else []),
+             remappings=list(spec.remappings), additional_env=environment,
+             output='screen', emulate_tty=True)
         for spec in specs
     ]
 
@@ -73,10 +75,10 @@ def generate_launch_description() -> LaunchDescription:
                               description='Start the follow-person control example.'),
         DeclareLaunchArgument('with_monitor', default_value='false',
                               description='Start the detection and latency monitor.'),
-        DeclareLaunchArgument('dds_profile', default_value='large_data',
+        DeclareLaunchArgument('dds_profile', default_value='shared_memory',
                               choices=list(DDS_PROFILES),
-                              description="How DDS moves frames: 'large_data' (shared "
-                                          "memory and TCP), 'local' (this host only), "
-                                          "'none' (the environment's settings)."),
+                              description="How DDS moves frames: 'shared_memory', "
+                                          "'local' (this host only), 'large_data' "
+                                          "(Fast DDS LARGE_DATA), 'none' (as set)."),
         OpaqueFunction(function=_nodes),
     ])

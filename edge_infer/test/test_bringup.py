@@ -15,6 +15,7 @@
 """The plain-Python description of the pipeline that the launch file maps."""
 
 from pathlib import Path
+from xml.etree import ElementTree
 
 from edge_infer.bringup import dds_environment, NodeSpec, parse_flag, pipeline_nodes
 import pytest
@@ -66,15 +67,19 @@ def test_bad_launch_flag_names_the_argument() -> None:
         parse_flag('with_control', 'maybe')
 
 
-def test_dds_profiles(tmp_path: Path) -> None:
-    assert dds_environment('large_data', config_dir=tmp_path) == {
+def test_dds_profiles() -> None:
+    config = PACKAGE_DIR / 'config'
+    assert dds_environment('large_data', config_dir=config) == {
         'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
-    assert dds_environment('local', config_dir=tmp_path) == {
-        'FASTDDS_DEFAULT_PROFILES_FILE': str(tmp_path / 'fastdds_local.xml')}
-    assert dds_environment('none', config_dir=tmp_path) == {}
+    assert dds_environment('none', config_dir=config) == {}
+    for profile in ('shared_memory', 'local'):
+        (path,) = dds_environment(profile, config_dir=config).values()
+        assert Path(path).is_file()
+        assert ElementTree.parse(path).getroot().tag.endswith('dds')
+    assert list(dds_environment('local', config_dir=config, ros_distro='humble')) == [
+        'FASTRTPS_DEFAULT_PROFILES_FILE']
     with pytest.raises(ValueError, match='dds_profile'):
-        dds_environment('fast', config_dir=tmp_path)
-    assert (PACKAGE_DIR / 'config' / 'fastdds_local.xml').is_file()
+        dds_environment('fast', config_dir=config)
 
 
 def test_params_file_covers_every_node_of_the_pipeline() -> None:

@@ -41,7 +41,7 @@ def test_tensor_round_trip_through_a_message(dtype: str) -> None:
 
 
 @pytest.mark.parametrize('fields,message', [
-    ({'dtype': 'complex64', 'shape': [1], 'data': bytes(8)}, "unknown tensor dtype"),
+    ({'dtype': 'complex64', 'shape': [1], 'data': bytes(8)}, 'unknown tensor dtype'),
     ({'dtype': 'float32', 'shape': [], 'data': b''}, 'empty shape'),
     ({'dtype': 'float32', 'shape': [1, 4], 'data': bytes(15)},
      'payload is 15 bytes, shape [1, 4] of float32 needs 16'),

@@ -307,7 +307,7 @@ def test_diagnostics_counters_add_up(tmp_path: Path, probe: Probe) -> None:
 
 
 def user_card(tmp_path: Path, model_file: Path) -> Path:
-    """The bundled person card, pointing at ``model_file`` and without a pinned hash."""
+    """Write the bundled person card, pointing at ``model_file``, without a pinned hash."""
     card = yaml.safe_load(
         (resources.files('edge_infer') / 'models' / 'pose_detection.yaml').read_text())
     del card['source'], card['sha256']

@@ -22,10 +22,12 @@ the integration tests still run the real node executables over real DDS, from th
 
 from __future__ import annotations
 
+import ctypes
 import os
 from pathlib import Path
 import signal
 import subprocess
+import sys
 import threading
 import time
 from typing import Mapping, Sequence, TextIO
@@ -48,10 +50,21 @@ def node_environment(*, dds_profile: str = 'local',
                      base: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for node processes: the DDS profile, unbuffered line output."""
     env = dict(os.environ if base is None else base)
-    env.update(dds_environment(dds_profile, config_dir=config_dir()))
+    env.update(dds_environment(dds_profile, config_dir=config_dir(),
+                               ros_distro=env.get('ROS_DISTRO')))
     env['PYTHONUNBUFFERED'] = '1'
     env.setdefault('RCUTILS_COLORIZED_OUTPUT', '0')
     return env
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_parent() -> None:
+    # A node must not outlive the tool or test that started it, even when that one
+    # crashes: Linux sends the node SIGTERM when its parent ends.
+    if sys.platform.startswith('linux'):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class NodeProcess:
@@ -65,7 +78,7 @@ class NodeProcess:
         self._echo = echo
         self.popen = subprocess.Popen(
             list(command), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, text=True, bufsize=1)
+            stdin=subprocess.DEVNULL, text=True, bufsize=1, preexec_fn=_end_with_parent)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
