@@ -296,6 +296,19 @@ def test_qos_mismatch_is_logged_with_both_profiles(tmp_path: Path, probe: Probe)
     assert 'RELIABILITY' in line
 
 
+def test_qos_of_a_topic_can_be_overridden_from_parameters(probe: Probe) -> None:
+    probe.subscribe(Image, 'image_raw', RELIABLE)
+    overrides = {'camera': {'fps': 10.0,
+                            'qos_overrides./image_raw.publisher.reliability': 'reliable'}}
+    with NodeGroup(specs=[NodeSpec(executable='camera', name='camera')],
+                   overrides=overrides) as group:
+        probe.wait_for('image_raw', count=3, timeout=START_TIMEOUT)
+        publishers = probe.node.get_publishers_info_by_topic('/image_raw')
+        output = group['camera'].output()
+    assert 'QoS mismatch' not in output
+    assert [p.qos_profile.reliability for p in publishers] == [ReliabilityPolicy.RELIABLE]
+
+
 def test_diagnostics_counters_add_up(tmp_path: Path, probe: Probe) -> None:
     specs = pipeline_nodes()
     overrides = {'camera': camera_overrides(photo_folder(tmp_path, 'coffee'), fps=15.0)}

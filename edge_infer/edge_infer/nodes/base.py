@@ -90,12 +90,12 @@ class EdgeInferNode(Node):
     def __init__(self, *, node_name: str, parameters: Sequence[ParameterSpec]) -> None:
         super().__init__(node_name)
         self.counters = FrameCounters()
+        self._diagnostic_extras: dict[str, Callable[[], Any]] = {}
+        self._health = (DiagnosticStatus.OK, 'running')
         self.params = self._declare(parameters)
         self._diagnostics = self.create_publisher(
             DiagnosticArray, '/diagnostics', qos_profile('diagnostics'))
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
-        self._diagnostic_extras: dict[str, Callable[[], Any]] = {}
-        self._health = (DiagnosticStatus.OK, 'running')
 
     def _declare(self, specs: Sequence[ParameterSpec]) -> dict[str, Any]:
         values = {}
