@@ -45,3 +45,16 @@ def annotate(image_bgr: np.ndarray, detections: Iterable[Detection]) -> np.ndarr
         cv2.putText(canvas, text, (top_left[0], label_y - baseline),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.5, _TEXT_COLOUR, 1, cv2.LINE_AA)
     return canvas
+
+
+def fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale ``image`` to fit ``width`` x ``height`` keeping its aspect, padded black."""
+    scale = min(width / image.shape[1], height / image.shape[0])
+    scaled_width = min(width, round(image.shape[1] * scale))
+    scaled_height = min(height, round(image.shape[0] * scale))
+    scaled = cv2.resize(image, (scaled_width, scaled_height), interpolation=cv2.INTER_AREA)
+    left = (width - scaled_width) // 2
+    top = (height - scaled_height) // 2
+    return cv2.copyMakeBorder(
+        scaled, top, height - scaled_height - top, left, width - scaled_width - left,
+        cv2.BORDER_CONSTANT, value=(0, 0, 0))

@@ -87,6 +87,11 @@ class CameraNode(EdgeInferNode):
                 self.get_logger().info('camera: source ended (set loop:=true to repeat)')
                 return
             self.counters.receive()
+            if self._image_pub.get_subscription_count() == 0:
+                # Nobody listens yet (or any more): skip the conversion, and say so in
+                # the counters rather than publish into the void.
+                self.counters.drop('no_subscriber')
+                continue
             stamp = ns_to_time(frame.stamp_ns)
             image = frame.image if encoding == 'bgr8' else frame.image[:, :, ::-1]
             msg = Image()

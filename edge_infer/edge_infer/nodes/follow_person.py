@@ -70,6 +70,9 @@ class FollowPersonNode(EdgeInferNode):
 
     def _on_detections(self, msg: DetectionArray) -> None:
         self.counters.receive()
+        if msg.image_width == 0:
+            self.counters.drop('no_image_width')
+            return
         stamp_ns = time_to_ns(msg.header.stamp)
         views = [
             DetectionView(
@@ -77,9 +80,6 @@ class FollowPersonNode(EdgeInferNode):
                 box=(d.center_x - d.size_x / 2, d.center_y - d.size_y / 2,
                      d.center_x + d.size_x / 2, d.center_y + d.size_y / 2))
             for d in msg.detections]
-        if msg.image_width == 0:
-            self.counters.drop('no_image_width')
-            return
         command = self._controller.update(
             detections=views, stamp_ns=stamp_ns, image_width=msg.image_width,
             now_ns=self.get_clock().now().nanoseconds)

@@ -35,7 +35,7 @@ from typing import Any
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
-from edge_infer.core.annotate import annotate
+from edge_infer.core.annotate import annotate, fit
 from edge_infer.core.image import image_digest, ImageFormatError, to_color
 from edge_infer.core.latency import breakdown, summarise
 from edge_infer.core.params import ParameterSpec
@@ -77,8 +77,9 @@ class MonitorNode(EdgeInferNode):
         self._breakdowns: deque[dict[str, float]] = deque(maxlen=_LATENCY_WINDOW)
         self._saved_frames: list[dict[str, Any]] = []
         self._node_counters: dict[str, dict[str, str]] = {}
-        self._recent: list[dict[str, Any]] = []
+        self._recent: deque[dict[str, Any]] = deque(maxlen=_RECENT_FRAMES)
         self._video: cv2.VideoWriter | None = None
+        self._video_size = (0, 0)
         self._last_print = 0.0
         self._dirty = False
         self.subscription(DetectionArray, 'detections', 'detections', self._on_detections)
@@ -114,7 +115,7 @@ class MonitorNode(EdgeInferNode):
                  'box': [round(v, 1) for v in (d.x_min, d.y_min, d.x_max, d.y_max)]}
                 for d in detections],
         }
-        self._recent = (self._recent + [frame])[-_RECENT_FRAMES:]
+        self._recent.append(frame)
         self._dirty = True
         now = time.monotonic()
         if now - self._last_print >= self.params['print_period']:
@@ -144,19 +145,22 @@ class MonitorNode(EdgeInferNode):
             cv2.imwrite(str(path), canvas)
             self._saved_frames.append({'file': path.name, 'image_digest': digest, **frame})
         if self._video is None:
-            height, width = canvas.shape[:2]
+            self._video_size = (canvas.shape[1], canvas.shape[0])
             self._video = cv2.VideoWriter(
                 str(self._output / 'detections.avi'), cv2.VideoWriter_fourcc(*'MJPG'),
-                15.0, (width, height))
-        self._video.write(canvas)
+                15.0, self._video_size)
+        # A video has one frame size; sources whose size changes are fitted into it.
+        self._video.write(fit(canvas, *self._video_size))
 
     def summary(self) -> dict[str, Any]:
         """Frame counts, latency percentiles (ms) and the latest frames' detections."""
         return {
             'counters': self.counters.as_dict(),
-            'nodes': self._node_counters,
+            # Its own counters live; the others' as last reported on /diagnostics.
+            'nodes': {**self._node_counters,
+                      self.get_fully_qualified_name(): self.counters.as_dict()},
             'latency_ms': summarise(self._breakdowns),
-            'recent_frames': self._recent,
+            'recent_frames': list(self._recent),
             'saved_frames': self._saved_frames,
         }
 

@@ -38,6 +38,13 @@ from edge_infer.tools.processes import NodeGroup
 from edge_infer.tools.samples import write_sample_photos
 
 
+# The detector logs "'<model>' on <runtime>" once its model is loaded.
+READY_LINE = "' on "
+STARTUP_TIMEOUT_S = 120.0
+# Time for the subscriptions of a newly started node to match the running ones.
+DISCOVERY_WAIT_S = 1.0
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``edge_infer demo``."""
     parser.add_argument('--output', type=Path, default=Path('demo_output'),
@@ -71,13 +78,22 @@ def run(args: argparse.Namespace) -> int:
     specs = pipeline_nodes(detector_input=args.detector_input, with_monitor=True)
     summary_path = output / 'summary.json'
     summary_path.unlink(missing_ok=True)
-    group = NodeGroup(specs=specs, overrides=overrides,
-                      echo=None if args.quiet else sys.stdout)
-    with group:
-        deadline = time.monotonic() + args.duration
-        while time.monotonic() < deadline and not group.exited():
-            time.sleep(0.2)
-        failed = group.exited()
+    echo = None if args.quiet else sys.stdout
+    # Consumers first, so that no frame is published before its subscriber listens;
+    # stopped after the camera, so that they take in what is still in flight.
+    consumers = NodeGroup(specs=specs[1:], overrides=overrides, echo=echo)
+    camera = NodeGroup(specs=specs[:1], overrides=overrides, echo=echo)
+    with consumers:
+        if not consumers['detector'].wait_for_output(READY_LINE, STARTUP_TIMEOUT_S):
+            print(f'demo: the detector did not start:\n{consumers["detector"].output()}',
+                  file=sys.stderr)
+            return 1
+        time.sleep(DISCOVERY_WAIT_S)
+        with camera:
+            deadline = time.monotonic() + args.duration
+            while time.monotonic() < deadline and not (camera.exited() or consumers.exited()):
+                time.sleep(0.2)
+            failed = {**camera.exited(), **consumers.exited()}
     if failed:
         print(f'demo: nodes ended early: {failed}', file=sys.stderr)
         return 1
@@ -85,12 +101,17 @@ def run(args: argparse.Namespace) -> int:
         print('demo: the monitor received no detections', file=sys.stderr)
         return 1
     summary = json.loads(summary_path.read_text())
-    print(report(summary, photos, output))
+    print(report(summary, photos, output, chain=['/' + spec.name for spec in specs]))
     return 0
 
 
-def report(summary: dict[str, Any], photos: list[Path], output: Path) -> str:
-    """Format the demo's result: detections per photograph, counts, latency."""
+def report(summary: dict[str, Any], photos: list[Path], output: Path,
+           chain: list[str]) -> str:
+    """
+    Format the demo's result: detections per photograph, counts, latency.
+
+    :param chain: fully qualified names of the pipeline's nodes, upstream first.
+    """
     lines = ['', 'Detections (first frame of each photograph):']
     frames = {frame['image_digest']: frame for frame in summary['saved_frames']}
     for photo in photos:
@@ -108,6 +129,16 @@ def report(summary: dict[str, Any], photos: list[Path], output: Path) -> str:
                             for key, value in values.items() if key.startswith('dropped.'))
         lines.append(f"  {name:<18} {values['received']:>6} {values['processed']:>6} "
                      f"{values['dropped']:>6}  {reasons}")
+    nodes = summary['nodes']
+    gaps = []
+    for upstream, downstream in zip(chain, chain[1:]):
+        sent = nodes.get(upstream, {}).get('processed')
+        arrived = nodes.get(downstream, {}).get('received')
+        if sent is not None and arrived is not None:
+            gaps.append(f'{upstream} -> {downstream} {int(sent) - int(arrived)}')
+    lines += ['Not delivered between nodes (sent before a subscriber matched, lost in '
+              'transport, or replaced', 'by a newer frame in a keep-last-1 queue): '
+              + ', '.join(gaps)]
     lines += ['', 'Latency per stage and hop, capture to monitor (ms):',
               format_table(summary['latency_ms']), '',
               f"Annotated video: {output / 'detections.avi'}"]
