@@ -43,6 +43,8 @@ setup(
             'detector = edge_infer.nodes.detector:main',
             'follow_person = edge_infer.nodes.follow_person:main',
             'monitor = edge_infer.nodes.monitor:main',
+            'replay = edge_infer.nodes.replay:main',
+            'recorder = edge_infer.nodes.recorder:main',
             'edge_infer = edge_infer.tools.cli:main',
         ],
     },
