@@ -76,3 +76,11 @@ def test_qos_profiles_choose_latency_over_delivery_for_frames() -> None:
     with pytest.raises(KeyError, match='known: commands, detections'):
         qos_spec('video')
     assert set(QOS_PROFILES) >= {'images', 'tensors', 'detections', 'model_info'}
+
+
+def test_list_parameters_take_strings_and_an_empty_array() -> None:
+    topics = ParameterSpec(name='topics', default=[], description='')
+    assert validate_parameter(topics, ['a', 'b']) == ['a', 'b']
+    assert validate_parameter(topics, None) == []
+    with pytest.raises(ParameterError, match="'topics': \\[1\\] is not a list of strings"):
+        validate_parameter(topics, [1])

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence, Union
 
-ParameterValue = Union[bool, int, float, str]
+ParameterValue = Union[bool, int, float, str, list]
 
 
 class ParameterError(ValueError):
@@ -62,11 +62,18 @@ def validate_parameter(spec: ParameterSpec, value: ParameterValue) -> ParameterV
     Check ``value`` against ``spec`` and return it, converted where that is lossless.
 
     An integer is accepted where a float is expected, since YAML writes ``30`` for
-    ``30.0``.
+    ``30.0``. List parameters are lists of strings.
     """
     expected = type(spec.default)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if expected is list:
+        # rclpy reads an empty array from a params file or ``-p name:=[]`` as None.
+        value = [] if value is None else list(value)
+        if not all(isinstance(item, str) for item in value):
+            raise ParameterError(
+                f"parameter '{spec.name}': {value!r} is not a list of strings")
+        return value
     if type(value) is not expected:
         raise ParameterError(
             f"parameter '{spec.name}': {value!r} is a {type(value).__name__}, "

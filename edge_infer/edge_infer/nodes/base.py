@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from edge_infer.core.params import ParameterError, ParameterSpec, validate_all
-from edge_infer.core.qos import qos_spec
+from edge_infer.core.qos import qos_spec, QosSpec
 from edge_infer.core.stats import FrameCounters
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
@@ -65,9 +65,9 @@ _DURABILITY = {
 }
 
 
-def qos_profile(name: str) -> QoSProfile:
-    """Build the rclpy profile for one of the named profiles in ``core.qos``."""
-    spec = qos_spec(name)
+def qos_profile(profile: str | QosSpec) -> QoSProfile:
+    """Build the rclpy profile for a named profile of ``core.qos``, or a given one."""
+    spec = qos_spec(profile) if isinstance(profile, str) else profile
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
         depth=spec.depth,
@@ -108,8 +108,9 @@ class EdgeInferNode(Node):
         """Declare one more parameter whose default is only known after start-up."""
         return self._declare([spec])[spec.name]
 
-    def publisher(self, msg_type: type[MsgT], topic: str, profile: str) -> Publisher:
-        """Create a publisher with a named QoS profile that YAML may override."""
+    def publisher(self, msg_type: type[MsgT], topic: str,
+                  profile: str | QosSpec) -> Publisher:
+        """Create a publisher with a (named) QoS profile that YAML may override."""
         publisher = self.create_publisher(
             msg_type, topic, qos_profile(profile),
             event_callbacks=PublisherEventCallbacks(
@@ -118,9 +119,9 @@ class EdgeInferNode(Node):
         return publisher
 
     def subscription(
-            self, msg_type: type[MsgT], topic: str, profile: str,
+            self, msg_type: type[MsgT], topic: str, profile: str | QosSpec,
             callback: Callable[[MsgT], None]) -> Subscription:
-        """Create a subscription with a named QoS profile that YAML may override."""
+        """Create a subscription with a (named) QoS profile that YAML may override."""
         subscription = self.create_subscription(
             msg_type, topic, callback, qos_profile(profile),
             event_callbacks=SubscriptionEventCallbacks(

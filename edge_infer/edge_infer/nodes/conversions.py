@@ -21,6 +21,7 @@ without a running ROS graph.
 
 from __future__ import annotations
 
+import importlib
 from typing import Iterable, Sequence
 
 from builtin_interfaces.msg import Time
@@ -35,6 +36,15 @@ import numpy as np
 from sensor_msgs.msg import Image
 
 NS_PER_S = 1_000_000_000
+
+
+def message_class(msgtype: str) -> type | None:
+    """Import the local Python class of ``pkg/msg/Name``; None where there is none."""
+    package, _, name = msgtype.rpartition('/')
+    try:
+        return getattr(importlib.import_module(package.replace('/', '.')), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
 
 
 def time_to_ns(stamp: Time) -> int:

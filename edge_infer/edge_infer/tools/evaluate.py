@@ -1,0 +1,278 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Replay a bag through the node pipeline and report accuracy, frames and latency.
+
+The bag's images are published by the replay node (restamped at publication, so that
+latency is measured from the moment a frame enters the pipeline) to the preprocess and
+detector nodes; this tool subscribes to the images and the detections, tells each
+replayed frame by a digest of its pixels, and compares the detections with the ground
+truth of the recorded frame. It prints precision, recall and AP at IoU 0.5 per class,
+the frame accounting of every node (which must add up) and the latency per stage and
+hop, and writes ``report.json`` and plots into the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+import json
+import os
+from pathlib import Path
+import sys
+import threading
+import time
+from typing import Any, Sequence
+
+from diagnostic_msgs.msg import DiagnosticArray
+from edge_infer.bringup import NodeSpec, pipeline_nodes
+from edge_infer.core.bags import BagReader
+from edge_infer.core.detector import Detection
+from edge_infer.core.evaluation import (
+    evaluate, format_report, FrameAccounting, GroundTruthBox)
+from edge_infer.core.image import image_digest
+from edge_infer.core.latency import breakdown, format_table, summarise
+from edge_infer.core.plots import plot_latency_over_time, plot_stage_breakdown
+from edge_infer.nodes.conversions import detections_from_msg, stages_from_msgs, time_to_ns
+from edge_infer.tools.processes import node_environment, NodeGroup
+from edge_infer.tools.sample_bags import load_ground_truth, make_sample_bags, truth_path
+from edge_infer_msgs.msg import DetectionArray
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
+from sensor_msgs.msg import Image
+
+# The detector logs "'<model>' on <runtime>" once its model is loaded.
+READY_LINE = "' on "
+STARTUP_TIMEOUT_S = 120.0
+# Time for the consumers' subscriptions to match before the replay starts, and for the
+# last frames to come through after it ends.
+SETTLE_S = 1.0
+COLLECTOR_NAME = 'evaluator'
+
+
+@dataclass
+class _Frame:
+    """What the collector saw of one replayed frame."""
+
+    digest: str | None = None
+    detections: list[Detection] | None = None
+    latency: dict[str, float] | None = None
+    received_ns: int = 0
+
+
+@dataclass
+class _Collected:
+    frames: dict[int, _Frame] = field(default_factory=dict)
+    counters: dict[str, dict[str, str]] = field(default_factory=dict)
+    received: int = 0
+
+
+class _Collector:
+    """Subscribes to the pipeline's images, detections and diagnostics in-process."""
+
+    def __init__(self) -> None:
+        self.node = Node(COLLECTOR_NAME)
+        self.data = _Collected()
+        self._lock = threading.Lock()
+        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.node.create_subscription(
+            Image, 'image_raw', self._on_image, qos_profile_sensor_data)
+        self.node.create_subscription(
+            DetectionArray, 'detections', self._on_detections, reliable)
+        self.node.create_subscription(
+            DiagnosticArray, '/diagnostics', self._on_diagnostics, reliable)
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
+        self._thread.start()
+
+    def _frame(self, msg: Any) -> _Frame:
+        return self.data.frames.setdefault(time_to_ns(msg.header.stamp), _Frame())
+
+    def _on_image(self, msg: Image) -> None:
+        with self._lock:
+            self._frame(msg).digest = image_digest(msg.data)
+
+    def _on_detections(self, msg: DetectionArray) -> None:
+        received_ns = time.time_ns()
+        with self._lock:
+            self.data.received += 1
+            frame = self._frame(msg)
+            frame.detections = detections_from_msg(msg)
+            frame.received_ns = received_ns
+            frame.latency = breakdown(
+                stages_from_msgs(msg.trace), capture_ns=time_to_ns(msg.header.stamp),
+                received_ns=received_ns)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        with self._lock:
+            for status in msg.status:
+                if status.hardware_id == 'edge_infer':
+                    self.data.counters[status.name] = {
+                        kv.key: kv.value for kv in status.values}
+
+    def close(self) -> None:
+        self._executor.shutdown(timeout_sec=5.0)
+        self._thread.join(timeout=5.0)
+        self.node.destroy_node()
+
+
+@dataclass(frozen=True)
+class BagTruth:
+    """Ground truth of a bag's frames, keyed by the digest of each frame's pixels."""
+
+    image_topic: str
+    frames: int
+    boxes: dict[str, list[GroundTruthBox]]
+
+
+def bag_truth(bag: Path) -> BagTruth:
+    """Read a sample bag's ground truth and the pixel digest of each of its frames."""
+    truth = load_ground_truth(bag)
+    by_stamp = {frame.stamp_ns: [GroundTruthBox(label=b.label, box=b.box) for b in frame.boxes]
+                for frame in truth.frames}
+    boxes: dict[str, list[GroundTruthBox]] = {}
+    frames = 0
+    with BagReader(bag, topics=[truth.image_topic]) as reader:
+        for message in reader.messages():
+            image = deserialize_message(message.data, Image)
+            frames += 1
+            boxes[image_digest(image.data)] = by_stamp[time_to_ns(image.header.stamp)]
+    return BagTruth(image_topic=truth.image_topic, frames=frames, boxes=boxes)
+
+
+def evaluate_bag(
+        bag: Path, *, output: Path, rate: float = 1.0, detector_input: str = 'tensor',
+        model: str = 'pose_detection', echo: Any = None) -> dict[str, Any]:
+    """
+    Replay ``bag`` through the pipeline and evaluate what it detects.
+
+    :returns: the report as plain data (also written to ``output/report.json``).
+    """
+    truth = bag_truth(bag)
+    output.mkdir(parents=True, exist_ok=True)
+    specs = [spec for spec in pipeline_nodes(detector_input=detector_input)
+             if spec.name != 'camera']
+    model_parameters = {'model': model}
+    replay = NodeSpec(executable='replay', name='replay')
+    replay_parameters = {
+        # The pipeline's first node and this tool's image subscription.
+        'bag': str(bag), 'rate': rate, 'restamp': True, 'exit_at_end': True,
+        'min_subscribers': 2,
+        'topics': [truth.image_topic], 'remap': [f'{truth.image_topic}:=image_raw']}
+    collector = _Collector()
+    try:
+        with NodeGroup(specs=specs, echo=echo,
+                       overrides={'preprocess': model_parameters,
+                                  'detector': model_parameters}) as consumers:
+            if not consumers['detector'].wait_for_output(READY_LINE, STARTUP_TIMEOUT_S):
+                raise RuntimeError(
+                    f'the detector did not start:\n{consumers["detector"].output()}')
+            time.sleep(SETTLE_S)
+            with NodeGroup(specs=[replay], echo=echo,
+                           overrides={'replay': replay_parameters}) as player:
+                timeout = STARTUP_TIMEOUT_S + truth.frames / rate
+                if player['replay'].popen.wait(timeout=timeout) != 0:
+                    raise RuntimeError(f'replay failed:\n{player["replay"].output()}')
+            time.sleep(SETTLE_S)
+        time.sleep(SETTLE_S)
+    finally:
+        collector.close()
+    return _report(collector.data, truth, specs, output)
+
+
+def _report(data: _Collected, truth: BagTruth, specs: Sequence[NodeSpec],
+            output: Path) -> dict[str, Any]:
+    predictions: dict[int, list[Detection]] = {}
+    ground_truth: dict[int, list[GroundTruthBox]] = {}
+    latencies = []
+    for stamp_ns, frame in sorted(data.frames.items()):
+        if frame.digest is None or frame.digest not in truth.boxes:
+            continue
+        ground_truth[stamp_ns] = truth.boxes[frame.digest]
+        if frame.detections is not None:
+            predictions[stamp_ns] = frame.detections
+            latencies.append(frame.latency)
+    evaluation = evaluate(predictions, ground_truth)
+    counters = dict(data.counters)
+    counters['/' + COLLECTOR_NAME] = {
+        'received': data.received, 'processed': data.received, 'dropped': 0}
+    chain = ['/replay'] + ['/' + spec.name for spec in specs] + ['/' + COLLECTOR_NAME]
+    accounting = FrameAccounting.from_counters(
+        counters, chain, frames_in=truth.frames, source='bag')
+    summary = summarise(latencies)
+    start = min((f.received_ns for f in data.frames.values() if f.latency), default=0)
+    plots = [
+        plot_stage_breakdown(summary, output / 'latency_stages.png'),
+        plot_latency_over_time(
+            [((f.received_ns - start) / 1e9, f.latency['total'])
+             for f in data.frames.values() if f.latency], output / 'latency_over_time.png'),
+    ] if latencies else []
+    report = {
+        'evaluation': evaluation.as_dict(),
+        'accounting': accounting.as_dict(),
+        'accounting_problems': accounting.problems(),
+        'latency_ms': summary,
+        'plots': [str(p) for p in plots],
+        'text': '\n\n'.join([
+            format_report(evaluation, accounting),
+            'Latency per stage and hop (ms):\n'
+            + (format_table(summary) if summary else 'no frames')]),
+    }
+    (output / 'report.json').write_text(json.dumps(report, indent=1))
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``edge_infer evaluate``."""
+    parser.add_argument('bags', nargs='*', type=Path,
+                        help='bags with ground truth beside them (<bag>.truth.json); '
+                             'none: the sample bags, made in OUTPUT/bags')
+    parser.add_argument('--output', type=Path, default=Path('evaluation_output'),
+                        help='folder for reports and plots (default: %(default)s)')
+    parser.add_argument('--rate', type=float, default=1.0,
+                        help='replay rate factor (default: %(default)s)')
+    parser.add_argument('--model', default='pose_detection', help='model card')
+    parser.add_argument('--detector-input', choices=('tensor', 'image'), default='tensor')
+    parser.add_argument('--verbose', action='store_true', help="echo the nodes' output")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate each bag; exit code 1 when a bag's frame accounting does not add up."""
+    output = args.output.resolve()
+    bags = args.bags or make_sample_bags(output / 'bags')
+    # This process subscribes beside the nodes, so it takes their DDS profile.
+    os.environ.update(node_environment(dds_profile='local'))
+    rclpy.init()
+    failed = False
+    try:
+        for bag in bags:
+            if not truth_path(bag).exists():
+                print(f'evaluate: {bag} has no ground truth ({truth_path(bag)})',
+                      file=sys.stderr)
+                return 2
+            print(f'evaluate: replaying {bag} at {args.rate:g}x', flush=True)
+            report = evaluate_bag(
+                Path(bag), output=output / Path(bag).name, rate=args.rate,
+                detector_input=args.detector_input, model=args.model,
+                echo=sys.stdout if args.verbose else None)
+            print(report['text'] + '\n')
+            failed = failed or bool(report['accounting_problems'])
+    finally:
+        rclpy.try_shutdown()
+    return 1 if failed else 0
