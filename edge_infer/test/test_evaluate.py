@@ -22,6 +22,7 @@ precision >= 0.9, and that every frame is accounted for.
 """
 
 from pathlib import Path
+import shutil
 from typing import Iterator
 
 from edge_infer.tools.evaluate import evaluate_bag
@@ -70,3 +71,19 @@ def test_replayed_sample_bag_meets_the_accuracy_gate(
     assert report['latency_ms']['total']['count'] == evaluation['frames_evaluated']
     for plot in report['plots']:
         assert Path(plot).stat().st_size > 10_000
+
+
+def test_a_bag_without_ground_truth_gives_frames_and_latency(
+        sample_bags: list[Path], tmp_path: Path) -> None:
+    (source,) = [b for b in sample_bags if b.name == 'sample_mcap_kilted']
+    bag = tmp_path / 'robot_run'
+    shutil.copytree(source, bag)
+    report = evaluate_bag(bag, output=tmp_path / 'report', rate=2.0)
+    assert report['evaluation'] is None
+    assert report['text'].startswith('no ground truth')
+    assert report['accounting_problems'] == []
+    found = [d for frame in report['detections'].values() for d in frame]
+    assert len(report['detections']) + sum(
+        hop['lost'] for hop in report['accounting']['hops']) == 12
+    assert {d['label'] for d in found} == {'person'}
+    assert report['latency_ms']['inference']['count'] == len(report['detections'])

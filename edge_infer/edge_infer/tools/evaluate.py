@@ -38,10 +38,10 @@ from typing import Any, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
 from edge_infer.bringup import NodeSpec, pipeline_nodes
-from edge_infer.core.bags import BagReader
+from edge_infer.core.bags import BagError, BagReader
 from edge_infer.core.detector import Detection
 from edge_infer.core.evaluation import (
-    evaluate, format_report, FrameAccounting, GroundTruthBox)
+    evaluate, format_accounting, format_report, FrameAccounting, GroundTruthBox)
 from edge_infer.core.image import image_digest
 from edge_infer.core.latency import breakdown, format_table, summarise
 from edge_infer.core.plots import plot_latency_over_time, plot_stage_breakdown
@@ -134,37 +134,62 @@ class _Collector:
 
 @dataclass(frozen=True)
 class BagTruth:
-    """Ground truth of a bag's frames, keyed by the digest of each frame's pixels."""
+    """
+    A bag's image frames and, where known, their ground truth.
+
+    Frames are keyed by the digest of their pixels, which survives restamping.
+    """
 
     image_topic: str
     frames: int
-    boxes: dict[str, list[GroundTruthBox]]
+    # None: the bag has no ground truth; only frames and latency are reported.
+    boxes: dict[str, list[GroundTruthBox]] | None
 
 
-def bag_truth(bag: Path) -> BagTruth:
-    """Read a sample bag's ground truth and the pixel digest of each of its frames."""
-    truth = load_ground_truth(bag)
-    by_stamp = {frame.stamp_ns: [GroundTruthBox(label=b.label, box=b.box) for b in frame.boxes]
-                for frame in truth.frames}
+def bag_truth(bag: Path, *, image_topic: str = '') -> BagTruth:
+    """
+    Read a bag's image frames and the ground truth kept beside it, if there is one.
+
+    :param image_topic: the images to replay; default: the ground truth's topic, or the
+        bag's only ``sensor_msgs/msg/Image`` topic.
+    :raises ValueError: when the image topic cannot be decided.
+    """
+    truth = load_ground_truth(bag) if truth_path(bag).exists() else None
+    with BagReader(bag) as reader:
+        images = [t.name for t in reader.topics.values()
+                  if t.msgtype == 'sensor_msgs/msg/Image']
+    topic = image_topic or (truth.image_topic if truth else '')
+    if not topic:
+        if len(images) != 1:
+            raise ValueError(f'{bag}: choose the image topic (--image-topic), one of: '
+                             f"{', '.join(images) or 'none found'}")
+        topic = images[0]
+    by_stamp = {} if truth is None else {
+        frame.stamp_ns: [GroundTruthBox(label=b.label, box=b.box) for b in frame.boxes]
+        for frame in truth.frames}
     boxes: dict[str, list[GroundTruthBox]] = {}
     frames = 0
-    with BagReader(bag, topics=[truth.image_topic]) as reader:
+    with BagReader(bag, topics=[topic]) as reader:
         for message in reader.messages():
             image = deserialize_message(message.data, Image)
             frames += 1
-            boxes[image_digest(image.data)] = by_stamp[time_to_ns(image.header.stamp)]
-    return BagTruth(image_topic=truth.image_topic, frames=frames, boxes=boxes)
+            stamp_ns = time_to_ns(image.header.stamp)
+            if stamp_ns in by_stamp:
+                boxes[image_digest(image.data)] = by_stamp[stamp_ns]
+    return BagTruth(image_topic=topic, frames=frames,
+                    boxes=boxes if truth is not None else None)
 
 
 def evaluate_bag(
         bag: Path, *, output: Path, rate: float = 1.0, detector_input: str = 'tensor',
-        model: str = 'pose_detection', echo: Any = None) -> dict[str, Any]:
+        model: str = 'pose_detection', image_topic: str = '',
+        echo: Any = None) -> dict[str, Any]:
     """
     Replay ``bag`` through the pipeline and evaluate what it detects.
 
     :returns: the report as plain data (also written to ``output/report.json``).
     """
-    truth = bag_truth(bag)
+    truth = bag_truth(bag, image_topic=image_topic)
     output.mkdir(parents=True, exist_ok=True)
     specs = [spec for spec in pipeline_nodes(detector_input=detector_input)
              if spec.name != 'camera']
@@ -202,13 +227,12 @@ def _report(data: _Collected, truth: BagTruth, specs: Sequence[NodeSpec],
     ground_truth: dict[int, list[GroundTruthBox]] = {}
     latencies = []
     for stamp_ns, frame in sorted(data.frames.items()):
-        if frame.digest is None or frame.digest not in truth.boxes:
-            continue
-        ground_truth[stamp_ns] = truth.boxes[frame.digest]
         if frame.detections is not None:
             predictions[stamp_ns] = frame.detections
             latencies.append(frame.latency)
-    evaluation = evaluate(predictions, ground_truth)
+        if truth.boxes is not None and frame.digest in truth.boxes:
+            ground_truth[stamp_ns] = truth.boxes[frame.digest]
+    evaluation = evaluate(predictions, ground_truth) if truth.boxes is not None else None
     counters = dict(data.counters)
     counters['/' + COLLECTOR_NAME] = {
         'received': data.received, 'processed': data.received, 'dropped': 0}
@@ -223,14 +247,21 @@ def _report(data: _Collected, truth: BagTruth, specs: Sequence[NodeSpec],
             [((f.received_ns - start) / 1e9, f.latency['total'])
              for f in data.frames.values() if f.latency], output / 'latency_over_time.png'),
     ] if latencies else []
+    accuracy = (format_report(evaluation, accounting) if evaluation is not None
+                else 'no ground truth: frames and latency only\n\n'
+                + format_accounting(accounting))
     report = {
-        'evaluation': evaluation.as_dict(),
+        'evaluation': evaluation.as_dict() if evaluation is not None else None,
+        'detections': {str(stamp): [
+            {'label': d.label, 'score': round(d.score, 4),
+             'box': [round(v, 1) for v in (d.x_min, d.y_min, d.x_max, d.y_max)]}
+            for d in found] for stamp, found in predictions.items()},
         'accounting': accounting.as_dict(),
         'accounting_problems': accounting.problems(),
         'latency_ms': summary,
         'plots': [str(p) for p in plots],
         'text': '\n\n'.join([
-            format_report(evaluation, accounting),
+            accuracy,
             'Latency per stage and hop (ms):\n'
             + (format_table(summary) if summary else 'no frames')]),
     }
@@ -241,8 +272,11 @@ def _report(data: _Collected, truth: BagTruth, specs: Sequence[NodeSpec],
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``edge_infer evaluate``."""
     parser.add_argument('bags', nargs='*', type=Path,
-                        help='bags with ground truth beside them (<bag>.truth.json); '
-                             'none: the sample bags, made in OUTPUT/bags')
+                        help='bags to replay (rosbag2 sqlite3 or MCAP); with ground truth '
+                             'beside a bag (<bag>.truth.json) accuracy is measured too; '
+                             'none given: the sample bags, made in OUTPUT/bags')
+    parser.add_argument('--image-topic', default='',
+                        help="the bag's image topic (default: the only Image topic)")
     parser.add_argument('--output', type=Path, default=Path('evaluation_output'),
                         help='folder for reports and plots (default: %(default)s)')
     parser.add_argument('--rate', type=float, default=1.0,
@@ -262,15 +296,16 @@ def run(args: argparse.Namespace) -> int:
     failed = False
     try:
         for bag in bags:
-            if not truth_path(bag).exists():
-                print(f'evaluate: {bag} has no ground truth ({truth_path(bag)})',
-                      file=sys.stderr)
-                return 2
             print(f'evaluate: replaying {bag} at {args.rate:g}x', flush=True)
-            report = evaluate_bag(
-                Path(bag), output=output / Path(bag).name, rate=args.rate,
-                detector_input=args.detector_input, model=args.model,
-                echo=sys.stdout if args.verbose else None)
+            try:
+                report = evaluate_bag(
+                    Path(bag), output=output / Path(bag).name, rate=args.rate,
+                    detector_input=args.detector_input, model=args.model,
+                    image_topic=args.image_topic,
+                    echo=sys.stdout if args.verbose else None)
+            except (ValueError, BagError) as error:
+                print(f'evaluate: {error}', file=sys.stderr)
+                return 2
             print(report['text'] + '\n')
             failed = failed or bool(report['accounting_problems'])
     finally:
