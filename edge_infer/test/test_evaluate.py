@@ -23,38 +23,21 @@ precision >= 0.9, and that every frame is accounted for.
 
 from pathlib import Path
 import shutil
-from typing import Iterator
 
 from edge_infer.tools.evaluate import evaluate_bag
-from edge_infer.tools.sample_bags import make_sample_bags
-from node_harness import isolate_ros_graph
 import pytest
-import rclpy
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures('ros_context')]
 
 AP_GATE = 0.8
 PRECISION_GATE = 0.9
 
 
-@pytest.fixture(scope='module')
-def sample_bags(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    return make_sample_bags(tmp_path_factory.mktemp('bags'))
-
-
-@pytest.fixture(scope='module', autouse=True)
-def ros_context() -> Iterator[None]:
-    isolate_ros_graph()
-    rclpy.init()
-    yield
-    rclpy.shutdown()
-
-
 @pytest.mark.parametrize('name', ['sample_sqlite3_humble', 'sample_sqlite3_kilted',
                                   'sample_mcap_humble', 'sample_mcap_kilted'])
 def test_replayed_sample_bag_meets_the_accuracy_gate(
-        sample_bags: list[Path], tmp_path: Path, name: str) -> None:
-    (bag,) = [b for b in sample_bags if b.name == name]
+        sample_bags: dict[str, Path], tmp_path: Path, name: str) -> None:
+    bag = sample_bags[name]
     report = evaluate_bag(bag, output=tmp_path)
     person = report['evaluation']['classes']['person']
     assert person['average_precision'] >= AP_GATE, report['text']
@@ -74,8 +57,8 @@ def test_replayed_sample_bag_meets_the_accuracy_gate(
 
 
 def test_a_bag_without_ground_truth_gives_frames_and_latency(
-        sample_bags: list[Path], tmp_path: Path) -> None:
-    (source,) = [b for b in sample_bags if b.name == 'sample_mcap_kilted']
+        sample_bags: dict[str, Path], tmp_path: Path) -> None:
+    source = sample_bags['sample_mcap_kilted']
     bag = tmp_path / 'robot_run'
     shutil.copytree(source, bag)
     report = evaluate_bag(bag, output=tmp_path / 'report', rate=2.0)

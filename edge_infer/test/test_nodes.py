@@ -25,10 +25,10 @@ from importlib import resources
 from pathlib import Path
 import shutil
 import time
-from typing import Any, Iterator
+from typing import Any
 
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticStatus
 from edge_infer.bringup import NodeSpec, pipeline_nodes
 from edge_infer.core.models import model_dir
 from edge_infer.tools.processes import NodeGroup
@@ -36,38 +36,21 @@ from edge_infer.tools.samples import write_sample_photos
 from edge_infer_msgs.msg import Detection, DetectionArray, ModelInfo, Tensor
 from geometry_msgs.msg import Twist
 from node_harness import (
-    diagnostics_of, isolate_ros_graph, Probe, wait_for_diagnostic, warm_up)
+    diagnostics_of, Probe, wait_for_diagnostic, warm_up)
 from photo_truth import iou, PERSON_BOXES
 import pytest
-import rclpy
 from rclpy.qos import (
     DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy)
 from sensor_msgs.msg import Image
 import yaml
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures('ros_context')]
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL,
                      history=HistoryPolicy.KEEP_LAST)
 START_TIMEOUT = 60.0
-
-
-@pytest.fixture(scope='module', autouse=True)
-def ros_context() -> Iterator[None]:
-    isolate_ros_graph()
-    rclpy.init()
-    yield
-    rclpy.shutdown()
-
-
-@pytest.fixture
-def probe() -> Iterator[Probe]:
-    probe = Probe()
-    probe.subscribe(DiagnosticArray, '/diagnostics', RELIABLE)
-    yield probe
-    probe.close()
 
 
 def photo_folder(tmp_path: Path, name: str) -> Path:
@@ -312,11 +295,13 @@ def test_qos_of_a_topic_can_be_overridden_from_parameters(probe: Probe) -> None:
 def test_diagnostics_counters_add_up(tmp_path: Path, probe: Probe) -> None:
     specs = pipeline_nodes()
     overrides = {'camera': camera_overrides(photo_folder(tmp_path, 'coffee'), fps=15.0)}
-    with NodeGroup(specs=specs, overrides=overrides):
+    with NodeGroup(specs=specs, overrides=overrides) as group:
         values = wait_for_diagnostic(probe, 'detector', 'processed', 10, timeout=START_TIMEOUT)
+        camera = wait_for_diagnostic(probe, 'camera', 'processed', 10)
+        assert not group.exited(), group.exited()
     total = int(values['processed']) + int(values['dropped'])
     assert int(values['received']) - total in (0, 1)
-    assert diagnostics_of(probe, 'camera')['processed'] != '0'
+    assert int(camera['received']) == int(camera['processed']) + int(camera['dropped'])
 
 
 def user_card(tmp_path: Path, model_file: Path) -> Path:

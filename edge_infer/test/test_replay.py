@@ -25,26 +25,23 @@ from __future__ import annotations
 from pathlib import Path
 import statistics
 import time
-from typing import Iterator
 
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray
 from edge_infer.bringup import NodeSpec
 from edge_infer.core.bags import BagReader
 from edge_infer.tools.processes import NodeGroup
-from edge_infer.tools.sample_bags import load_ground_truth, make_sample_bags
+from edge_infer.tools.sample_bags import load_ground_truth
 from edge_infer_msgs.msg import DetectionArray
 from node_harness import (
-    diagnostics_of, DIAGNOSTICS_SETTLE_S, isolate_ros_graph, Probe, wait_for_diagnostic)
+    diagnostics_of, DIAGNOSTICS_SETTLE_S, Probe, wait_for_diagnostic)
 import pytest
-import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, Range
 from test_bags import humble_range_bag
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures('ros_context')]
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # Deep enough that the probe keeps every frame of a short burst.
@@ -52,28 +49,6 @@ FRAMES = QoSProfile(depth=20, reliability=ReliabilityPolicy.BEST_EFFORT)
 REPLAY = NodeSpec(executable='replay', name='replay')
 START_TIMEOUT = 60.0
 FRAME_COUNT = 12
-
-
-@pytest.fixture(scope='module', autouse=True)
-def ros_context() -> Iterator[None]:
-    isolate_ros_graph()
-    rclpy.init()
-    yield
-    rclpy.shutdown()
-
-
-@pytest.fixture(scope='module')
-def bags(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    paths = make_sample_bags(tmp_path_factory.mktemp('bags'))
-    return {path.name: path for path in paths}
-
-
-@pytest.fixture
-def probe() -> Iterator[Probe]:
-    probe = Probe()
-    probe.subscribe(DiagnosticArray, '/diagnostics', RELIABLE)
-    yield probe
-    probe.close()
 
 
 def stamp_ns(stamp: Time) -> int:
@@ -93,8 +68,8 @@ def play(overrides: dict, timeout: float = START_TIMEOUT) -> str:
 
 
 def test_replay_keeps_the_recorded_spacing_scaled_by_the_rate(
-        bags: dict[str, Path], probe: Probe) -> None:
-    path = bags['sample_sqlite3_humble']
+        sample_bags: dict[str, Path], probe: Probe) -> None:
+    path = sample_bags['sample_sqlite3_humble']
     truth = load_ground_truth(path)
     probe.subscribe(Image, '/camera/image_raw', FRAMES)
     output = play({'bag': str(path), 'rate': 2.0})
@@ -111,10 +86,10 @@ def test_replay_keeps_the_recorded_spacing_scaled_by_the_rate(
         ('24', '24', '0')
 
 
-def test_topic_selection_and_remapping(bags: dict[str, Path], probe: Probe) -> None:
+def test_topic_selection_and_remapping(sample_bags: dict[str, Path], probe: Probe) -> None:
     probe.subscribe(CameraInfo, '/cam/info', FRAMES)
     probe.subscribe(Image, '/camera/image_raw', FRAMES)
-    play({'bag': str(bags['sample_mcap_kilted']), 'rate': 4.0,
+    play({'bag': str(sample_bags['sample_mcap_kilted']), 'rate': 4.0,
           'topics': ['/camera/camera_info'], 'remap': ['/camera/camera_info:=/cam/info']})
     infos = probe.wait_for('/cam/info', count=FRAME_COUNT, timeout=5.0)
     assert len(infos) == FRAME_COUNT
@@ -122,8 +97,8 @@ def test_topic_selection_and_remapping(bags: dict[str, Path], probe: Probe) -> N
     assert probe.messages('/camera/image_raw') == []
 
 
-def test_clock_and_restamp(bags: dict[str, Path], probe: Probe) -> None:
-    path = bags['sample_mcap_humble']
+def test_clock_and_restamp(sample_bags: dict[str, Path], probe: Probe) -> None:
+    path = sample_bags['sample_mcap_humble']
     truth = load_ground_truth(path)
     first, last = truth.frames[0].stamp_ns, truth.frames[-1].stamp_ns
     probe.subscribe(Clock, '/clock', RELIABLE)
@@ -146,8 +121,9 @@ def test_clock_and_restamp(bags: dict[str, Path], probe: Probe) -> None:
     assert {stamp_ns(m.header.stamp) for m in infos} == set(stamps)
 
 
-def test_loop_plays_the_bag_again_without_a_gap(bags: dict[str, Path], probe: Probe) -> None:
-    path = bags['sample_mcap_kilted']
+def test_loop_plays_the_bag_again_without_a_gap(
+        sample_bags: dict[str, Path], probe: Probe) -> None:
+    path = sample_bags['sample_mcap_kilted']
     stamps = [f.stamp_ns for f in load_ground_truth(path).frames]
     probe.subscribe(Image, '/camera/image_raw', FRAMES)
     overrides = {'bag': str(path), 'rate': 4.0, 'loop': True, 'topics': ['/camera/image_raw']}
@@ -187,8 +163,8 @@ def test_replay_refuses_a_missing_bag(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize('storage', ['sqlite3', 'mcap'])
 def test_recorder_writes_the_detections_of_a_replayed_bag(
-        bags: dict[str, Path], probe: Probe, tmp_path: Path, storage: str) -> None:
-    source = bags['sample_mcap_kilted']
+        sample_bags: dict[str, Path], probe: Probe, tmp_path: Path, storage: str) -> None:
+    source = sample_bags['sample_mcap_kilted']
     truth = load_ground_truth(source)
     output = tmp_path / 'detections'
     pipeline = [NodeSpec(executable='detector', name='detector',

@@ -17,6 +17,7 @@ The ``edge_infer`` command line: one entry point for the tools around the nodes.
 
   python -m edge_infer demo            run the pipeline on sample photographs
   python -m edge_infer evaluate BAG    replay a bag: accuracy, frame counts, latency
+  python -m edge_infer benchmark       ours vs bare vs naive pipelines, transport hops
   python -m edge_infer models fetch    provision the bundled models (pinned sha256)
   python -m edge_infer models list     show bundled model cards and their files
 """
@@ -31,7 +32,7 @@ from typing import Sequence
 from edge_infer.core.cards import bundled_card_names, load_card
 from edge_infer.core.models import (
     fetch_bundled_models, model_dir, model_status, ModelFileError)
-from edge_infer.tools import demo, evaluate
+from edge_infer.tools import benchmark, demo, evaluate
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -61,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
         'evaluate', help='replay bags through the pipeline: accuracy, frames, latency')
     evaluate.add_arguments(evaluate_parser)
     evaluate_parser.set_defaults(handler=evaluate.run)
+    benchmark_parser = commands.add_parser(
+        'benchmark', help='ours vs bare vs naive: latency, fps, CPU, memory, transport')
+    benchmark.add_arguments(benchmark_parser)
+    benchmark_parser.set_defaults(handler=benchmark.run)
     models = commands.add_parser('models', help='provision and list model files')
     models.add_argument('action', choices=('fetch', 'list'))
     models.add_argument('--dir', type=Path, default=None,

@@ -1,0 +1,127 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The benchmark's measuring subscriber: when each pipeline result arrives, and from what.
+
+``python -m edge_infer.benchmarks.collector --mode ours --output FILE`` subscribes the
+edge_infer pipeline's ``detections`` (DetectionArray, the 'detections' QoS profile) and
+``/diagnostics`` (the nodes' frame counters, latest and over time); ``--mode naive``
+subscribes the tutorial baseline's ``detections`` (std_msgs/String holding JSON, depth
+10). For every result it notes the arrival time (wall clock, the same clock as the
+capture stamps on this host) and splits the latency since capture into stages and
+hops. It prints ``received N`` five times a second and writes everything to ``FILE``
+as JSON when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+import sys
+import time
+from typing import Any, Sequence
+
+from diagnostic_msgs.msg import DiagnosticArray
+from edge_infer.core.latency import breakdown, Stage
+from edge_infer.nodes.base import qos_profile, run
+from edge_infer.nodes.conversions import stages_from_msgs, time_to_ns
+from edge_infer_msgs.msg import DetectionArray
+from rclpy.node import Node
+from std_msgs.msg import String
+
+READY_LINE = 'collector ready'
+PROGRESS_PREFIX = 'received '
+# Also wakes the executor regularly, so that an interrupt ends the collector promptly.
+PROGRESS_PERIOD_S = 0.2
+# The tutorial baseline's queue depth (rclpy's create_subscription(..., 10)).
+NAIVE_DEPTH = 10
+
+
+class Collector(Node):
+    """Records the arrival and latency breakdown of every pipeline result."""
+
+    def __init__(self, *, mode: str, output: Path) -> None:
+        super().__init__('benchmark_collector')
+        self._output = output
+        self._mode = mode
+        self._frames: list[dict[str, Any]] = []
+        self._nodes: dict[str, dict[str, str]] = {}
+        self._reports: list[dict[str, Any]] = []
+        if mode == 'ours':
+            self.create_subscription(
+                DetectionArray, 'detections', self._on_detections, qos_profile('detections'))
+            self.create_subscription(
+                DiagnosticArray, '/diagnostics', self._on_diagnostics,
+                qos_profile('diagnostics'))
+        else:
+            self.create_subscription(String, 'detections', self._on_json, NAIVE_DEPTH)
+        self.create_timer(PROGRESS_PERIOD_S, self._progress)
+        print(READY_LINE, flush=True)
+
+    def _on_detections(self, msg: DetectionArray) -> None:
+        arrival_ns = time.time_ns()
+        self._record(time_to_ns(msg.header.stamp), arrival_ns, stages_from_msgs(msg.trace))
+
+    def _on_json(self, msg: String) -> None:
+        arrival_ns = time.time_ns()
+        result = json.loads(msg.data)
+        stamp = result['stamp']
+        timing = result['timing']
+        stage = Stage(stage='detect', node='naive_detector',
+                      start_ns=timing['received_ns'], end_ns=timing['published_ns'])
+        self._record(stamp['sec'] * 1_000_000_000 + stamp['nanosec'], arrival_ns, [stage])
+
+    def _record(self, stamp_ns: int, arrival_ns: int, stages: Sequence[Stage]) -> None:
+        self._frames.append({
+            'stamp_ns': stamp_ns, 'arrival_ns': arrival_ns,
+            'parts': breakdown(stages, capture_ns=stamp_ns, received_ns=arrival_ns)})
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.hardware_id == 'edge_infer':
+                values = {kv.key: kv.value for kv in status.values}
+                self._nodes[status.name] = values
+                self._reports.append({'node': status.name,
+                                      'stamp_ns': time_to_ns(msg.header.stamp),
+                                      'counters': values})
+
+    def _progress(self) -> None:
+        print(f'{PROGRESS_PREFIX}{len(self._frames)}', flush=True)
+
+    def destroy_node(self) -> None:
+        """Write what was collected, then release the node."""
+        result = {'mode': self._mode, 'received': len(self._frames),
+                  'frames': self._frames, 'nodes': self._nodes, 'reports': self._reports}
+        temporary = self._output.with_suffix('.tmp')
+        temporary.write_text(json.dumps(result))
+        os.replace(temporary, self._output)
+        super().destroy_node()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m edge_infer.benchmarks.collector``; returns the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('--mode', choices=('ours', 'naive'), required=True)
+    parser.add_argument('--output', type=Path, required=True,
+                        help='JSON file written when the collector is interrupted')
+    args, ros_args = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return run(lambda: Collector(mode=args.mode, output=args.output),
+               args=[sys.argv[0], *ros_args])
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,901 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The benchmark: the node pipeline side by side with a bare loop and a tutorial baseline.
+
+Plays the same sample photographs (640x480, looping, at a fixed rate) through three
+configurations, one after the other:
+
+* bare: the core functions in this process, no ROS: Detector.preprocess and infer on
+  each frame, paced at the same rate; then unpaced, for the highest sustained rate
+  (the floor of our code);
+* ours: the camera, preprocess and detector nodes as separate processes over DDS;
+* naive: a camera and a detector node written the way tutorials do it
+  (:mod:`edge_infer.benchmarks.naive`): default QoS, default DDS transports, pixels
+  through Python lists, results as JSON strings.
+
+For each: end-to-end latency percentiles, latency per stage and hop, results per
+second, frames dropped and where, CPU and peak memory per process. Then a transport
+micro-benchmark: one hop of a bgr8 Image between two processes at several sizes, our
+way and the naive way. Prints a table; writes ``results.json`` and PNG plots to the
+output folder.
+
+Nothing leaves this host: our nodes use the 'local' DDS profile (shared memory and
+loopback UDP) instead of the 'shared_memory' default, and the naive nodes keep Fast
+DDS's default transports but discover peers on this host only
+(``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``). Every run uses its own DDS domain.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass
+import json
+import os
+from pathlib import Path
+import platform
+import sys
+import tempfile
+import time
+from typing import Any, Mapping, Sequence, TextIO
+
+import cv2
+from edge_infer.benchmarks import collector, naive, transport
+from edge_infer.benchmarks.process_stats import ProcessSampler, ProcessUsage
+from edge_infer.bringup import NodeSpec, pipeline_nodes
+from edge_infer.core import plots
+from edge_infer.core.cards import load_card
+from edge_infer.core.detector import Detector
+from edge_infer.core.latency import breakdown, format_table, percentiles, Stage, summarise
+from edge_infer.core.qos import qos_spec
+from edge_infer.tools.demo import DISCOVERY_WAIT_S, READY_LINE, STARTUP_TIMEOUT_S
+from edge_infer.tools.processes import node_environment, NodeGroup, NodeProcess
+from edge_infer.tools.samples import write_sample_photos
+import numpy as np
+
+TRANSPORT_SIZES = ((640, 480), (1280, 720), (1920, 1080))
+SHORT_DURATION_S = 3.0
+SHORT_UNPACED_S = 1.0
+SHORT_TRANSPORT_FRAMES = 30
+SHORT_TRANSPORT_WARMUP = 5
+# The preprocess node logs "'<model>' input <w>x<h> ..." once it is ready.
+PREPROCESS_READY_LINE = "' input "
+CAMERA_READY_LINE = "publishing '"
+# Results still in flight when the camera stops arrive within this time.
+DRAIN_S = 0.5
+POLL_S = 0.05
+# Generous: the naive publisher needs ~0.3 s to fill one 1920x1080 message.
+TRANSPORT_TIMEOUT_PER_FRAME_S = 1.0
+
+OURS_DDS = ("'local' profile: shared memory and UDP on the loopback interface (the "
+            "'shared_memory' default would also use the network; the benchmark stays "
+            'on this host)')
+NAIVE_DDS = ('Fast DDS default transports, no edge_infer profile; discovery on this '
+             'host only (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST), so that nothing '
+             'leaves it')
+DESCRIPTIONS = {
+    'bare': 'Detector.preprocess + infer in one Python process, no ROS',
+    'ours': 'camera, preprocess and detector nodes as processes over DDS',
+    'naive': 'tutorial-style camera and detector nodes: default QoS and DDS, '
+             'tolist()/np.array conversions, JSON string results',
+}
+HOP_REASONS = {
+    'ours': 'not delivered: replaced by a newer frame in the keep-last-1 queue while the '
+            'node was busy, or lost in transport (best effort)',
+    'naive': 'not delivered: overwritten in the depth-10 history while the subscriber '
+             'fell behind, or sent before the subscription matched',
+}
+STARTUP_REASON = ('sent before the pipeline was connected (captured before the first frame '
+                  'that arrived): start-up, not steady state')
+_DDS_VARIABLE_PREFIXES = ('FASTDDS_', 'FASTRTPS_', 'RMW_FASTRTPS_')
+_DDS_VARIABLES = ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_STATIC_PEERS', 'ROS_LOCALHOST_ONLY')
+
+
+class BenchmarkError(RuntimeError):
+    """A configuration could not be measured: a node failed or reported nothing."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """What one benchmark run measures, and how long."""
+
+    duration_s: float
+    warmup_s: float
+    fps: float
+    width: int
+    height: int
+    model: str
+    unpaced_s: float
+    transport_sizes: tuple[tuple[int, int], ...]
+    transport_frames: int
+    transport_warmup: int
+    domain_id: int
+    short: bool
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``edge_infer benchmark``."""
+    parser.add_argument('--output', type=Path, default=Path('benchmark_output'),
+                        help='folder for results.json and the plots (default: %(default)s)')
+    parser.add_argument('--duration', type=float, default=20.0,
+                        help='seconds of frames per configuration, warm-up included '
+                             '(default: %(default)s)')
+    parser.add_argument('--warmup', type=float, default=1.0,
+                        help='first seconds of each configuration left out of the '
+                             'latency, rate and CPU figures (default: %(default)s)')
+    parser.add_argument('--fps', type=float, default=30.0,
+                        help='camera rate (default: %(default)s)')
+    parser.add_argument('--model', default='pose_detection',
+                        help='bundled model card name or card path')
+    parser.add_argument('--transport-frames', type=int, default=150,
+                        help='measured frames per size in the transport benchmark '
+                             '(default: %(default)s)')
+    parser.add_argument('--short', action='store_true',
+                        help=f'quick run: {SHORT_DURATION_S:g} s per configuration, one '
+                             f'transport size with {SHORT_TRANSPORT_FRAMES} frames')
+    parser.add_argument('--domain-id', type=int, default=None,
+                        help='ROS_DOMAIN_ID for every process (default: a private one '
+                             'from 100 to 199)')
+    parser.add_argument('--keep-raw', action='store_true',
+                        help='keep the frames and per-process measurements in OUTPUT/raw')
+    parser.add_argument('--verbose', action='store_true', help="echo the nodes' output")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Turn the command line into :class:`Settings` (``--short`` overrides lengths)."""
+    short = bool(args.short)
+    return Settings(
+        duration_s=SHORT_DURATION_S if short else args.duration,
+        warmup_s=args.warmup,
+        fps=args.fps,
+        width=640, height=480,
+        model=args.model,
+        unpaced_s=SHORT_UNPACED_S if short else min(5.0, args.duration),
+        transport_sizes=TRANSPORT_SIZES[:1] if short else TRANSPORT_SIZES,
+        transport_frames=SHORT_TRANSPORT_FRAMES if short else args.transport_frames,
+        transport_warmup=SHORT_TRANSPORT_WARMUP if short else 10,
+        domain_id=(args.domain_id if args.domain_id is not None
+                   else 100 + os.getpid() % 100),
+        short=short)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark; exit code 0 when every configuration was measured."""
+    settings = settings_from_args(args)
+    if settings.warmup_s >= settings.duration_s:
+        print('benchmark: --warmup must be shorter than --duration', file=sys.stderr)
+        return 2
+    output = args.output.resolve()
+    output.mkdir(parents=True, exist_ok=True)
+    echo = sys.stdout if args.verbose else None
+    try:
+        if args.keep_raw:
+            results = measure(settings, work=output / 'raw', echo=echo)
+        else:
+            with tempfile.TemporaryDirectory(prefix='edge_infer_benchmark_') as temporary:
+                results = measure(settings, work=Path(temporary), echo=echo)
+    except BenchmarkError as error:
+        print(f'benchmark: {error}', file=sys.stderr)
+        return 1
+    (output / 'results.json').write_text(json.dumps(results, indent=1))
+    results['plots'] = write_plots(results, output)
+    (output / 'results.json').write_text(json.dumps(results, indent=1))
+    print()
+    print(format_report(results))
+    print(f"\nResults: {output / 'results.json'}; plots: "
+          + ', '.join(str(output / name) for name in results['plots']))
+    return 0
+
+
+def measure(settings: Settings, *, work: Path, echo: TextIO | None = None) -> dict[str, Any]:
+    """Run every configuration and the transport benchmark; return the results."""
+    frames_dir = write_frames(work / 'frames', settings.width, settings.height)
+    configurations = {
+        'bare': run_bare(settings, frames_dir),
+        'ours': run_ours(settings, frames_dir, work=work, echo=echo),
+        'naive': run_naive(settings, frames_dir, work=work, echo=echo),
+    }
+    return {
+        'settings': {**asdict(settings), 'photos': sorted(p.name for p in frames_dir.iterdir()),
+                     'cpus': os.cpu_count(), 'platform': platform.platform(),
+                     'dds': {'ours': OURS_DDS, 'naive': NAIVE_DDS}},
+        'configurations': configurations,
+        'ratios': ratios(configurations),
+        'transport': run_transport(settings, image=min(frames_dir.glob('*.png')), work=work,
+                                   echo=echo),
+    }
+
+
+def write_frames(folder: Path, width: int, height: int) -> Path:
+    """Write the sample photographs resized to ``width`` x ``height``; return the folder."""
+    for path in write_sample_photos(folder):
+        image = cv2.imread(str(path))
+        cv2.imwrite(str(path), cv2.resize(image, (width, height),
+                                          interpolation=cv2.INTER_AREA))
+    return folder
+
+
+def _progress(label: str, text: str) -> None:
+    print(f'[{label}] {text}', flush=True)
+
+
+def _report_every(settings: Settings) -> float:
+    return 1.0 if settings.duration_s <= 10.0 else 2.0
+
+
+# -- bare ---------------------------------------------------------------------------
+
+
+def run_bare(settings: Settings, frames_dir: Path) -> dict[str, Any]:
+    """
+    Measure the core functions alone, paced like the camera, then unpaced.
+
+    Frames appear every 1/fps s. When the previous frame took longer than that, the
+    frames that appeared meanwhile are dropped but the newest (as a keep-last-1 queue
+    would), and that one's latency includes its wait.
+    """
+    label = 'bare'
+    images = [cv2.imread(str(path)) for path in sorted(frames_dir.glob('*.png'))]
+    started = time.monotonic()
+    detector = Detector(card=load_card(settings.model))
+    _progress(label, f'model loaded in {time.monotonic() - started:.1f} s; '
+                     f'{settings.fps:g} fps for {settings.duration_s:g} s')
+    with detector:
+        paced = _bare_paced(settings, detector, images, label)
+        unpaced_fps = _bare_unpaced(settings, detector, images, label)
+    result = _figures(label, paced.frames, paced.run.window)
+    result['frames'] = _accounting(
+        sent=len(paced.frames) + paced.missed, received=len(paced.frames),
+        startup=paced.missed_in_warmup,
+        drops=[('camera', 'replaced by a newer frame while the previous one was processed',
+                paced.missed)])
+    result['camera_fps'] = settings.fps
+    result['processes'] = {name: use.as_dict() for name, use in paced.run.usage.items()}
+    result['max_fps_unpaced'] = unpaced_fps
+    return _with_totals(result, pipeline=tuple(paced.run.usage))
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Run:
+    """When a configuration ran: the measurement window (wall ns), what it used."""
+
+    first_result_s: float
+    window: tuple[int, int]
+    usage: dict[str, ProcessUsage]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Paced:
+    """The frames of the bare loop and the frames it missed, in all and in the warm-up."""
+
+    frames: list[dict[str, Any]]
+    missed: int
+    missed_in_warmup: int
+    run: _Run
+
+
+def _bare_paced(settings: Settings, detector: Detector, images: list[np.ndarray],
+                label: str) -> _Paced:
+    period = 1.0 / settings.fps
+    frames: list[dict[str, Any]] = []
+    missed = missed_in_warmup = 0
+    index = 0
+    sampler: ProcessSampler | None = None
+    window_start = 0
+    start, wall_start = time.monotonic(), time.time_ns()
+    next_report = start + _report_every(settings)
+    try:
+        while (elapsed := time.monotonic() - start) < settings.duration_s:
+            if sampler is None and elapsed >= settings.warmup_s:
+                sampler = ProcessSampler(processes={'benchmark': os.getpid()}).start()
+                window_start = time.time_ns()
+                missed_in_warmup = missed
+            if time.monotonic() >= next_report:
+                _progress(label, f'{elapsed:.0f}/{settings.duration_s:g} s, '
+                                 f'{len(frames)} frames')
+                next_report += _report_every(settings)
+            newest = int(elapsed / period)
+            if newest < index:
+                time.sleep(min(start + index * period - time.monotonic(), POLL_S))
+                continue
+            missed += newest - index
+            index = newest
+            capture_ns = wall_start + round(index * period * 1e9)
+            tensor, geometry = detector.preprocess(images[index % len(images)], 'bgr')
+            stages = dict(detector.last_stages)
+            detector.infer(tensor, geometry)
+            end_ns = time.time_ns()
+            stages.update(detector.last_stages)
+            frames.append(_frame(capture_ns, end_ns, [
+                Stage(stage=name, node='bare', start_ns=first, end_ns=last)
+                for name, (first, last) in stages.items()]))
+            index += 1
+        window_end = time.time_ns()
+    finally:
+        usage = sampler.stop() if sampler is not None else {}
+    return _Paced(frames=frames, missed=missed, missed_in_warmup=missed_in_warmup,
+                  run=_Run(first_result_s=0.0, window=(window_start, window_end),
+                           usage=usage))
+
+
+def _bare_unpaced(settings: Settings, detector: Detector, images: list[np.ndarray],
+                  label: str) -> float:
+    count = 0
+    start = time.monotonic()
+    while time.monotonic() - start < settings.unpaced_s:
+        tensor, geometry = detector.preprocess(images[count % len(images)], 'bgr')
+        detector.infer(tensor, geometry)
+        count += 1
+    rate = count / (time.monotonic() - start)
+    _progress(label, f'unpaced: {count} frames in {settings.unpaced_s:g} s, {rate:.1f} fps')
+    return rate
+
+
+def _frame(capture_ns: int, arrival_ns: int, stages: Sequence[Stage]) -> dict[str, Any]:
+    return {'stamp_ns': capture_ns, 'arrival_ns': arrival_ns,
+            'parts': breakdown(stages, capture_ns=capture_ns, received_ns=arrival_ns)}
+
+
+# -- figures shared by all configurations ---------------------------------------------
+
+
+def _figures(name: str, frames: Sequence[Mapping[str, Any]],
+             window: tuple[int, int]) -> dict[str, Any]:
+    """Latency of frames captured after the warm-up, results per second in the window."""
+    start, end = window
+    measured = [frame for frame in frames if frame['stamp_ns'] >= start]
+    if not measured:
+        raise BenchmarkError(f'{name}: no result of a frame captured after the warm-up')
+    totals = [frame['parts']['total'] for frame in measured]
+    arrived = sum(1 for frame in frames if start <= frame['arrival_ns'] <= end)
+    return {
+        'description': DESCRIPTIONS[name],
+        'latency_ms': {'count': len(totals), **percentiles(totals)},
+        'hops_ms': summarise(frame['parts'] for frame in measured),
+        'fps': arrived / ((end - start) / 1e9),
+        'window_s': (end - start) / 1e9,
+    }
+
+
+def _accounting(*, sent: int, received: int, drops: Sequence[tuple[str, str, int]],
+                startup: int = 0) -> dict[str, Any]:
+    """
+    Frames sent and received, and where the difference went.
+
+    :param startup: how many of the drops were frames sent before the pipeline was
+        connected (they are among ``drops`` too)
+    """
+    dropped = sent - received
+    return {
+        'sent': sent, 'received': received, 'dropped': dropped,
+        'drop_rate': dropped / sent if sent else 0.0,
+        'lost_at_startup': startup,
+        'steady_drop_rate': (dropped - startup) / (sent - startup) if sent > startup else 0.0,
+        'drops': [{'where': where, 'reason': reason, 'count': count}
+                  for where, reason, count in drops],
+    }
+
+
+def _split_startup(drops: list[tuple[str, str, int]], startup: int) -> list[tuple[str, str, int]]:
+    """
+    Attribute frames lost before the first result to the hops, upstream first.
+
+    Which hop lost them is not known; the camera's, which matches last, is the likely one.
+    """
+    split = []
+    for where, reason, count in drops:
+        share = min(startup, count) if '->' in where else 0
+        startup -= share
+        if share:
+            split.append((where, STARTUP_REASON, share))
+        split.append((where, reason, count - share))
+    return split
+
+
+def _with_totals(result: dict[str, Any], *, pipeline: Sequence[str]) -> dict[str, Any]:
+    processes = result['processes']
+    result['pipeline_processes'] = list(pipeline)
+    result['cpu_percent'] = sum(processes[name]['cpu_percent'] for name in pipeline)
+    result['peak_rss_mb'] = sum(processes[name]['peak_rss_mb'] for name in pipeline)
+    return result
+
+
+def _hop_drops(chain: Sequence[tuple[str, Mapping[str, int]]],
+               reason: str) -> list[tuple[str, str, int]]:
+    """
+    Split the frames lost along a chain of nodes into hops and the nodes' own drops.
+
+    :param chain: (name, counters) from the camera to the final subscriber; counters
+        hold 'received', 'processed' and 'dropped.<reason>' (the camera: 'processed',
+        the frames it sent; the subscriber: 'received').
+    """
+    drops = []
+    for (upstream, sent), (downstream, got) in zip(chain, chain[1:]):
+        drops.append((f'{upstream}->{downstream}', reason,
+                      sent['processed'] - got['received']))
+        if 'processed' not in got:
+            continue
+        for key, count in got.items():
+            if key.startswith('dropped.'):
+                drops.append((downstream, key[len('dropped.'):], count))
+        own = sum(count for key, count in got.items() if key.startswith('dropped.'))
+        in_flight = got['received'] - got['processed'] - own
+        if in_flight:
+            drops.append((downstream, 'in flight when the nodes stopped', in_flight))
+    return drops
+
+
+def ratios(configurations: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Ours over bare and over naive, for p50, p99 latency and results per second."""
+    ours = configurations['ours']
+    result = {}
+    for other in ('bare', 'naive'):
+        theirs = configurations[other]
+        result[f'ours/{other}'] = {
+            'p50': _quotient(ours['latency_ms']['p50'], theirs['latency_ms']['p50']),
+            'p99': _quotient(ours['latency_ms']['p99'], theirs['latency_ms']['p99']),
+            'fps': _quotient(ours['fps'], theirs['fps']),
+        }
+    return result
+
+
+def _quotient(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+# -- node configurations ----------------------------------------------------------------
+
+
+def _ours_environment(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env['ROS_DOMAIN_ID'] = str(settings.domain_id)
+    return env
+
+
+def _naive_environment(settings: Settings) -> dict[str, str]:
+    # Fast DDS defaults, not whatever profile this shell or a test selected.
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(_DDS_VARIABLE_PREFIXES) and key not in _DDS_VARIABLES}
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    env['ROS_DOMAIN_ID'] = str(settings.domain_id)
+    return env
+
+
+def _module_process(name: str, module: str, arguments: Sequence[str], *,
+                    env: Mapping[str, str], echo: TextIO | None) -> NodeProcess:
+    return NodeProcess(spec=NodeSpec(executable=module, name=name),
+                       command=[sys.executable, '-m', module, *arguments], env=env, echo=echo)
+
+
+def _wait_ready(label: str, process: NodeProcess, text: str) -> None:
+    if not process.wait_for_output(text, STARTUP_TIMEOUT_S):
+        raise BenchmarkError(f'{label}: {process.spec.name} did not start:\n'
+                             f'{_tail(process.output())}')
+
+
+def _tail(text: str, lines: int = 20) -> str:
+    return '\n'.join(text.splitlines()[-lines:])
+
+
+def _count(process: NodeProcess, prefix: str) -> int:
+    for line in reversed(process.output().splitlines()):
+        if line.startswith(prefix):
+            return int(line[len(prefix):])
+    return 0
+
+
+def _check_running(label: str, processes: Mapping[str, NodeProcess]) -> None:
+    ended = {name: p.popen.returncode for name, p in processes.items()
+             if p.popen.poll() is not None}
+    if ended:
+        raise BenchmarkError(f'{label}: nodes ended early: {ended}\n' + '\n'.join(
+            _tail(processes[name].output()) for name in ended))
+
+
+def _drive(settings: Settings, label: str, *, processes: Mapping[str, NodeProcess],
+           results: NodeProcess) -> _Run:
+    """
+    Let a started pipeline run for the configured time, showing progress.
+
+    The time starts with the first result: a camera that has just started drops
+    frames until its publisher has matched the subscriptions, which is start-up,
+    not steady state.
+
+    :param processes: every process of the configuration, by name
+    :param results: the collector, whose progress lines count the results
+    """
+    started = time.monotonic()
+    while _count(results, collector.PROGRESS_PREFIX) == 0:
+        _check_running(label, processes)
+        if time.monotonic() - started > STARTUP_TIMEOUT_S:
+            raise BenchmarkError(f'{label}: no result within {STARTUP_TIMEOUT_S:g} s')
+        time.sleep(POLL_S)
+    start = time.monotonic()
+    _progress(label, f'first results {start - started:.1f} s after the camera started')
+    next_report = start + _report_every(settings)
+    sampler: ProcessSampler | None = None
+    window_start = 0
+    try:
+        while (elapsed := time.monotonic() - start) < settings.duration_s:
+            _check_running(label, processes)
+            if sampler is None and elapsed >= settings.warmup_s:
+                sampler = ProcessSampler(
+                    processes={name: p.popen.pid for name, p in processes.items()}).start()
+                window_start = time.time_ns()
+            if time.monotonic() >= next_report:
+                _progress(label, f'{elapsed:.0f}/{settings.duration_s:g} s, '
+                                 f'{_count(results, collector.PROGRESS_PREFIX)} frames')
+                next_report += _report_every(settings)
+            time.sleep(POLL_S)
+        window_end = time.time_ns()
+    finally:
+        usage = sampler.stop() if sampler is not None else {}
+    return _Run(first_result_s=start - started, window=(window_start, window_end), usage=usage)
+
+
+def run_ours(settings: Settings, frames_dir: Path, *, work: Path,
+             echo: TextIO | None = None) -> dict[str, Any]:
+    """Measure the edge_infer nodes as separate processes over DDS."""
+    label = 'ours'
+    env = _ours_environment(settings)
+    specs = pipeline_nodes(detector_input='tensor')
+    model = {'model': settings.model}
+    overrides = {
+        'camera': {'source': str(frames_dir), 'width': settings.width,
+                   'height': settings.height, 'fps': settings.fps, 'loop': True},
+        'preprocess': model,
+        'detector': model,
+    }
+    output = work / 'ours_collector.json'
+    sink = _module_process('collector', collector.__name__,
+                           ['--mode', 'ours', '--output', str(output)],
+                           env=node_environment(dds_profile='local', base=env), echo=echo)
+    consumers = NodeGroup(specs=specs[1:], overrides=overrides, dds_profile='local',
+                          env=env, echo=echo)
+    camera = NodeGroup(specs=specs[:1], overrides=overrides, dds_profile='local',
+                       env=env, echo=echo)
+    _progress(label, 'starting the collector, ' + ', '.join(s.name for s in specs[1:]))
+    started = time.monotonic()
+    try:
+        _wait_ready(label, sink, collector.READY_LINE)
+        consumers.start()
+        _wait_ready(label, consumers['preprocess'], PREPROCESS_READY_LINE)
+        _wait_ready(label, consumers['detector'], READY_LINE)
+        time.sleep(DISCOVERY_WAIT_S)
+        camera.start()
+        _wait_ready(label, camera['camera'], CAMERA_READY_LINE)
+        _progress(label, f'nodes ready after {time.monotonic() - started:.1f} s; camera at '
+                         f'{settings.fps:g} fps for {settings.duration_s:g} s')
+        processes = {**camera.processes, **consumers.processes, 'collector': sink}
+        ran = _drive(settings, label, processes=processes, results=sink)
+    finally:
+        # Upstream first, so that what is in flight still arrives and is counted.
+        camera.stop()
+        time.sleep(DRAIN_S)
+        consumers.stop()
+        sink.stop()
+    data = _read_json(output, label, sink)
+    result = _figures(label, data['frames'], ran.window)
+    counters = {}
+    for name in ('camera', 'preprocess', 'detector'):
+        values = data['nodes'].get('/' + name)
+        if values is None:
+            raise BenchmarkError(f'{label}: no frame counters from /{name} on /diagnostics')
+        counters[name] = {key: int(value) for key, value in values.items()}
+    chain = [('camera', counters['camera']), ('preprocess', counters['preprocess']),
+             ('detector', counters['detector']), ('collector', {'received': data['received']})]
+    result['frames'] = _accounting(
+        sent=counters['camera']['processed'], received=data['received'],
+        drops=_hop_drops(chain, HOP_REASONS[label]))
+    result['frames']['captured_not_sent'] = {
+        key[len('dropped.'):]: count for key, count in counters['camera'].items()
+        if key.startswith('dropped.')}
+    result['camera_fps'] = _reported_rate(data['reports'], '/camera', ran.window[0])
+    result['first_result_s'] = ran.first_result_s
+    result['processes'] = {name: use.as_dict() for name, use in ran.usage.items()}
+    result['dds'] = OURS_DDS
+    return _with_totals(result, pipeline=('camera', 'preprocess', 'detector'))
+
+
+def run_naive(settings: Settings, frames_dir: Path, *, work: Path,
+              echo: TextIO | None = None) -> dict[str, Any]:
+    """Measure the tutorial-style nodes of :mod:`edge_infer.benchmarks.naive`."""
+    label = 'naive'
+    env = node_environment(dds_profile='none', base=_naive_environment(settings))
+    stats = {name: work / f'naive_{name}.json' for name in ('camera', 'detector')}
+    output = work / 'naive_collector.json'
+    sink = _module_process('collector', collector.__name__,
+                           ['--mode', 'naive', '--output', str(output)], env=env, echo=echo)
+    detector = _module_process(
+        'detector', naive.__name__,
+        ['detector', '--ros-args', '-p', f"model:='{settings.model}'",
+         '-p', f"stats_file:='{stats['detector']}'"], env=env, echo=echo)
+    camera: NodeProcess | None = None
+    _progress(label, 'starting the collector, detector')
+    started = time.monotonic()
+    try:
+        _wait_ready(label, sink, collector.READY_LINE)
+        _wait_ready(label, detector, naive.DETECTOR_READY_LINE)
+        time.sleep(DISCOVERY_WAIT_S)
+        camera = _module_process(
+            'camera', naive.__name__,
+            ['camera', '--ros-args', '-p', f"folder:='{frames_dir}'",
+             '-p', f'fps:={float(settings.fps)!r}',
+             '-p', f"stats_file:='{stats['camera']}'"], env=env, echo=echo)
+        _wait_ready(label, camera, naive.CAMERA_READY_LINE)
+        _progress(label, f'nodes ready after {time.monotonic() - started:.1f} s; camera at '
+                         f'{settings.fps:g} fps for {settings.duration_s:g} s')
+        processes = {'camera': camera, 'detector': detector, 'collector': sink}
+        ran = _drive(settings, label, processes=processes, results=sink)
+    finally:
+        if camera is not None:
+            camera.stop()
+        time.sleep(DRAIN_S)
+        detector.stop()
+        sink.stop()
+    data = _read_json(output, label, sink)
+    counts = {name: _read_json(path, label, None) for name, path in stats.items()}
+    result = _figures(label, data['frames'], ran.window)
+    chain = [('camera', {'processed': counts['camera']['published']}),
+             ('detector', counts['detector']),
+             ('collector', {'received': data['received']})]
+    # The tutorial camera publishes whether or not anyone listens yet.
+    first = min(frame['stamp_ns'] for frame in data['frames'])
+    stamps = counts['camera']['stamps_ns']
+    startup = sum(1 for stamp in stamps if stamp < first)
+    result['frames'] = _accounting(
+        sent=counts['camera']['published'], received=data['received'], startup=startup,
+        drops=_split_startup(_hop_drops(chain, HOP_REASONS[label]), startup))
+    start, end = ran.window
+    result['camera_fps'] = (sum(1 for stamp in stamps if start <= stamp <= end)
+                            / ((end - start) / 1e9))
+    result['first_result_s'] = ran.first_result_s
+    result['processes'] = {name: use.as_dict() for name, use in ran.usage.items()}
+    result['dds'] = NAIVE_DDS
+    return _with_totals(result, pipeline=('camera', 'detector'))
+
+
+def _reported_rate(reports: Sequence[Mapping[str, Any]], node: str,
+                   since_ns: int) -> float | None:
+    """Frames a node processed per second, from its /diagnostics reports since a time."""
+    own = [(r['stamp_ns'], int(r['counters']['processed'])) for r in reports
+           if r['node'] == node and r['stamp_ns'] >= since_ns]
+    if len(own) < 2 or own[-1][0] == own[0][0]:
+        return None
+    return (own[-1][1] - own[0][1]) / ((own[-1][0] - own[0][0]) / 1e9)
+
+
+def _read_json(path: Path, label: str, process: NodeProcess | None) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        output = f':\n{_tail(process.output())}' if process is not None else ''
+        raise BenchmarkError(f'{label}: cannot read {path.name}: {error}{output}') from error
+
+
+# -- transport ------------------------------------------------------------------------
+
+
+def run_transport(settings: Settings, *, image: Path, work: Path,
+                  echo: TextIO | None = None) -> dict[str, Any]:
+    """
+    Measure one hop of a bgr8 Image between two processes, per size, ours and naive.
+
+    :param image: the photograph to send, resized to each size
+    """
+    environments = {
+        'ours': node_environment(dds_profile='local', base=_ours_environment(settings)),
+        'naive': node_environment(dds_profile='none', base=_naive_environment(settings)),
+    }
+    qos = {'ours': f"'images' profile ({qos_spec('images').describe()})",
+           'naive': 'rclpy default depth 10 (reliable/volatile/keep_last(10))'}
+    rows = []
+    for config in transport.CONFIGS:
+        for width, height in settings.transport_sizes:
+            row = _transport_pair(settings, config, width, height, image=image,
+                                  env=environments[config], work=work, echo=echo)
+            rows.append({**row, 'qos': qos[config],
+                         'dds': OURS_DDS if config == 'ours' else NAIVE_DDS})
+    return {
+        'note': "ours uses the 'local' DDS profile instead of 'shared_memory' so that "
+                'nothing leaves this host; stamp set just before publish, read first '
+                'thing in the subscriber callback',
+        'rate': settings.fps, 'frames': settings.transport_frames,
+        'warmup_frames': settings.transport_warmup, 'results': rows,
+    }
+
+
+def _transport_pair(settings: Settings, config: str, width: int, height: int, *,
+                    image: Path, env: Mapping[str, str], work: Path,
+                    echo: TextIO | None) -> dict[str, Any]:
+    label = f'transport {config} {width}x{height}'
+    sub_stats = work / f'transport_{config}_{width}x{height}_sub.json'
+    pub_stats = work / f'transport_{config}_{width}x{height}_pub.json'
+    subscriber = _module_process(
+        'subscriber', transport.__name__,
+        ['subscribe', '--config', config, '--stats', str(sub_stats)], env=env, echo=echo)
+    publisher: NodeProcess | None = None
+    total = settings.transport_frames + settings.transport_warmup
+    try:
+        _wait_ready(label, subscriber, transport.READY_LINE)
+        publisher = _module_process(
+            'publisher', transport.__name__,
+            ['publish', '--config', config, '--image', str(image),
+             '--width', str(width), '--height', str(height),
+             '--rate', repr(float(settings.fps)), '--frames', str(settings.transport_frames),
+             '--warmup', str(settings.transport_warmup), '--stats', str(pub_stats)],
+            env=env, echo=echo)
+        _await_publisher(settings, label, publisher, timeout=(
+            transport.MATCH_TIMEOUT_S + total * TRANSPORT_TIMEOUT_PER_FRAME_S))
+        time.sleep(DRAIN_S)
+    finally:
+        if publisher is not None:
+            publisher.stop()
+        subscriber.stop()
+    sent = _read_json(pub_stats, label, publisher)
+    got = _read_json(sub_stats, label, subscriber)
+    latency = percentiles(got['latency_ms'])
+    row = {
+        'config': config, 'width': width, 'height': height,
+        'sent': sent['sent'], 'received': got['received'],
+        'lost': sent['sent'] - got['received'],
+        'latency_ms': {'count': got['received'], **latency},
+        'fill_ms': percentiles(sent['fill_ms']), 'read_ms': percentiles(got['convert_ms']),
+        'publish_rate': sent['achieved_rate'],
+    }
+    _progress(label, f"{row['received']}/{row['sent']} frames, p50 "
+                     f"{latency.get('p50', float('nan')):.2f} ms, "
+                     f"p99 {latency.get('p99', float('nan')):.2f} ms")
+    return row
+
+
+def _await_publisher(settings: Settings, label: str, publisher: NodeProcess,
+                     timeout: float) -> None:
+    start = time.monotonic()
+    next_report = start + _report_every(settings)
+    while publisher.popen.poll() is None:
+        if time.monotonic() - start > timeout:
+            raise BenchmarkError(f'{label}: the publisher did not finish within '
+                                 f'{timeout:.0f} s:\n{_tail(publisher.output())}')
+        if time.monotonic() >= next_report:
+            _progress(label, f'{time.monotonic() - start:.0f} s, '
+                             f'{_count(publisher, transport.SENT_PREFIX)}/'
+                             f'{settings.transport_frames} frames sent')
+            next_report += _report_every(settings)
+        time.sleep(POLL_S)
+    if publisher.popen.returncode != 0:
+        raise BenchmarkError(f'{label}: the publisher failed:\n{_tail(publisher.output())}')
+
+
+# -- report ----------------------------------------------------------------------------
+
+
+def _ms(row: Mapping[str, float], key: str) -> str:
+    return f'{row[key]:.1f}' if key in row else 'n/a'
+
+
+def _rate(value: float | None) -> str:
+    return 'n/a' if value is None else f'{value:.1f}'
+
+
+def _times(value: float | None) -> str:
+    return 'n/a' if value is None else f'x{value:.2f}'
+
+
+def format_report(results: Mapping[str, Any]) -> str:
+    """Render the results as the printed tables."""
+    s = results['settings']
+    configurations = results['configurations']
+    lines = [
+        f"edge_infer benchmark: {len(s['photos'])} sample photographs at {s['width']}x"
+        f"{s['height']}, {s['fps']:g} fps, {s['duration_s']:g} s per configuration (first "
+        f"{s['warmup_s']:g} s not measured), model '{s['model']}', {s['cpus']} CPUs",
+        f"DDS: ours: {s['dds']['ours']}.",
+        f"     naive: {s['dds']['naive']}.",
+        '',
+        f"{'configuration':<14}{'frames':>7}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}"
+        f"{'fps':>7}{'cam fps':>8}{'sent':>6}{'recv':>6}{'drop %':>8}{'CPU %':>7}"
+        f"{'RSS MB':>8}",
+    ]
+    for name, row in configurations.items():
+        latency, frames = row['latency_ms'], row['frames']
+        lines.append(
+            f"{name:<14}{latency['count']:>7}{_ms(latency, 'p50'):>8}"
+            f"{_ms(latency, 'p90'):>8}{_ms(latency, 'p99'):>8}{row['fps']:>7.1f}"
+            f"{_rate(row['camera_fps']):>8}{frames['sent']:>6}{frames['received']:>6}"
+            f"{100 * frames['steady_drop_rate']:>8.1f}"
+            f"{row['cpu_percent']:>7.0f}{row['peak_rss_mb']:>8.0f}")
+    lines += [
+        'frames: results measured (captured after the warm-up); fps: results per second '
+        'at the end of the pipeline; cam fps: frames the camera sent per second;',
+        'drop %: of the frames sent, those with no result, not counting frames sent '
+        'before the pipeline was connected; CPU: % of one core, averaged,',
+        "summed over the pipeline's processes; RSS: their peak resident memory, summed.",
+    ]
+    for pair, values in results['ratios'].items():
+        lines.append(f"{pair}: p50 {_times(values['p50'])}, p99 {_times(values['p99'])}, "
+                     f"fps {_times(values['fps'])}")
+    bare = configurations['bare']
+    lines.append(f"bare, unpaced (the floor of our code): {bare['max_fps_unpaced']:.1f} fps")
+    lines += ['', 'Per process (CPU % of one core, peak RSS MB):']
+    for name, row in configurations.items():
+        for process, use in row['processes'].items():
+            extra = '' if process in row['pipeline_processes'] else '  (measuring subscriber)'
+            lines.append(f"  {name:<7}{process:<12}{use['cpu_percent']:>7.1f}"
+                         f"{use['peak_rss_mb']:>8.1f}{extra}")
+    lines += ['', 'Frames not received, by where and why:']
+    for name, row in configurations.items():
+        drops = [d for d in row['frames']['drops'] if d['count']]
+        if not drops:
+            lines.append(f'  {name:<7}none')
+        for drop in drops:
+            lines.append(f"  {name:<7}{drop['where']:<22}{drop['count']:>5}  {drop['reason']}")
+        for reason, count in row['frames'].get('captured_not_sent', {}).items():
+            lines.append(f'  {name:<7}captured, not sent ({reason}): {count}')
+    for name, row in configurations.items():
+        lines += ['', f'Latency per stage and hop, {name} (ms):', format_table(row['hops_ms'])]
+    lines += ['', _format_transport(results['transport'])]
+    return '\n'.join(lines)
+
+
+def _format_transport(section: Mapping[str, Any]) -> str:
+    lines = [
+        f"Transport: one hop of a bgr8 Image between two processes at {section['rate']:g} Hz, "
+        f"{section['frames']} frames after {section['warmup_frames']} warm-up frames",
+        f"({section['note']}).",
+        f"{'config':<8}{'size':>11}{'sent':>6}{'lost':>6}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'fill ms':>9}{'read ms':>9}{'pub Hz':>8}",
+    ]
+    for row in section['results']:
+        latency = row['latency_ms']
+        lines.append(
+            f"{row['config']:<8}{row['width']:>6}x{row['height']:<4}{row['sent']:>6}"
+            f"{row['lost']:>6}{_ms(latency, 'p50'):>8}{_ms(latency, 'p99'):>8}"
+            f"{_ms(row['fill_ms'], 'p50'):>9}{_ms(row['read_ms'], 'p50'):>9}"
+            f"{row['publish_rate']:>8.1f}")
+    lines.append('fill: building the message from a numpy image (p50); read: turning the '
+                 'received message into a numpy image (p50), both outside the latency.')
+    return '\n'.join(lines)
+
+
+def write_plots(results: Mapping[str, Any], output: Path) -> list[str]:
+    """Write the PNG plots into ``output``; return their file names."""
+    configurations = results['configurations']
+    written = [plots.plot_benchmark(
+        {name: row['latency_ms'] for name, row in configurations.items()},
+        output / 'latency.png',
+        title=f"End-to-end latency at {results['settings']['fps']:g} fps").name]
+    for name, row in configurations.items():
+        written.append(plots.plot_stage_breakdown(
+            row['hops_ms'], output / f'hops_{name}.png',
+            title=f'Latency per stage and hop: {name}').name)
+    transport_rows = {f"{row['config']}\n{row['width']}x{row['height']}": row['latency_ms']
+                      for row in results['transport']['results'] if 'p50' in row['latency_ms']}
+    if transport_rows:
+        written.append(plots.plot_benchmark(
+            transport_rows, output / 'transport.png',
+            title='One hop of a bgr8 Image between two processes').name)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m edge_infer.tools.benchmark``."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == '__main__':
+    sys.exit(main())
