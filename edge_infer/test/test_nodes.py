@@ -301,7 +301,9 @@ def test_diagnostics_counters_add_up(tmp_path: Path, probe: Probe) -> None:
         assert not group.exited(), group.exited()
     total = int(values['processed']) + int(values['dropped'])
     assert int(values['received']) - total in (0, 1)
-    assert int(camera['received']) == int(camera['processed']) + int(camera['dropped'])
+    # The capture thread may be between counting a frame in and out when it reports.
+    camera_total = int(camera['processed']) + int(camera['dropped'])
+    assert int(camera['received']) - camera_total in (0, 1)
 
 
 def user_card(tmp_path: Path, model_file: Path) -> Path:
