@@ -27,6 +27,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from edge_infer.nodes.conversions import node_counters
 from edge_infer.tools.processes import node_environment
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -102,9 +103,9 @@ class Probe:
 def diagnostics_of(probe: Probe, node_name: str) -> dict[str, str]:
     """Return the newest diagnostics key-values that ``node_name`` published."""
     for msg in reversed(probe.messages('/diagnostics')):
-        for status in msg.status:
-            if status.name.endswith('/' + node_name):
-                return {kv.key: kv.value for kv in status.values}
+        for name, values in node_counters(msg).items():
+            if name.endswith('/' + node_name):
+                return values
     return {}
 
 

@@ -38,7 +38,7 @@ from typing import Any, Sequence
 from diagnostic_msgs.msg import DiagnosticArray
 from edge_infer.core.latency import breakdown, Stage
 from edge_infer.nodes.base import qos_profile, run
-from edge_infer.nodes.conversions import stages_from_msgs, time_to_ns
+from edge_infer.nodes.conversions import node_counters, stages_from_msgs, time_to_ns
 from edge_infer_msgs.msg import DetectionArray
 from rclpy.node import Node
 from std_msgs.msg import String
@@ -91,13 +91,10 @@ class Collector(Node):
             'parts': breakdown(stages, capture_ns=stamp_ns, received_ns=arrival_ns)})
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.hardware_id == 'edge_infer':
-                values = {kv.key: kv.value for kv in status.values}
-                self._nodes[status.name] = values
-                self._reports.append({'node': status.name,
-                                      'stamp_ns': time_to_ns(msg.header.stamp),
-                                      'counters': values})
+        for name, values in node_counters(msg).items():
+            self._nodes[name] = values
+            self._reports.append({'node': name, 'stamp_ns': time_to_ns(msg.header.stamp),
+                                  'counters': values})
 
     def _progress(self) -> None:
         print(f'{PROGRESS_PREFIX}{len(self._frames)}', flush=True)

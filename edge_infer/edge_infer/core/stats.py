@@ -23,6 +23,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+# Marks the statuses of our nodes among everything else on /diagnostics.
+DIAGNOSTICS_HARDWARE_ID = 'edge_infer'
+
 
 class FrameCounters:
     """Counts of frames received, processed and dropped (by reason) by one node."""

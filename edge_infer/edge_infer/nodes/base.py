@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence, TypeVar
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from edge_infer.core.params import ParameterError, ParameterSpec, validate_all
 from edge_infer.core.qos import qos_spec, QosSpec
-from edge_infer.core.stats import FrameCounters
+from edge_infer.core.stats import DIAGNOSTICS_HARDWARE_ID, FrameCounters
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.duration import Duration
@@ -179,7 +179,7 @@ class EdgeInferNode(Node):
         status = DiagnosticStatus(
             level=level,
             name=self.get_fully_qualified_name(),
-            hardware_id='edge_infer',
+            hardware_id=DIAGNOSTICS_HARDWARE_ID,
             message=message,
             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
         array = DiagnosticArray(status=[status])

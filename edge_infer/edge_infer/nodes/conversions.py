@@ -25,10 +25,12 @@ import importlib
 from typing import Iterable, Sequence
 
 from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
 from edge_infer.core.detector import Detection
 from edge_infer.core.image import image_from_buffer, image_to_fields
 from edge_infer.core.latency import Stage
 from edge_infer.core.preprocess import Geometry
+from edge_infer.core.stats import DIAGNOSTICS_HARDWARE_ID
 from edge_infer.core.tensors import tensor_from_fields, tensor_to_fields
 from edge_infer_msgs.msg import Detection as DetectionMsg
 from edge_infer_msgs.msg import DetectionArray, ResizeGeometry, StageTiming, Tensor
@@ -146,3 +148,9 @@ def detections_from_msg(msg: DetectionArray) -> list[Detection]:
             keypoints=tuple(zip(d.keypoints[0::2], d.keypoints[1::2])))
         for d in msg.detections
     ]
+
+
+def node_counters(msg: DiagnosticArray) -> dict[str, dict[str, str]]:
+    """Read the counters of edge_infer nodes from a /diagnostics message, by node name."""
+    return {status.name: {kv.key: kv.value for kv in status.values}
+            for status in msg.status if status.hardware_id == DIAGNOSTICS_HARDWARE_ID}

@@ -41,7 +41,7 @@ from edge_infer.core.latency import breakdown, summarise
 from edge_infer.core.params import ParameterSpec
 from edge_infer.nodes.base import EdgeInferNode, main_for
 from edge_infer.nodes.conversions import (
-    detections_from_msg, image_from_msg, stages_from_msgs, time_to_ns)
+    detections_from_msg, image_from_msg, node_counters, stages_from_msgs, time_to_ns)
 from edge_infer_msgs.msg import DetectionArray
 import numpy as np
 from sensor_msgs.msg import Image
@@ -89,9 +89,7 @@ class MonitorNode(EdgeInferNode):
         self.create_timer(1.0, self._write_summary)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.hardware_id == 'edge_infer':
-                self._node_counters[status.name] = {kv.key: kv.value for kv in status.values}
+        self._node_counters.update(node_counters(msg))
 
     def _on_image(self, msg: Image) -> None:
         self._images[time_to_ns(msg.header.stamp)] = msg

@@ -45,7 +45,8 @@ from edge_infer.core.evaluation import (
 from edge_infer.core.image import image_digest
 from edge_infer.core.latency import breakdown, format_table, summarise
 from edge_infer.core.plots import plot_latency_over_time, plot_stage_breakdown
-from edge_infer.nodes.conversions import detections_from_msg, stages_from_msgs, time_to_ns
+from edge_infer.nodes.conversions import (
+    detections_from_msg, node_counters, stages_from_msgs, time_to_ns)
 from edge_infer.tools.processes import node_environment, NodeGroup
 from edge_infer.tools.sample_bags import load_ground_truth, make_sample_bags, truth_path
 from edge_infer_msgs.msg import DetectionArray
@@ -121,10 +122,7 @@ class _Collector:
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         with self._lock:
-            for status in msg.status:
-                if status.hardware_id == 'edge_infer':
-                    self.data.counters[status.name] = {
-                        kv.key: kv.value for kv in status.values}
+            self.data.counters.update(node_counters(msg))
 
     def close(self) -> None:
         self._executor.shutdown(timeout_sec=5.0)
