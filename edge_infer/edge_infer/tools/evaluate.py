@@ -102,6 +102,19 @@ class _Collector:
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
         self._thread.start()
 
+    def wait_for_publisher(self, topic: str, timeout: float) -> bool:
+        """
+        Wait until this process has discovered a publisher of ``topic``.
+
+        A reliable publisher does not keep what it sent before our subscription matched.
+        """
+        deadline = time.monotonic() + timeout
+        while self.node.count_publishers(topic) == 0:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def _frame(self, msg: Any) -> _Frame:
         return self.data.frames.setdefault(time_to_ns(msg.header.stamp), _Frame())
 
@@ -203,7 +216,8 @@ def evaluate_bag(
         with NodeGroup(specs=specs, echo=echo,
                        overrides={'preprocess': model_parameters,
                                   'detector': model_parameters}) as consumers:
-            if not consumers['detector'].wait_for_output(READY_LINE, STARTUP_TIMEOUT_S):
+            ready = consumers['detector'].wait_for_output(READY_LINE, STARTUP_TIMEOUT_S)
+            if not ready or not collector.wait_for_publisher('detections', STARTUP_TIMEOUT_S):
                 raise RuntimeError(
                     f'the detector did not start:\n{consumers["detector"].output()}')
             time.sleep(SETTLE_S)
