@@ -81,9 +81,11 @@ class NaiveCamera(Node):
         msg.encoding = 'bgr8'
         msg.step = frame.shape[1] * 3
         msg.data = frame.flatten().tolist()
-        self.publisher_.publish(msg)
+        # Counted before publishing: a Ctrl-C between the two must not leave a frame
+        # that arrived but was never counted as sent.
         self.count += 1
         self.stamps_ns.append(stamp.nanoseconds)
+        self.publisher_.publish(msg)
 
     def stats(self) -> dict[str, int | list[int]]:
         """Return the frame count and the stamps of the frames (ns) for the benchmark."""
