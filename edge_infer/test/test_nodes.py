@@ -292,6 +292,18 @@ def test_qos_of_a_topic_can_be_overridden_from_parameters(probe: Probe) -> None:
     assert [p.qos_profile.reliability for p in publishers] == [ReliabilityPolicy.RELIABLE]
 
 
+def test_camera_waits_for_the_subscribers_it_was_told_of(probe: Probe) -> None:
+    probe.subscribe(Image, 'image_raw', qos_profile_sensor_data)
+    spec = NodeSpec(executable='camera', name='camera')
+    with NodeGroup(specs=[spec], overrides={'camera': {'fps': 10.0, 'min_subscribers': 2}}):
+        waiting = wait_for_diagnostic(probe, 'camera', 'dropped.no_subscriber', 10,
+                                      timeout=START_TIMEOUT)
+        assert probe.messages('image_raw') == []
+        probe.subscribe(Image, 'image_raw', qos_profile_sensor_data)
+        probe.wait_for('image_raw', count=3, timeout=START_TIMEOUT)
+    assert waiting['processed'] == '0'
+
+
 def test_diagnostics_counters_add_up(tmp_path: Path, probe: Probe) -> None:
     specs = pipeline_nodes()
     overrides = {'camera': camera_overrides(photo_folder(tmp_path, 'coffee'), fps=15.0)}

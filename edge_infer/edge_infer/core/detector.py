@@ -116,10 +116,9 @@ class Detector:
             self._backend.close()
             raise
         self._preprocessor = Preprocessor(spec=card.input_spec)
-        #: Seconds per step ('preprocess', 'inference', 'postprocess') of the
-        #: latest call: preprocess, infer or detect (all three steps).
-        self.last_timings: dict[str, float] = {}
-        #: Wall-clock (``time.time_ns``) start and end of the same steps.
+        #: Wall-clock (``time.time_ns``) start and end of each step ('preprocess',
+        #: 'inference', 'postprocess') of the latest call: preprocess, infer or detect
+        #: (all three steps).
         self.last_stages: dict[str, tuple[int, int]] = {}
 
     @property
@@ -211,7 +210,11 @@ class Detector:
 
     def _record(self, stages: dict[str, tuple[int, int]]) -> None:
         self.last_stages = stages
-        self.last_timings = {name: (end - start) * 1e-9 for name, (start, end) in stages.items()}
+
+    @property
+    def last_timings(self) -> dict[str, float]:
+        """Return the seconds each step of the latest call took (see ``last_stages``)."""
+        return {name: (end - start) * 1e-9 for name, (start, end) in self.last_stages.items()}
 
     def _postprocess(self, outputs: dict[str, np.ndarray],
                      geometry: Geometry) -> list[Detection]:

@@ -32,6 +32,7 @@ import math
 from typing import Any, Iterable, Mapping, Sequence, Union
 
 from edge_infer.core.detector import Detection
+from edge_infer.core.stats import FrameTotals
 import numpy as np
 
 __all__ = [
@@ -275,7 +276,7 @@ class AccountingError(ValueError):
 
 
 @dataclass(frozen=True, kw_only=True)
-class NodeCount:
+class NodeCount(FrameTotals):
     """One node's final frame counters."""
 
     node: str
@@ -284,16 +285,6 @@ class NodeCount:
     dropped: dict[str, int] = field(default_factory=dict)
     #: The ``dropped`` total as the node reported it (None when it reported none).
     dropped_reported: int | None = None
-
-    @property
-    def dropped_total(self) -> int:
-        """Return the frames dropped for any reason."""
-        return sum(self.dropped.values())
-
-    @property
-    def in_flight(self) -> int:
-        """Return the frames received but neither processed nor dropped."""
-        return self.received - self.processed - self.dropped_total
 
     @classmethod
     def from_counters(cls, node: str, counters: Mapping[str, str | int]) -> NodeCount:

@@ -22,12 +22,35 @@ up (received == processed + dropped), which the tests and the replay reports che
 from __future__ import annotations
 
 from collections import Counter
+from typing import Mapping
 
 # Marks the statuses of our nodes among everything else on /diagnostics.
 DIAGNOSTICS_HARDWARE_ID = 'edge_infer'
 
 
-class FrameCounters:
+class FrameTotals:
+    """
+    The arithmetic of frame counts, shared by live counters and read-back reports.
+
+    Subclasses provide ``received``, ``processed`` and ``dropped`` (counts by reason).
+    """
+
+    received: int
+    processed: int
+    dropped: Mapping[str, int]
+
+    @property
+    def dropped_total(self) -> int:
+        """All dropped frames, whatever the reason."""
+        return sum(self.dropped.values())
+
+    @property
+    def in_flight(self) -> int:
+        """Frames received and not yet processed or dropped."""
+        return self.received - self.processed - self.dropped_total
+
+
+class FrameCounters(FrameTotals):
     """Counts of frames received, processed and dropped (by reason) by one node."""
 
     def __init__(self) -> None:
@@ -46,16 +69,6 @@ class FrameCounters:
     def drop(self, reason: str) -> None:
         """Count a received frame that was discarded, with a short reason key."""
         self.dropped[reason] += 1
-
-    @property
-    def dropped_total(self) -> int:
-        """All dropped frames, whatever the reason."""
-        return sum(self.dropped.values())
-
-    @property
-    def in_flight(self) -> int:
-        """Frames received and not yet processed or dropped."""
-        return self.received - self.processed - self.dropped_total
 
     def as_dict(self) -> dict[str, int]:
         """Flat counters, ``dropped.<reason>`` for each reason seen."""

@@ -47,6 +47,10 @@ PARAMETERS = (
                   description='frame_id of the published images.'),
     ParameterSpec(name='encoding', default='bgr8', choices=('bgr8', 'rgb8'),
                   description='Pixel encoding of the published images.'),
+    ParameterSpec(name='min_subscribers', default=1, minimum=1, maximum=1000,
+                  description='Subscribers to wait for before the first frame is published '
+                              '(for example the pipeline and a monitor), so that none '
+                              'misses the first frames; afterwards one is enough.'),
 )
 
 
@@ -76,6 +80,7 @@ class CameraNode(EdgeInferNode):
 
     def _capture_loop(self) -> None:
         encoding = self.params['encoding']
+        needed = self.params['min_subscribers']
         frame_id = self.params['frame_id']
         while not self._stop.is_set():
             try:
@@ -87,11 +92,12 @@ class CameraNode(EdgeInferNode):
                 self.get_logger().info('camera: source ended (set loop:=true to repeat)')
                 return
             self.counters.receive()
-            if self._image_pub.get_subscription_count() == 0:
+            if self._image_pub.get_subscription_count() < needed:
                 # Nobody listens yet (or any more): skip the conversion, and say so in
                 # the counters rather than publish into the void.
                 self.counters.drop('no_subscriber')
                 continue
+            needed = 1
             stamp = ns_to_time(frame.stamp_ns)
             image = frame.image if encoding == 'bgr8' else frame.image[:, :, ::-1]
             msg = Image()

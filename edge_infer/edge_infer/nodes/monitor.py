@@ -136,9 +136,11 @@ class MonitorNode(EdgeInferNode):
         except ImageFormatError:
             return
         canvas = annotate(image, detections)
-        digest = image_digest(image_msg.data)
-        is_new = all(saved['image_digest'] != digest for saved in self._saved_frames)
-        if is_new and len(self._saved_frames) < self.params['save_frames']:
+        # Digests only while there is room for another saved frame: not per frame.
+        digest = (image_digest(image_msg.data)
+                  if len(self._saved_frames) < self.params['save_frames'] else None)
+        if digest is not None and all(
+                saved['image_digest'] != digest for saved in self._saved_frames):
             path = self._output / f'frame_{len(self._saved_frames):04d}.jpg'
             cv2.imwrite(str(path), canvas)
             self._saved_frames.append({'file': path.name, 'image_digest': digest, **frame})

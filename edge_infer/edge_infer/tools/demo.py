@@ -69,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     model = {'model': args.model}
     overrides = {
         'camera': {'source': str(output / 'input'), 'width': 0, 'height': 0,
-                   'fps': args.fps, 'loop': True},
+                   'fps': args.fps, 'loop': True,
+                   # The first node of the pipeline and the monitor.
+                   'min_subscribers': 2},
         'preprocess': model,
         'detector': model,
         'monitor': {'output_dir': str(output), 'save_frames': len(photos),
