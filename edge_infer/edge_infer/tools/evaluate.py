@@ -64,6 +64,30 @@ STARTUP_TIMEOUT_S = 120.0
 # last frames to come through after it ends.
 SETTLE_S = 1.0
 COLLECTOR_NAME = 'evaluator'
+# Queue depth of the every-frame QoS: deeper than any burst a 2-core machine falls
+# behind by while the nodes warm up.
+EVERY_FRAME_DEPTH = 100
+
+
+def _reliable(topic: str, endpoint: str) -> dict[str, Any]:
+    prefix = f'qos_overrides./{topic}.{endpoint}'
+    return {f'{prefix}.reliability': 'reliable', f'{prefix}.history': 'keep_last',
+            f'{prefix}.depth': EVERY_FRAME_DEPTH}
+
+
+def every_frame_overrides(detector_input: str) -> dict[str, dict[str, Any]]:
+    """
+    Return QoS overrides that make the replayed frames' path lossless.
+
+    The live profiles let the freshest frame replace one still queued, which is right
+    on a robot but makes accuracy depend on how fast the machine was while warming up.
+    """
+    detector_topic = 'input_tensor' if detector_input == 'tensor' else 'image_raw'
+    return {
+        'replay': _reliable('image_raw', 'publisher'),
+        'preprocess': {**_reliable('image_raw', 'subscription'),
+                       **_reliable('input_tensor', 'publisher')},
+        'detector': _reliable(detector_topic, 'subscription')}
 
 
 @dataclass
@@ -86,13 +110,14 @@ class _Collected:
 class _Collector:
     """Subscribes to the pipeline's images, detections and diagnostics in-process."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, every_frame: bool) -> None:
         self.node = Node(COLLECTOR_NAME)
         self.data = _Collected()
         self._lock = threading.Lock()
-        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        reliable = QoSProfile(depth=EVERY_FRAME_DEPTH, reliability=ReliabilityPolicy.RELIABLE)
         self.node.create_subscription(
-            Image, 'image_raw', self._on_image, qos_profile_sensor_data)
+            Image, 'image_raw', self._on_image,
+            reliable if every_frame else qos_profile_sensor_data)
         self.node.create_subscription(
             DetectionArray, 'detections', self._on_detections, reliable)
         self.node.create_subscription(
@@ -193,10 +218,14 @@ def bag_truth(bag: Path, *, image_topic: str = '') -> BagTruth:
 
 def evaluate_bag(
         bag: Path, *, output: Path, rate: float = 1.0, detector_input: str = 'tensor',
-        model: str = 'pose_detection', image_topic: str = '',
+        model: str = 'pose_detection', image_topic: str = '', every_frame: bool = True,
         echo: Any = None) -> dict[str, Any]:
     """
     Replay ``bag`` through the pipeline and evaluate what it detects.
+
+    ``every_frame`` replays over reliable, deep queues so that no frame is replaced
+    while a node is busy (accuracy of every frame); without it the nodes keep their
+    live QoS and the report shows what a robot at this rate would lose.
 
     :returns: the report as plain data (also written to ``output/report.json``).
     """
@@ -211,18 +240,21 @@ def evaluate_bag(
         'bag': str(bag), 'rate': rate, 'restamp': True, 'exit_at_end': True,
         'min_subscribers': 2,
         'topics': [truth.image_topic], 'remap': [f'{truth.image_topic}:=image_raw']}
-    collector = _Collector()
+    qos = every_frame_overrides(detector_input) if every_frame else {}
+    collector = _Collector(every_frame=every_frame)
     try:
         with NodeGroup(specs=specs, echo=echo,
-                       overrides={'preprocess': model_parameters,
-                                  'detector': model_parameters}) as consumers:
+                       overrides={'preprocess': {**model_parameters, **qos.get('preprocess', {})},
+                                  'detector': {**model_parameters, **qos.get('detector', {})}}
+                       ) as consumers:
             ready = consumers['detector'].wait_for_output(READY_LINE, STARTUP_TIMEOUT_S)
             if not ready or not collector.wait_for_publisher('detections', STARTUP_TIMEOUT_S):
                 raise RuntimeError(
                     f'the detector did not start:\n{consumers["detector"].output()}')
             time.sleep(SETTLE_S)
             with NodeGroup(specs=[replay], echo=echo,
-                           overrides={'replay': replay_parameters}) as player:
+                           overrides={'replay': {**replay_parameters, **qos.get('replay', {})}}
+                           ) as player:
                 timeout = STARTUP_TIMEOUT_S + truth.frames / rate
                 if player['replay'].popen.wait(timeout=timeout) != 0:
                     raise RuntimeError(f'replay failed:\n{player["replay"].output()}')
@@ -295,6 +327,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='replay rate factor (default: %(default)s)')
     parser.add_argument('--model', default='pose_detection', help='model card')
     parser.add_argument('--detector-input', choices=('tensor', 'image'), default='tensor')
+    parser.add_argument('--live-qos', action='store_true',
+                        help="keep the nodes' live QoS (freshest frame wins) instead of "
+                             'replaying every frame over reliable queues')
     parser.add_argument('--verbose', action='store_true', help="echo the nodes' output")
 
 
@@ -313,7 +348,7 @@ def run(args: argparse.Namespace) -> int:
                 report = evaluate_bag(
                     Path(bag), output=output / Path(bag).name, rate=args.rate,
                     detector_input=args.detector_input, model=args.model,
-                    image_topic=args.image_topic,
+                    image_topic=args.image_topic, every_frame=not args.live_qos,
                     echo=sys.stdout if args.verbose else None)
             except (ValueError, BagError) as error:
                 print(f'evaluate: {error}', file=sys.stderr)
