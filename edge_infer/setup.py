@@ -45,7 +45,15 @@ setup(
             'monitor = edge_infer.nodes.monitor:main',
             'replay = edge_infer.nodes.replay:main',
             'recorder = edge_infer.nodes.recorder:main',
+            'shard_relay = edge_infer.nodes.shard_relay:main',
             'edge_infer = edge_infer.tools.cli:main',
+        ],
+        # Inference backends; other packages add theirs to the same group.
+        'edge_infer.backends': [
+            'onnxruntime = edge_infer.backends.onnx_runtime:OnnxRuntimeBackend',
+            'litert = edge_infer.backends.litert:LiteRtBackend',
+            'tensorrt = edge_infer.backends.tensorrt:TensorRtBackend',
+            'edgetpu = edge_infer.backends.edgetpu:EdgeTpuBackend',
         ],
     },
 )

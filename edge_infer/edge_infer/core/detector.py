@@ -196,7 +196,7 @@ class Detector:
         start = clock.now()
         outputs = self._backend.infer({self._input: tensor})
         inferred = clock.now()
-        detections = self._postprocess(outputs, geometry)
+        detections = self.postprocess(outputs, geometry)
         self._record({'inference': (start, inferred), 'postprocess': (inferred, clock.now())})
         return detections
 
@@ -216,8 +216,16 @@ class Detector:
         """Return the seconds each step of the latest call took (see ``last_stages``)."""
         return {name: (end - start) * 1e-9 for name, (start, end) in self.last_stages.items()}
 
-    def _postprocess(self, outputs: dict[str, np.ndarray],
-                     geometry: Geometry) -> list[Detection]:
+    def postprocess(self, outputs: dict[str, np.ndarray],
+                    geometry: Geometry) -> list[Detection]:
+        """
+        Decode raw model outputs, apply NMS and map the boxes to source pixels.
+
+        Public for runners that compute the outputs elsewhere, such as the last shard
+        of a split network.
+
+        :raises DetectorError: the outputs do not fit the card's decoder
+        """
         card = self._card
         try:
             raw = self._decoder.decode(outputs, card.score_threshold)
