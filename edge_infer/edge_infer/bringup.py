@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Union
+from typing import Any, Mapping, Union
+
+from edge_infer.sharding.layout import Layout
 
 PACKAGE = 'edge_infer'
 
@@ -117,6 +119,67 @@ def pipeline_nodes(
     if with_monitor:
         nodes.append(NodeSpec(executable='monitor', name='monitor'))
     return nodes
+
+
+SHARDED_INPUTS = ('camera', 'image', 'tensor')
+
+
+def sharded_nodes(
+        layout: Layout, *, layout_path: Path | str, device: str = 'all',
+        inputs: str = 'camera', with_monitor: bool = False) -> list[NodeSpec]:
+    """
+    List the nodes of a sharded deployment that run on ``device``.
+
+    Each shard's relay (``shard_<i>``) runs on its layout device; the nodes in front of
+    the network (and the monitor) run on the device of shard 0, where the camera is.
+
+    :param layout_path: the layout file as the relays will read it on that device.
+    :param device: a device of the layout, or 'all' for every node on this machine.
+    :param inputs: what feeds shard 0: 'camera' starts camera and preprocess,
+        'image' only preprocess (for a camera driver publishing ``image_raw``),
+        'tensor' nothing (``input_tensor`` comes from elsewhere).
+    :param with_monitor: add the monitor that prints detections and latency.
+    :raises LayoutError: ``device`` runs no shard.
+    """
+    if inputs not in SHARDED_INPUTS:
+        raise ValueError(f'inputs: {inputs!r} is not one of '
+                         + ', '.join(repr(i) for i in SHARDED_INPUTS))
+    shards = layout.shards_on(device)
+    nodes = []
+    if 0 in shards:
+        if inputs == 'camera':
+            nodes.append(NodeSpec(executable='camera', name='camera'))
+        if inputs != 'tensor':
+            nodes.append(NodeSpec(executable='preprocess', name='preprocess',
+                                  parameters=(('model', layout.model),)))
+    nodes += [NodeSpec(executable='shard_relay', name=f'shard_{index}',
+                       parameters=(('layout', str(layout_path)), ('shard', index),
+                                   ('model', layout.model)))
+              for index in shards]
+    if with_monitor and 0 in shards:
+        nodes.append(NodeSpec(executable='monitor', name='monitor'))
+    return nodes
+
+
+def launch_nodes(specs: list[NodeSpec], *, namespace: str, params_file: str,
+                 environment: Mapping[str, str]) -> list[Any]:
+    """
+    Map node specs to launch_ros ``Node`` actions, for the launch files.
+
+    Every node reads ``params_file`` and then its spec's own overrides; ``environment``
+    is set per node rather than with SetEnvironmentVariable, which would leak into
+    whatever a parent launch file starts after including ours.
+    """
+    # Imported here: the rest of this module is used where launch_ros is not installed.
+    from launch_ros.actions import Node
+    return [
+        Node(package=spec.package, executable=spec.executable, name=spec.name,
+             namespace=namespace,
+             parameters=[params_file] + ([dict(spec.parameters)] if spec.parameters else []),
+             remappings=list(spec.remappings), additional_env=dict(environment),
+             output='screen', emulate_tty=True)
+        for spec in specs
+    ]
 
 
 def parse_flag(name: str, text: str) -> bool:

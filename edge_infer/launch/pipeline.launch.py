@@ -29,11 +29,11 @@ import os
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
-from edge_infer.bringup import dds_environment, DDS_PROFILES, parse_flag, pipeline_nodes
+from edge_infer.bringup import (
+    dds_environment, DDS_PROFILES, launch_nodes, parse_flag, pipeline_nodes)
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 
 
 def _nodes(context: LaunchContext) -> list:
@@ -41,23 +41,14 @@ def _nodes(context: LaunchContext) -> list:
         return LaunchConfiguration(name).perform(context)
 
     config_dir = Path(get_package_share_directory('edge_infer')) / 'config'
-    # Per node rather than SetEnvironmentVariable, which would leak into whatever a
-    # parent launch file starts after including this one.
     environment = dds_environment(
         arg('dds_profile'), config_dir=config_dir, ros_distro=os.environ.get('ROS_DISTRO'))
     specs = pipeline_nodes(
         detector_input=arg('detector_input'),
         with_control=parse_flag('with_control', arg('with_control')),
         with_monitor=parse_flag('with_monitor', arg('with_monitor')))
-    return [
-        Node(package=spec.package, executable=spec.executable, name=spec.name,
-             namespace=arg('namespace'),
-             parameters=[arg('params_file')] + ([dict(spec.parameters)] if spec.parameters
-                                                else []),
-             remappings=list(spec.remappings), additional_env=environment,
-             output='screen', emulate_tty=True)
-        for spec in specs
-    ]
+    return launch_nodes(specs, namespace=arg('namespace'), params_file=arg('params_file'),
+                        environment=environment)
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -18,10 +18,9 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from edge_infer.bringup import dds_environment, NodeSpec, parse_flag, pipeline_nodes
+from launch_harness import launched_nodes, PACKAGE_DIR
 import pytest
 import yaml
-
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 def test_default_pipeline_is_camera_preprocess_detector() -> None:
@@ -111,25 +110,7 @@ def test_params_file_values_pass_node_validation() -> None:
     {'detector_input': 'image', 'with_control': 'true', 'namespace': 'robot1'},
 ])
 def test_launch_file_maps_the_described_nodes(arguments: dict) -> None:
-    pytest.importorskip(
-        'launch_ros', reason='launch_ros is not installed (the ROS 2 PyPI wheels lack it)')
-    import launch
-    from launch.actions import DeclareLaunchArgument, OpaqueFunction
-    from launch.launch_description_sources import PythonLaunchDescriptionSource
-    from launch_ros.actions import Node
-
-    source = PythonLaunchDescriptionSource(str(PACKAGE_DIR / 'launch' / 'pipeline.launch.py'))
-    context = launch.LaunchContext()
-    description = source.get_launch_description(context)
-    for name, value in arguments.items():
-        context.launch_configurations[name] = value
-    actions = []
-    for entity in description.entities:
-        if isinstance(entity, DeclareLaunchArgument):
-            entity.execute(context)
-        elif isinstance(entity, OpaqueFunction):
-            actions += entity.execute(context)
-    nodes = [a for a in actions if isinstance(a, Node)]
+    nodes = launched_nodes('pipeline.launch.py', arguments)
     expected = pipeline_nodes(
         detector_input=arguments.get('detector_input', 'tensor'),
         with_control=parse_flag('with_control', arguments.get('with_control', 'false')))

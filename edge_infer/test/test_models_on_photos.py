@@ -148,8 +148,8 @@ def test_card_must_match_the_model(bundled_model_dir: Path) -> None:
 
 
 def test_other_backend_by_name(bundled_model_dir: Path) -> None:
-    # The pose model is tflite only; asking ONNX Runtime for it must fail clearly.
-    with pytest.raises(BackendError, match='onnxruntime: cannot load model file'):
+    # The pose card is tflite; asking ONNX Runtime for it must fail clearly.
+    with pytest.raises(BackendError, match='onnxruntime: runs onnx models, not tflite'):
         Detector(card=load_card('pose_detection'), backend='onnxruntime')
 
 

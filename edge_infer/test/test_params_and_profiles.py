@@ -84,3 +84,5 @@ def test_list_parameters_take_strings_and_an_empty_array() -> None:
     assert validate_parameter(topics, None) == []
     with pytest.raises(ParameterError, match="'topics': \\[1\\] is not a list of strings"):
         validate_parameter(topics, [1])
+    with pytest.raises(ParameterError, match="'topics': 'cuda' is a string, expected a list"):
+        validate_parameter(topics, 'cuda')

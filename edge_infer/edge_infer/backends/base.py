@@ -15,22 +15,57 @@
 """
 The contract every inference backend fulfils.
 
-A backend wraps one runtime (ONNX Runtime, LiteRT, later TensorRT or an Edge
-TPU delegate).  Its runtime is imported in :meth:`Backend.load`, so edge_infer
+A backend wraps one runtime (ONNX Runtime, LiteRT, TensorRT, an Edge TPU
+delegate).  Its runtime is imported in :meth:`Backend.load`, so edge_infer
 imports without any runtime installed; a missing runtime is a
 :class:`BackendError` naming the pip package that provides it.
 
-Subclasses implement :meth:`Backend._load`, :meth:`Backend._run` and
-:meth:`Backend._release`; this base class validates inputs and keeps state.
+The contract of a subclass (what the registry and the detector's ordered
+fallback rely on):
+
+``name``
+    Class attribute: the registry name, e.g. ``'tensorrt'``; the same as its
+    entry point name in the ``edge_infer.backends`` group.
+``formats``
+    Class attribute: the model card formats it runs, e.g. ``('onnx',)``.  A
+    card whose ``format`` is not listed is never handed to the backend.
+``requires``
+    Class attribute: ``{import name: pip package}`` of the runtime modules it
+    needs, e.g. ``{'tensorrt': 'tensorrt'}``; the default :meth:`probe`
+    checks that each is installed, without importing it.
+``probe()``
+    Classmethod: None when the backend can run here, otherwise a one-line
+    reason such as ``'not installed: pip install tensorrt'`` or
+    ``'no Edge TPU attached'``.  It must be cheap and must not load a model:
+    it runs for every candidate of a fallback list and for
+    ``python -m edge_infer backends``.  Override it to add device checks,
+    calling ``super().probe()`` first.
+``__init__(*, threads=None, **options)``
+    Keyword-only options, each with a default.  The registry rejects unknown
+    option names before calling it (the message lists the accepted ones);
+    the constructor raises :class:`BackendError` for a bad value.  It must
+    not import the runtime or touch a device.
+``_load(path)``, ``_run(inputs)``, ``_release()``
+    Load the model and allocate buffers once, run on validated inputs,
+    free the runtime.  ``_load`` raises :class:`BackendError` when the model
+    cannot be served (runtime missing, device busy, engine not built): the
+    detector then tries the next backend of its list.
+``describe()``
+    Optional: one line on how the loaded model runs (e.g. the execution
+    providers in use and those that were unavailable), for the log line
+    that names the serving runtime.
+
+This base class validates inputs and keeps state.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from types import TracebackType
-from typing import Mapping
+from typing import ClassVar, Mapping
 
 import numpy as np
 
@@ -65,7 +100,24 @@ class Backend(ABC):
     """An inference runtime that runs one model."""
 
     #: Registry name of the backend, e.g. ``'onnxruntime'``.
-    name: str = ''
+    name: ClassVar[str] = ''
+    #: Model card formats the backend runs, e.g. ``('onnx',)``.
+    formats: ClassVar[tuple[str, ...]] = ()
+    #: Runtime modules the backend imports in :meth:`load`: import name -> pip package.
+    requires: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def probe(cls) -> str | None:
+        """
+        Say cheaply whether this backend can run here, without loading a model.
+
+        :returns: None when usable, otherwise a one-line reason (the default
+            names the first module of ``requires`` that is not installed)
+        """
+        for module, package in cls.requires.items():
+            if not _installed(module):
+                return f'not installed: pip install {package}'
+        return None
 
     def __init__(self, *, threads: int | None = None) -> None:
         """
@@ -161,6 +213,10 @@ class Backend(ABC):
         """Close the backend."""
         self.close()
 
+    def describe(self) -> str:
+        """Describe in one line how the loaded model runs; empty when there is nothing to add."""
+        return ''
+
     @abstractmethod
     def _load(self, path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         """Load ``path``; return the input and output specs."""
@@ -172,3 +228,12 @@ class Backend(ABC):
     @abstractmethod
     def _release(self) -> None:
         """Free the runtime's resources."""
+
+
+def _installed(module: str) -> bool:
+    try:
+        return find_spec(module) is not None
+    except (ImportError, ValueError):
+        # A parent package that fails to import, or a module entry set to None
+        # (how tests hide a runtime), both mean it cannot be used.
+        return False

@@ -43,6 +43,8 @@ class LiteRtBackend(Backend):
     """Runs ``.tflite`` models with ``ai_edge_litert``'s interpreter."""
 
     name = 'litert'
+    formats = ('tflite',)
+    requires = {'ai_edge_litert': 'ai-edge-litert'}
 
     def __init__(self, *, threads: int | None = None) -> None:
         """Configure the backend; ``threads`` sets the interpreter's thread count."""
@@ -51,17 +53,23 @@ class LiteRtBackend(Backend):
         self._input_index: dict[str, int] = {}
         self._outputs_by_name: dict[str, _Output] = {}
 
-    def _load(self, path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    def _create_interpreter(self, path: Path) -> Any:
+        """Return the interpreter for ``path``, not yet allocated; subclasses add delegates."""
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:
-            raise BackendError('litert: the runtime is not installed; '
+            raise BackendError(f'{self.name}: the runtime is not installed; '
                                'install the pip package ai-edge-litert') from exc
+        return Interpreter(model_path=str(path), num_threads=self.threads)
+
+    def _load(self, path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         try:
-            interpreter = Interpreter(model_path=str(path), num_threads=self.threads)
+            interpreter = self._create_interpreter(path)
             interpreter.allocate_tensors()
+        except BackendError:
+            raise
         except Exception as exc:
-            raise BackendError(f'litert: cannot load model file {path}: {exc}') from exc
+            raise BackendError(f'{self.name}: cannot load model file {path}: {exc}') from exc
         inputs = []
         for detail in interpreter.get_input_details():
             self._input_index[detail['name']] = detail['index']

@@ -12,17 +12,46 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""ONNX Runtime backend (CPU execution provider)."""
+"""
+ONNX Runtime backend for ``.onnx`` models.
+
+Execution providers are chosen explicitly: of the requested ones, only those
+this onnxruntime build offers are passed to the session, and the others are
+reported by :meth:`OnnxRuntimeBackend.describe`.  ONNX Runtime falls back to
+the CPU on its own when a GPU provider fails to initialise (a missing CUDA
+library, for example); comparing the session's providers with the requested
+ones makes that fallback visible too.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from edge_infer.backends.base import Backend, BackendError, TensorSpec
 import numpy as np
 
-__all__ = ['OnnxRuntimeBackend']
+__all__ = ['EXECUTION_MODES', 'GRAPH_OPTIMIZATIONS', 'OnnxRuntimeBackend']
+
+#: Values of the ``execution_mode`` option (ONNX Runtime ``ExecutionMode``).
+EXECUTION_MODES = ('sequential', 'parallel')
+#: Values of the ``graph_optimization`` option (``GraphOptimizationLevel``).
+GRAPH_OPTIMIZATIONS = ('disable', 'basic', 'extended', 'all')
+
+_EXECUTION_MODE_ENUM = {'sequential': 'ORT_SEQUENTIAL', 'parallel': 'ORT_PARALLEL'}
+_GRAPH_OPTIMIZATION_ENUM = {'disable': 'ORT_DISABLE_ALL', 'basic': 'ORT_ENABLE_BASIC',
+                            'extended': 'ORT_ENABLE_EXTENDED', 'all': 'ORT_ENABLE_ALL'}
+# Requested when the caller names none.  ORT's TensorRT provider is left out:
+# it builds engines while the session is created, which can take minutes.
+_DEFAULT_PROVIDERS = ('CUDAExecutionProvider', 'CPUExecutionProvider')
+_CPU = 'CPUExecutionProvider'
+# Which pip package brings a provider that this build lacks.
+_PROVIDER_PACKAGES = {
+    'CUDAExecutionProvider': 'onnxruntime-gpu',
+    'TensorrtExecutionProvider': 'onnxruntime-gpu',
+    'OpenVINOExecutionProvider': 'onnxruntime-openvino',
+    'DmlExecutionProvider': 'onnxruntime-directml',
+}
 
 _ONNX_TYPES = {
     'tensor(float)': np.float32,
@@ -45,16 +74,58 @@ def _spec(node: Any) -> TensorSpec:
 
 
 class OnnxRuntimeBackend(Backend):
-    """Runs ``.onnx`` models with ONNX Runtime on the CPU."""
+    """Runs ``.onnx`` models with ONNX Runtime on explicitly chosen execution providers."""
 
     name = 'onnxruntime'
+    formats = ('onnx',)
+    requires = {'onnxruntime': 'onnxruntime'}
 
-    def __init__(self, *, threads: int | None = None) -> None:
-        """Configure the backend; ``threads`` sets the intra-op thread count."""
+    def __init__(self, *, threads: int | None = None, inter_op_threads: int | None = None,
+                 execution_mode: str = 'sequential', graph_optimization: str = 'all',
+                 providers: Sequence[str] | None = None) -> None:
+        """
+        Configure the session; :meth:`load` creates it.
+
+        :param threads: intra-op threads (within one operator); None: ORT's default
+        :param inter_op_threads: threads running independent operators at once, used
+            by the ``'parallel'`` execution mode; None: ORT's default
+        :param execution_mode: one of :data:`EXECUTION_MODES`
+        :param graph_optimization: one of :data:`GRAPH_OPTIMIZATIONS`
+        :param providers: execution providers in order of preference, e.g.
+            ``['CUDAExecutionProvider', 'CPUExecutionProvider']``; those this
+            onnxruntime build lacks are skipped and reported.  None or empty: CUDA
+            where available, then the CPU, without reporting the ones missing
+        :raises BackendError: a value outside what the option accepts
+        """
         super().__init__(threads=threads)
+        if inter_op_threads is not None and inter_op_threads < 1:
+            raise BackendError(
+                f'onnxruntime: inter_op_threads must be at least 1, got {inter_op_threads}')
+        for option, value, allowed in (('execution_mode', execution_mode, EXECUTION_MODES),
+                                       ('graph_optimization', graph_optimization,
+                                        GRAPH_OPTIMIZATIONS)):
+            if value not in allowed:
+                raise BackendError(f'onnxruntime: {option} {value!r} is not one of '
+                                   f'{", ".join(allowed)}')
+        self._inter_op_threads = inter_op_threads
+        self._execution_mode = execution_mode
+        self._graph_optimization = graph_optimization
+        self._requested = _check_providers(providers)
         self._session: Any = None
         self._binding: Any = None
         self._output_buffers: dict[str, np.ndarray] = {}
+        self._notes: tuple[str, ...] = ()
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """Return the execution providers the session uses, in order; empty before load."""
+        return tuple(self._session.get_providers()) if self._session is not None else ()
+
+    def describe(self) -> str:
+        """Name the providers in use and the requested ones that are not."""
+        if self._session is None:
+            return ''
+        return '; '.join((', '.join(self.providers),) + self._notes)
 
     def _load(self, path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         try:
@@ -65,12 +136,23 @@ class OnnxRuntimeBackend(Backend):
         options = onnxruntime.SessionOptions()
         if self.threads is not None:
             options.intra_op_num_threads = self.threads
-            options.inter_op_num_threads = 1
+        if self._inter_op_threads is not None:
+            options.inter_op_num_threads = self._inter_op_threads
+        options.execution_mode = getattr(onnxruntime.ExecutionMode,
+                                         _EXECUTION_MODE_ENUM[self._execution_mode])
+        options.graph_optimization_level = getattr(
+            onnxruntime.GraphOptimizationLevel,
+            _GRAPH_OPTIMIZATION_ENUM[self._graph_optimization])
+        chosen, notes = self._choose_providers(onnxruntime)
         try:
             session = onnxruntime.InferenceSession(
-                str(path), sess_options=options, providers=['CPUExecutionProvider'])
+                str(path), sess_options=options, providers=list(chosen))
         except Exception as exc:
             raise BackendError(f'onnxruntime: cannot load model file {path}: {exc}') from exc
+        used = session.get_providers()
+        notes += tuple(f'{provider} failed to initialise (ONNX Runtime fell back to '
+                       f'{used[0]})' for provider in chosen if provider not in used)
+        self._notes = notes
         inputs = tuple(_spec(node) for node in session.get_inputs())
         outputs = tuple(_spec(node) for node in session.get_outputs())
         self._session = session
@@ -84,13 +166,33 @@ class OnnxRuntimeBackend(Backend):
                                           buffer.ctypes.data)
         return inputs, outputs
 
+    def _choose_providers(self, onnxruntime: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        requested = self._requested or _DEFAULT_PROVIDERS
+        offered = onnxruntime.get_available_providers()
+        chosen = tuple(provider for provider in requested if provider in offered)
+        missing = [provider for provider in requested if provider not in offered]
+        if not chosen:
+            raise BackendError(
+                f'onnxruntime: none of the execution providers {", ".join(requested)} is '
+                f'available ({_why_missing(onnxruntime, missing[0])}); this build offers '
+                f'{", ".join(offered)}')
+        if not self._requested:
+            return chosen, ()
+        return chosen, tuple(f'{provider} not available: {_why_missing(onnxruntime, provider)}'
+                             for provider in missing)
+
     def _run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
             if self._binding is None:
                 values = self._session.run(None, dict(inputs))
                 return {spec.name: value for spec, value in zip(self.outputs, values)}
-            for name, array in inputs.items():
-                self._binding.bind_cpu_input(name, np.ascontiguousarray(array))
+            # Bound by address: a C-contiguous array is read in place, without the
+            # copy into an ORT-owned tensor; only other layouts are copied first.
+            # ``held`` keeps those copies alive until the run has read them.
+            held = [np.ascontiguousarray(array) for array in inputs.values()]
+            for name, array in zip(inputs, held):
+                self._binding.bind_input(name, 'cpu', 0, array.dtype, list(array.shape),
+                                         array.ctypes.data)
             self._session.run_with_iobinding(self._binding)
         except Exception as exc:
             raise BackendError(f'onnxruntime: inference failed: {exc}') from exc
@@ -100,3 +202,27 @@ class OnnxRuntimeBackend(Backend):
         self._binding = None
         self._session = None
         self._output_buffers = {}
+        self._notes = ()
+
+
+def _check_providers(providers: Sequence[str] | None) -> tuple[str, ...]:
+    if providers is None:
+        return ()
+    if isinstance(providers, str):
+        raise BackendError(f'onnxruntime: providers must be a list of names, got {providers!r}')
+    requested = tuple(providers)
+    for provider in requested:
+        if not isinstance(provider, str) or not provider.endswith('ExecutionProvider'):
+            raise BackendError(f'onnxruntime: {provider!r} is not an execution provider name '
+                               "(such as 'CUDAExecutionProvider')")
+        if requested.count(provider) > 1:
+            raise BackendError(f'onnxruntime: provider {provider} is listed twice')
+    return requested
+
+
+def _why_missing(onnxruntime: Any, provider: str) -> str:
+    if provider not in onnxruntime.get_all_providers():
+        return f'ONNX Runtime {onnxruntime.__version__} knows no {provider}'
+    package = _PROVIDER_PACKAGES.get(provider)
+    return ('not in this onnxruntime build'
+            + (f'; it comes with pip install {package}' if package else ''))

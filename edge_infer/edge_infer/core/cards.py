@@ -119,6 +119,7 @@ __all__ = [
     'SsdDecoderSpec',
     'YoloDecoderSpec',
     'bundled_card_names',
+    'card_yaml',
     'load_card',
     'parse_card',
 ]
@@ -568,6 +569,20 @@ def _read_yaml(text: str, where: str) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise CardError(f'{where}: not valid YAML: {exc}') from exc
+
+
+def card_yaml(card: ModelCard) -> dict[str, Any]:
+    """
+    Return the YAML mapping ``card`` was read from, for tools that write a derived card.
+
+    :raises CardError: the card was not read from a file (built in code)
+    """
+    if card.bundled:
+        resource = _bundled_root().joinpath(f'{card.name}.yaml')
+        return _read_yaml(resource.read_text(encoding='utf-8'), f'{card.name}.yaml')
+    if card.card_path is None:
+        raise CardError(f'card {card.name!r} was not read from a file')
+    return _read_yaml(card.card_path.read_text(encoding='utf-8'), str(card.card_path))
 
 
 def load_card(name_or_path: str | Path) -> ModelCard:

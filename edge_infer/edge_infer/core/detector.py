@@ -28,8 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 import time
 from types import TracebackType
+from typing import Any, Mapping, Sequence
 
-from edge_infer.backends import create_backend, default_backend_for_format
+from edge_infer.backends import (
+    check_backend_config, default_backend_for_format, load_with_fallback)
 from edge_infer.backends.base import Backend
 from edge_infer.core.cards import ModelCard
 from edge_infer.core.decoders import create_decoder, Decoder, DecoderError
@@ -38,7 +40,9 @@ from edge_infer.core.nms import non_max_suppression
 from edge_infer.core.preprocess import Geometry, Preprocessor
 import numpy as np
 
-__all__ = ['Detection', 'Detector', 'DetectorError', 'InputMismatchError']
+__all__ = ['Detection', 'Detector', 'DetectorError', 'InputMismatchError', 'resolve_backends']
+
+BackendOptions = Mapping[str, Mapping[str, Any]]
 
 
 class DetectorError(ValueError):
@@ -76,6 +80,21 @@ class Detection:
     keypoints: tuple[tuple[float, float], ...] = ()
 
 
+def resolve_backends(card: ModelCard, backend: str | Sequence[str] | None,
+                     backend_options: BackendOptions | None = None) -> tuple[str, ...]:
+    """
+    Return the ordered backends a detector tries for ``card``, checking the options.
+
+    Loads no model, so callers can reject a bad configuration at start-up.
+
+    :param backend: ``'tensorrt, onnxruntime'``, a sequence of names, or empty /
+        None for the default runtime of the card's format
+    :raises BackendError: an unknown backend or option, or a bad option value
+    """
+    return check_backend_config(
+        backend or default_backend_for_format(card.model_format), backend_options)
+
+
 class Detector:
     """
     Runs one model card on camera images.
@@ -84,25 +103,40 @@ class Detector:
     small per-detection results.  Not thread-safe: use one per thread.
     """
 
-    def __init__(self, *, card: ModelCard, backend: str | None = None,
-                 threads: int | None = None) -> None:
+    def __init__(self, *, card: ModelCard, backend: str | Sequence[str] | None = None,
+                 threads: int | None = None,
+                 backend_options: BackendOptions | None = None) -> None:
         """
-        Load the card's model.
+        Load the card's model on the first backend of ``backend`` that serves it.
 
-        :param backend: backend name; default from the card's format
-            (tflite: litert, onnx: onnxruntime)
-        :param threads: CPU threads for inference; None lets the runtime choose
+        :param backend: backend names in order of preference, comma-separated
+            (``'tensorrt, onnxruntime'``) or a sequence; empty or None: the
+            default for the card's format (tflite: litert, onnx: onnxruntime).
+            A backend is skipped when it does not run the card's format, its
+            runtime or device is missing, or it cannot load the model;
+            :attr:`backend_report` says which one serves and why the others not
+        :param threads: CPU threads for inference, for every backend; None lets
+            the runtime choose
+        :param backend_options: constructor options per backend name, e.g.
+            ``{'onnxruntime': {'providers': ['CUDAExecutionProvider']}}``; they
+            override ``threads``; options of backends not tried are unused
         :raises ModelFileError: the model file is missing or fails its sha256
-        :raises BackendError: the runtime is missing or cannot parse the file
+        :raises BackendError: an unknown backend or option, a bad option value,
+            or no backend serves the model (the message gives each one's reason)
         :raises DetectorError: the model's input or outputs do not fit the card
         """
         self._card = card
+        names = resolve_backends(card, backend, backend_options)
         path = locate_model(card)
         self._model_sha256 = card.sha256 or sha256_file(path)
-        name = backend or default_backend_for_format(card.model_format)
-        self._backend: Backend = create_backend(name, threads=threads)
+        common = {} if threads is None else {'threads': threads}
+        loaded = load_with_fallback(
+            names, path, model_format=card.model_format,
+            options={name: {**common, **(backend_options or {}).get(name, {})}
+                     for name in names})
+        self._backend: Backend = loaded.backend
+        self._skipped = loaded.skipped
         try:
-            self._backend.load(path)
             self._input = self._check_input()
             spec = card.input_spec
             try:
@@ -135,6 +169,28 @@ class Detector:
     def backend_name(self) -> str:
         """Return the registry name of the backend in use."""
         return self._backend.name
+
+    @property
+    def backend_report(self) -> str:
+        """
+        Say in one line which runtime serves the model and why earlier candidates did not.
+
+        For example ``'face' on onnxruntime [CPUExecutionProvider] (tensorrt: not
+        installed: pip install tensorrt)``; the brackets hold the backend's own
+        description, if any.
+        """
+        line = f"'{self._card.name}' on {self._backend.name}"
+        details = self._backend.describe()
+        if details:
+            line += f' [{details}]'
+        if self._skipped:
+            line += ' (' + '; '.join(f'{name}: {reason}' for name, reason in self._skipped) + ')'
+        return line
+
+    @property
+    def skipped_backends(self) -> tuple[tuple[str, str], ...]:
+        """Return the candidates tried before the serving backend, each with its reason."""
+        return self._skipped
 
     @property
     def input_shape(self) -> tuple[int, ...]:

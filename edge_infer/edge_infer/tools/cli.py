@@ -20,6 +20,9 @@ The ``edge_infer`` command line: one entry point for the tools around the nodes.
   python -m edge_infer benchmark       ours vs bare vs naive pipelines, transport hops
   python -m edge_infer models fetch    provision the bundled models (pinned sha256)
   python -m edge_infer models list     show bundled model cards and their files
+  python -m edge_infer backends        list inference backends and whether they run here
+  python -m edge_infer shard ACTION    cut points, split, verify, plan a sharded layout
+  python -m edge_infer prepare ACTION  FP16/INT8 models, YOLO cards, conversion, engines
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Sequence
 from edge_infer.core.cards import bundled_card_names, load_card
 from edge_infer.core.models import (
     fetch_bundled_models, model_dir, model_status, ModelFileError)
-from edge_infer.tools import benchmark, demo, evaluate
+from edge_infer.tools import backend_list, benchmark, demo, evaluate, prepare, shard
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -55,17 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog='edge_infer', description=__doc__.splitlines()[1])
     commands = parser.add_subparsers(dest='command', required=True)
-    demo_parser = commands.add_parser('demo', help='run the pipeline on sample photographs')
-    demo.add_arguments(demo_parser)
-    demo_parser.set_defaults(handler=demo.run)
-    evaluate_parser = commands.add_parser(
-        'evaluate', help='replay bags through the pipeline: accuracy, frames, latency')
-    evaluate.add_arguments(evaluate_parser)
-    evaluate_parser.set_defaults(handler=evaluate.run)
-    benchmark_parser = commands.add_parser(
-        'benchmark', help='ours vs bare vs naive: latency, fps, CPU, memory, transport')
-    benchmark.add_arguments(benchmark_parser)
-    benchmark_parser.set_defaults(handler=benchmark.run)
+    # Each command module offers add_arguments(parser) and run(args) -> exit code.
+    for name, module, help_text in (
+            ('demo', demo, 'run the pipeline on sample photographs'),
+            ('evaluate', evaluate, 'replay bags through the pipeline: accuracy, frames, latency'),
+            ('benchmark', benchmark,
+             'ours vs bare vs naive: latency, fps, CPU, memory, transport'),
+            ('prepare', prepare,
+             'FP16 and INT8 models, YOLO model cards, TFLite conversion, engines'),
+            ('backends', backend_list,
+             'list inference backends, their formats and whether they run here'),
+            ('shard', shard, 'cut a network into shards, check them, plan where they run')):
+        command = commands.add_parser(name, help=help_text)
+        module.add_arguments(command)
+        command.set_defaults(handler=module.run)
     models = commands.add_parser('models', help='provision and list model files')
     models.add_argument('action', choices=('fetch', 'list'))
     models.add_argument('--dir', type=Path, default=None,

@@ -1,0 +1,248 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+TensorRT backend: runs ``.onnx`` models through engines built for this GPU.
+
+``load`` takes the ONNX file and looks up its cached engine
+(:mod:`edge_infer.preparation.engines`: keyed by the file's sha256, the
+precision, the TensorRT version and the GPU).  A missing engine is built on the
+spot with ``build_missing=True`` (progress goes to the log, never silent), or
+refused with a message naming the command that builds it.  Inference uses
+named I/O tensors and ``execute_async_v3`` on a CUDA stream; device buffers and
+pinned host buffers are allocated once at load.
+
+Works with TensorRT 10 (desktop GPUs) and TensorRT 8.6 (JetPack 5/6), with
+cuda-python for CUDA.
+"""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+import logging
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping
+
+from edge_infer.backends.base import Backend, BackendError, TensorSpec
+from edge_infer.backends.cuda_runtime import (
+    CUDA_PYTHON_PACKAGE, CudaError, CudaMemory, device_facts, import_cudart)
+import numpy as np
+
+__all__ = ['TensorRtBackend']
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class TensorRtBackend(Backend):
+    """Runs ``.onnx`` models with TensorRT engines on an NVIDIA GPU."""
+
+    name: ClassVar[str] = 'tensorrt'
+    formats: ClassVar[tuple[str, ...]] = ('onnx',)
+    requires: ClassVar[Mapping[str, str]] = {'tensorrt': 'tensorrt',
+                                             'cuda': CUDA_PYTHON_PACKAGE}
+
+    @classmethod
+    def probe(cls) -> str | None:
+        """
+        Say whether TensorRT, cuda-python and a CUDA device are present.
+
+        :returns: None when usable, else one line naming what to install or why no GPU
+        """
+        try:
+            missing = find_spec('tensorrt') is None
+        except (ImportError, ValueError):
+            missing = True
+        if missing:
+            return ('not installed: pip install tensorrt (on Jetson: the python3-libnvinfer '
+                    'package of JetPack)')
+        reason = super().probe()
+        if reason is not None:
+            return reason
+        try:
+            device_facts(import_cudart(), 0)
+        except CudaError as exc:
+            return str(exc)
+        return None
+
+    def __init__(self, *, threads: int | None = None, precision: str = 'fp16',
+                 build_missing: bool = False, cache_dir: Path | None = None,
+                 device: int = 0, progress: Callable[[str], None] | None = None) -> None:
+        """
+        Configure the backend; nothing is imported or allocated before :meth:`load`.
+
+        :param threads: unused by TensorRT (the GPU runs the model); accepted so
+            that the same options fit every backend
+        :param precision: engine precision, 'fp32', 'fp16' or 'int8'
+        :param build_missing: build a missing engine at load (seconds to minutes,
+            reported through ``progress``) instead of refusing with the command
+            that builds it; INT8 builds need a QDQ model here (no calibration images)
+        :param cache_dir: engine cache directory; default ``$EDGE_INFER_ENGINE_DIR``
+            or ``~/.cache/edge_infer/engines``
+        :param device: CUDA device index
+        :param progress: receives build progress lines; default: this module's
+            logger at warning level, so that a build at start-up is always visible
+        """
+        super().__init__(threads=threads)
+        from edge_infer.preparation.engines import PRECISIONS
+        if precision not in PRECISIONS:
+            raise BackendError(f'tensorrt: unknown precision {precision!r}; choose one of '
+                               f'{", ".join(PRECISIONS)}')
+        if device < 0:
+            raise BackendError(f'tensorrt: device must be 0 or more, got {device}')
+        self._precision = precision
+        self._build_missing = build_missing
+        self._cache_dir = None if cache_dir is None else Path(cache_dir)
+        self._device = device
+        self._progress = progress or _LOGGER.warning
+        self._engine_path: Path | None = None
+        self._gpu = ''
+        self._trt: Any = None
+        self._runtime: Any = None
+        self._engine: Any = None
+        self._context: Any = None
+        self._memory: CudaMemory | None = None
+        self._host_inputs: dict[str, np.ndarray] = {}
+        self._host_outputs: dict[str, np.ndarray] = {}
+        self._results: dict[str, np.ndarray] = {}
+        self._device_addresses: dict[str, int] = {}
+
+    @property
+    def precision(self) -> str:
+        """Return the engine precision."""
+        return self._precision
+
+    @property
+    def engine_path(self) -> Path | None:
+        """Return the engine file serving the model, None before :meth:`load`."""
+        return self._engine_path
+
+    def describe(self) -> str:
+        """Describe the engine in use: precision, GPU, TensorRT version and file."""
+        if self._engine_path is None:
+            return ''
+        return (f'TensorRT {self._trt.__version__} {self._precision} engine on {self._gpu} '
+                f'(device {self._device}): {self._engine_path}')
+
+    def _load(self, path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        from edge_infer.preparation import engines
+        if path.suffix.lower() != '.onnx':
+            raise BackendError(f'tensorrt: {path} is not an ONNX model (.onnx); the backend '
+                               'builds and caches engines from ONNX files')
+        try:
+            self._trt = engines.import_tensorrt()
+            cudart = import_cudart()
+            self._gpu, _ = device_facts(cudart, self._device)
+            self._memory = CudaMemory(cudart=cudart, device=self._device)
+            return self._open(self._find_or_build(engines, path))
+        except (engines.EngineError, CudaError) as exc:
+            self._release()
+            raise BackendError(f'tensorrt: {exc}') from exc
+        except BaseException:
+            self._release()
+            raise
+
+    def _find_or_build(self, engines: Any, path: Path) -> Path:
+        try:
+            return engines.find_engine(path, precision=self._precision,
+                                       cache_dir=self._cache_dir, device=self._device)
+        except engines.EngineNotFoundError as exc:
+            command = engines.prepare_command(str(path), self._precision)
+            if not self._build_missing:
+                calibration = (' (INT8 of a float model: pass its card as --model, so that '
+                               'the calibration images are preprocessed as it expects)'
+                               if self._precision == 'int8' else '')
+                raise engines.EngineError(
+                    f'{exc}. Build it with `{command}`{calibration}, or set build_missing '
+                    'to build it at start-up') from exc
+            self._progress(f'{exc}; building it now (the offline command is `{command}`)')
+        return engines.build_engine(path, precision=self._precision, cache_dir=self._cache_dir,
+                                    progress=self._progress)
+
+    def _open(self, engine_path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        trt = self._trt
+        self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self._engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        if self._engine is None:
+            raise BackendError(
+                f'tensorrt: TensorRT {trt.__version__} cannot deserialize {engine_path} '
+                '(corrupt, or built by another TensorRT version); delete it and build it again')
+        self._context = self._engine.create_execution_context()
+        if self._context is None:
+            raise BackendError(f'tensorrt: no execution context for {engine_path} (out of GPU '
+                               'memory?)')
+        inputs, outputs = [], []
+        for index in range(self._engine.num_io_tensors):
+            name = self._engine.get_tensor_name(index)
+            is_input = self._engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            shape = tuple(self._engine.get_tensor_shape(name))
+            if is_input and any(dim < 0 for dim in shape):
+                # Dynamic dimensions were built for one shape (batch 1): its
+                # optimum in profile 0.
+                shape = tuple(self._engine.get_tensor_profile_shape(name, 0)[1])
+                self._context.set_input_shape(name, shape)
+            spec = TensorSpec(name=name, shape=shape,
+                              dtype=np.dtype(trt.nptype(self._engine.get_tensor_dtype(name))))
+            (inputs if is_input else outputs).append(spec)
+        # Output shapes are known only once every input shape is set.
+        outputs = [TensorSpec(name=spec.name, shape=tuple(self._context.get_tensor_shape(
+            spec.name)), dtype=spec.dtype) for spec in outputs]
+        for spec in (*inputs, *outputs):
+            host = self._memory.pinned_array(spec.shape, spec.dtype)
+            if spec in inputs:
+                self._host_inputs[spec.name] = host
+            else:
+                self._host_outputs[spec.name] = host
+                # Results live in ordinary memory: they stay valid after close().
+                self._results[spec.name] = np.empty(spec.shape, spec.dtype)
+            address = self._memory.device_buffer(host.nbytes)
+            self._device_addresses[spec.name] = address
+            self._context.set_tensor_address(spec.name, address)
+        self._engine_path = engine_path
+        return tuple(inputs), tuple(outputs)
+
+    def _run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        memory = self._memory
+        try:
+            # A node may infer on another thread than the one that loaded.
+            memory.activate()
+            for name, array in inputs.items():
+                host = self._host_inputs[name]
+                np.copyto(host, array)
+                memory.to_device(self._device_addresses[name], host)
+            if not self._context.execute_async_v3(memory.stream_handle):
+                raise BackendError('tensorrt: execute_async_v3 could not start the engine '
+                                   '(TensorRT logged why)')
+            for name, host in self._host_outputs.items():
+                memory.to_host(host, self._device_addresses[name])
+            memory.synchronize()
+        except CudaError as exc:
+            raise BackendError(f'tensorrt: inference failed: {exc}') from exc
+        for name, host in self._host_outputs.items():
+            np.copyto(self._results[name], host)
+        return dict(self._results)
+
+    def _release(self) -> None:
+        # The context and engine go before the memory they point into, and the
+        # runtime last (TensorRT requires it to outlive its engines).
+        self._context = None
+        self._engine = None
+        if self._memory is not None:
+            self._memory.release()
+        self._memory = None
+        self._runtime = None
+        self._host_inputs = {}
+        self._host_outputs = {}
+        self._results = {}
+        self._device_addresses = {}
+        self._engine_path = None

@@ -1,0 +1,451 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Shard relay node: runs one piece of a split network and passes its tensor on.
+
+Shard 0 subscribes the preprocess node's ``input_tensor``; shard ``i`` subscribes
+``shard_<i>/input``. Every shard but the last runs its piece and publishes its cut
+tensor, in the layout's wire codec, on ``shard_<i+1>/input``; the last one decodes the
+model outputs with the card's decoder and publishes ``detections`` and ``model_info``
+exactly as the single detector does, the trace extended by each relay's stages
+(``shard0``, ``shard0.encode``, ``shard1.decode``, ``shard1``, ..., ``postprocess``).
+
+With ``fallback`` ``rest`` (or ``whole`` on shard 0), a relay keeps each forwarded
+tensor until the frame's detections come back. A frame unanswered after
+``deadline_ms`` is completed here, and the relay runs the rest of the network itself
+until a probe frame (one per second while a downstream subscriber is matched) is
+answered again. See :mod:`edge_infer.sharding.relay`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import time
+
+from edge_infer.backends import BackendError
+from edge_infer.core.cards import CardError, load_card, ModelCard
+from edge_infer.core.detector import Detector, DetectorError
+from edge_infer.core.latency import Stage
+from edge_infer.core.models import locate_model, ModelFileError, sha256_file
+from edge_infer.core.params import ParameterSpec
+from edge_infer.core.preprocess import Geometry
+from edge_infer.nodes.base import EdgeInferNode, main_for, StartupError
+from edge_infer.nodes.conversions import (
+    detections_to_msgs, encoded_from_msg, fill_encoded_msg, geometry_from_msg,
+    geometry_to_msg, model_info_msg, stage_to_msg, time_to_ns)
+from edge_infer.sharding.layout import (
+    DEFAULT_DEADLINE_MS, FALLBACKS, Layout, LayoutError, load_layout, parse_backends,
+    ShardSpec)
+from edge_infer.sharding.relay import (
+    cached_shards, decode_input, DEFAULT_BACKENDS, EncodingMismatchError, FallbackMonitor,
+    run_shards, shard_stage, ShardInputError, ShardRunner)
+from edge_infer.sharding.split import SplitError
+from edge_infer.sharding.wire import CodecError, COMPRESSIONS, encode, WIRE_CODECS
+from edge_infer_msgs.msg import DetectionArray, ModelInfo, StageTiming, Tensor
+import numpy as np
+from std_msgs.msg import Header
+
+FROM_LAYOUT = 'layout'
+# How often forwarded frames are checked against their deadline: a quarter of it,
+# within these bounds, so a timed-out frame waits at most this much longer.
+CHECK_PERIOD_BOUNDS_S = (0.01, 0.1)
+DROP_LOG_PERIOD_S = 5.0
+
+PARAMETERS = (
+    ParameterSpec(name='layout', default='',
+                  description='Layout YAML of the sharded deployment (edge_infer.sharding.'
+                              'layout); the relay splits the model at its cuts.'),
+    ParameterSpec(name='shard', default=0, minimum=0, maximum=1000,
+                  description='Index of the shard this relay runs.'),
+    ParameterSpec(name='shard_files', default=[],
+                  description="The chain's shard ONNX files in order, instead of splitting "
+                              'the model from the layout.'),
+    ParameterSpec(name='model', default='',
+                  description="Model card (name or path); empty: the layout's. Its decoder "
+                              "turns the last shard's outputs into detections."),
+    ParameterSpec(name='input_topic', default='',
+                  description="Topic of incoming tensors; empty: 'input_tensor' for shard 0, "
+                              "'shard_<i>/input' for the others."),
+    ParameterSpec(name='output_topic', default='',
+                  description="Topic of the outgoing tensor; empty: 'shard_<i+1>/input'."),
+    ParameterSpec(name='codec', default=FROM_LAYOUT, choices=(FROM_LAYOUT, *WIRE_CODECS),
+                  description="Wire codec of intermediate tensors; 'layout': the layout's "
+                              '(raw without a layout).'),
+    ParameterSpec(name='compression', default=FROM_LAYOUT,
+                  choices=(FROM_LAYOUT, *COMPRESSIONS),
+                  description="Lossless compression on the wire; 'layout': the layout's "
+                              '(none without a layout).'),
+    ParameterSpec(name='backend', default='',
+                  description="Runtimes to try in order, e.g. 'tensorrt, onnxruntime'; "
+                              "empty: the layout's, else onnxruntime."),
+    ParameterSpec(name='threads', default=0, minimum=0, maximum=256,
+                  description="Inference threads; 0: the layout's, else the runtime's default."),
+    ParameterSpec(name='deadline_ms', default=0.0, minimum=0.0, maximum=600000.0,
+                  description='Milliseconds to wait for the detections of a forwarded frame '
+                              "before completing it here; 0: the layout's."),
+    ParameterSpec(name='fallback', default=FROM_LAYOUT, choices=(FROM_LAYOUT, *FALLBACKS),
+                  description="When the downstream shard stops answering: 'rest' runs the "
+                              "remaining shards here, 'whole' (shard 0) the whole model, "
+                              "'none' nothing; 'layout': the layout's, else 'rest'."),
+)
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """What a relay keeps of a forwarded frame to complete it itself."""
+
+    array: np.ndarray
+    geometry: Geometry
+    header: Header
+    trace: list[StageTiming]
+
+
+class ShardRelayNode(EdgeInferNode):
+    """Runs one shard of a split network; the last one publishes the detections."""
+
+    def __init__(self) -> None:
+        super().__init__(node_name='shard_relay', parameters=PARAMETERS)
+        self._drop_logged: dict[str, float] = {}
+        p = self.params
+        layout = self._layout()
+        card = self._card(layout)
+        files = self._shard_files(layout, card)
+        index = p['shard']
+        if index >= len(files):
+            raise StartupError(f"shard_relay: parameter 'shard': {index} is not below the "
+                               f'number of shards, {len(files)}')
+        self._index, self._count = index, len(files)
+        self._last = index == len(files) - 1
+        shard_spec = layout.shards[index] if layout is not None else None
+        self._codec = _setting(p['codec'], layout.codec if layout else None, 'raw')
+        self._compression = _setting(
+            p['compression'], layout.compression if layout else None, '')
+        self._fallback = 'none' if self._last else _setting(
+            p['fallback'], shard_spec.fallback if shard_spec else None, 'rest')
+        if self._fallback == 'whole' and index > 0:
+            raise StartupError("shard_relay: parameter 'fallback': 'whole' needs the model "
+                               "input, which only shard 0 receives; use 'rest'")
+        backends = _backends(p['backend'], shard_spec)
+        threads = p['threads'] or (shard_spec.threads if shard_spec else None) or None
+        needed = files[index:] if self._fallback == 'rest' else files[index:index + 1]
+        try:
+            runners = [ShardRunner(path=path, backends=backends, threads=threads,
+                                   on_failure=self._log_backend_failure) for path in needed]
+            self._detector = (Detector(card=card) if self._last or self._fallback != 'none'
+                              else None)
+        except (BackendError, ModelFileError, DetectorError) as error:
+            raise StartupError(f'shard_relay: shard {index}: {error}') from error
+        self._runner, self._rest = runners[0], runners[1:]
+        self._check_cuts(layout)
+        self._wire_bytes = 0
+        self._wire_frames = 0
+        self._last_wire_bytes = 0
+        deadline_ms = p['deadline_ms'] or (
+            layout.deadline_for(index) if layout is not None else DEFAULT_DEADLINE_MS)
+        self._monitor: FallbackMonitor[_Kept] | None = None
+        if self._fallback != 'none':
+            self._monitor = FallbackMonitor(deadline_s=deadline_ms / 1000.0)
+            self.subscription(DetectionArray, 'detections', 'detections', self._on_detections)
+            period = min(max(deadline_ms / 4000.0, CHECK_PERIOD_BOUNDS_S[0]),
+                         CHECK_PERIOD_BOUNDS_S[1])
+            self.create_timer(period, self._expire)
+        input_topic = p['input_topic'] or ('input_tensor' if index == 0
+                                           else f'shard_{index}/input')
+        self._output_pub = None
+        if not self._last:
+            output_topic = p['output_topic'] or f'shard_{index + 1}/input'
+            self._output_pub = self.publisher(Tensor, output_topic, 'tensors')
+        if self._detector is not None:
+            self._detections_pub = self.publisher(DetectionArray, 'detections', 'detections')
+            # Transient local: kept for late subscribers as long as this publisher lives.
+            self._info_pub = self.publisher(ModelInfo, 'model_info', 'model_info')
+            info = model_info_msg(card, model_sha256=self._detector.model_sha256,
+                                  backend=self._runner.backend_name)
+            info.header.stamp = self.get_clock().now().to_msg()
+            self._info_pub.publish(info)
+        self.subscription(Tensor, input_topic, 'tensors', self._on_tensor)
+        self._report()
+        where = ('detections' if self._last else
+                 f"'{self._runner.outputs[0].name}' to '{self._output_pub.topic_name}' as "
+                 f"{self._codec}{'+' + self._compression if self._compression else ''}")
+        fallback = ('' if self._last else f"; fallback '{self._fallback}'" + (
+            f' after {deadline_ms:g} ms' if self._monitor else ''))
+        self.get_logger().info(
+            f"shard {index} of {self._count} of '{card.name}' on "
+            f"{self._runner.backend_name}: '{self._runner.input_spec.name}' "
+            f'{self._runner.input_spec.describe()} from {input_topic!r} -> {where}{fallback}')
+
+    def _layout(self) -> Layout | None:
+        p = self.params
+        if bool(p['layout']) == bool(p['shard_files']):
+            raise StartupError("shard_relay: give parameter 'layout' (with 'shard') or "
+                               "'shard_files' (with 'shard' and 'model'): exactly one of them")
+        if not p['layout']:
+            return None
+        try:
+            return load_layout(p['layout'])
+        except LayoutError as error:
+            raise StartupError(f"shard_relay: parameter 'layout': {error}") from error
+
+    def _card(self, layout: Layout | None) -> ModelCard:
+        model = self.params['model']
+        if layout is not None:
+            if model and model != layout.model:
+                raise StartupError(
+                    f"shard_relay: parameter 'model': {model!r} differs from the layout's "
+                    f'model {layout.model!r}; leave it empty or make them agree')
+            model = layout.model
+        if not model:
+            raise StartupError("shard_relay: parameter 'model': needed with 'shard_files'")
+        try:
+            card = load_card(model)
+        except (CardError, OSError) as error:
+            raise StartupError(f"shard_relay: parameter 'model': {error}") from error
+        if card.model_format != 'onnx':
+            raise StartupError(
+                f"shard_relay: parameter 'model': {card.name!r} is a {card.model_format} "
+                'model; shards are cut from ONNX models')
+        return card
+
+    def _shard_files(self, layout: Layout | None, card: ModelCard) -> list:
+        if layout is None:
+            return list(self.params['shard_files'])
+        try:
+            path = locate_model(card)
+            return cached_shards(model_path=path, model_sha256=card.sha256 or sha256_file(path),
+                                 cuts=layout.cuts)
+        except (ModelFileError, SplitError, OSError) as error:
+            raise StartupError(f"shard_relay: cannot split '{card.name}' at the layout's "
+                               f'cuts: {error}') from error
+
+    def _check_cuts(self, layout: Layout | None) -> None:
+        outputs = [spec.name for spec in self._runner.outputs]
+        if not self._last and len(outputs) != 1:
+            raise StartupError(f'shard_relay: shard {self._index} has outputs {outputs}; '
+                               'a shard before the last passes on exactly one tensor')
+        if layout is None:
+            return
+        # The splitter orders cuts along the network; a layout listing them in another
+        # order would chain shards that do not fit.
+        ends = (layout.cuts[self._index - 1] if self._index else self._runner.input_spec.name,
+                outputs[0] if self._last else layout.cuts[self._index])
+        if (self._runner.input_spec.name, outputs[0]) != ends:
+            raise StartupError(
+                f'shard_relay: layout cuts {list(layout.cuts)} are not in network order: '
+                f"shard {self._index} runs from '{self._runner.input_spec.name}' to "
+                f"'{outputs[0]}', not from '{ends[0]}' to '{ends[1]}'")
+
+    def _log_backend_failure(self, backend: str, reason: str) -> None:
+        self.get_logger().warning(f"backend '{backend}' cannot run this shard: {reason}")
+
+    def _report(self) -> None:
+        self.report('shard', lambda: self._index)
+        self.report('wire_bytes_per_frame', lambda: (
+            round(self._wire_bytes / self._wire_frames) if self._wire_frames else 0))
+        self.report('wire_bytes_last', lambda: self._last_wire_bytes)
+        monitor = self._monitor
+        if monitor is None:
+            return
+        self.report('mode', lambda: monitor.state)
+        self.report('forwarded', lambda: monitor.forwarded)
+        self.report('acknowledged', lambda: monitor.acknowledged)
+        self.report('superseded', lambda: monitor.superseded)
+        self.report('completed_locally', lambda: monitor.timed_out)
+        self.report('ran_locally', lambda: monitor.ran_locally)
+        self.report('late_answers', lambda: monitor.late_answers)
+        self.report('fallback_switches', lambda: monitor.switches)
+        self.report('pending', lambda: monitor.pending)
+
+    def _on_tensor(self, msg: Tensor) -> None:
+        received_ns = time.time_ns()
+        self.counters.receive()
+        # Shard 0 takes the preprocess node's tensor, which is always raw.
+        codec, compression = ((self._codec, self._compression) if self._index
+                              else ('raw', ''))
+        try:
+            geometry = geometry_from_msg(msg.geometry)
+            array = decode_input(encoded_from_msg(msg), spec=self._runner.input_spec,
+                                 codec=codec, compression=compression)
+        except EncodingMismatchError as error:
+            self._drop('codec_mismatch', error)
+            return
+        except ShardInputError as error:
+            self._drop('tensor_mismatch', error)
+            return
+        except (CodecError, ValueError) as error:
+            self._drop('bad_tensor', error)
+            return
+        trace = list(msg.trace)
+        if self._index:
+            trace.append(self._stage(shard_stage(self._index, 'decode'), received_ns))
+        if self._last:
+            self._complete(array, geometry, msg.header, trace, first=self._index,
+                           runners=[self._runner])
+        elif self._monitor is None:
+            self._forward(array, geometry, msg.header, trace)
+        elif self._monitor.route(time.monotonic(), peer_present=self._peer_present()):
+            self._forward(array, geometry, msg.header, trace)
+        else:
+            self._local(array, geometry, msg.header, trace)
+
+    def _peer_present(self) -> bool:
+        return self._output_pub.get_subscription_count() > 0
+
+    def _forward(self, array: np.ndarray, geometry: Geometry, header: Header,
+                 trace: list[StageTiming]) -> None:
+        if self._monitor is None and not self._peer_present():
+            self.counters.drop('no_subscriber')
+            return
+        start = time.time_ns()
+        (output,) = self._runner.run(array).values()
+        shard = self._stage(shard_stage(self._index), start)
+        encode_start = time.time_ns()
+        try:
+            encoded = encode(output, codec=self._codec, compression=self._compression)
+        except CodecError as error:
+            self._drop('codec_error', error)
+            return
+        out = Tensor(header=header, geometry=geometry_to_msg(geometry))
+        fill_encoded_msg(out, encoded, name=self._runner.outputs[0].name)
+        out.trace = trace + [shard, self._stage(shard_stage(self._index, 'encode'),
+                                                encode_start)]
+        self._output_pub.publish(out)
+        self._last_wire_bytes = len(encoded.data)
+        self._wire_bytes += self._last_wire_bytes
+        self._wire_frames += 1
+        if self._monitor is None:
+            self.counters.process()
+            return
+        if self._was_local():
+            self.get_logger().info(f'probing shard {self._index + 1} with one frame',
+                                   throttle_duration_sec=10.0)
+        kept = array if self._fallback == 'whole' else output
+        self._monitor.sent(time_to_ns(shard.start), _Kept(
+            array=kept, geometry=geometry, header=header, trace=list(out.trace)),
+            time.monotonic())
+
+    def _was_local(self) -> bool:
+        return self._monitor is not None and self._monitor.state == 'local'
+
+    def _local(self, array: np.ndarray, geometry: Geometry, header: Header,
+               trace: list[StageTiming]) -> None:
+        if self._fallback == 'whole':
+            self._whole(array, geometry, header, trace)
+        else:
+            self._complete(array, geometry, header, trace, first=self._index,
+                           runners=[self._runner, *self._rest])
+
+    def _complete(self, array: np.ndarray, geometry: Geometry, header: Header,
+                  trace: list[StageTiming], *, first: int,
+                  runners: list[ShardRunner]) -> None:
+        outputs, stages = run_shards(runners, array, first_index=first)
+        trace = trace + [stage_to_msg(Stage(stage=name, node=self.get_name(), start_ns=start,
+                                            end_ns=end)) for name, start, end in stages]
+        start = time.time_ns()
+        try:
+            detections = self._detector.postprocess(outputs, geometry)
+        except DetectorError as error:
+            self._drop('tensor_mismatch', error)
+            return
+        self._publish(detections, geometry, header, trace + [self._stage('postprocess', start)])
+
+    def _whole(self, array: np.ndarray, geometry: Geometry, header: Header,
+               trace: list[StageTiming]) -> None:
+        try:
+            detections = self._detector.infer(array, geometry)
+        except DetectorError as error:
+            self._drop('tensor_mismatch', error)
+            return
+        self._publish(detections, geometry, header, trace + [
+            stage_to_msg(Stage(stage=name, node=self.get_name(), start_ns=start, end_ns=end))
+            for name, (start, end) in self._detector.last_stages.items()])
+
+    def _publish(self, detections: list, geometry: Geometry, header: Header,
+                 trace: list[StageTiming]) -> None:
+        out = DetectionArray(header=header, image_width=geometry.source_width,
+                             image_height=geometry.source_height)
+        out.detections = detections_to_msgs(detections)
+        out.trace = trace
+        self._detections_pub.publish(out)
+        self.counters.process()
+
+    def _on_detections(self, msg: DetectionArray) -> None:
+        if msg.trace and msg.trace[-1].node == self.get_name():
+            return  # our own, from running the rest here
+        stage = shard_stage(self._index)
+        for timing in msg.trace:
+            if timing.stage == stage and timing.node == self.get_name():
+                was_local = self._was_local()
+                superseded = self._monitor.acknowledge(time_to_ns(timing.start))
+                if superseded is not None:
+                    self.counters.process()
+                    # Forwarded before this one and dropped downstream for a fresher one.
+                    for _ in range(superseded):
+                        self.counters.drop('superseded_downstream')
+                    if was_local:
+                        self.get_logger().info(
+                            f'shard {self._index + 1} answers again; back to the split')
+                        self.set_health(ok=True, message='running')
+                return
+
+    def _expire(self) -> None:
+        was_local = self._was_local()
+        kept, superseded = self._monitor.expire(time.monotonic())
+        if kept is None:
+            return
+        if not was_local:
+            message = (f'shard {self._index + 1} did not answer within '
+                       f'{self._monitor.deadline_s * 1000:g} ms; running '
+                       f"{'the whole model' if self._fallback == 'whole' else 'the rest'} "
+                       'here until it does')
+            self.get_logger().warning(message)
+            self.set_health(ok=True, message=message)
+        # Only the freshest unanswered frame is worth completing; the older ones were
+        # forwarded to a peer that is gone and are superseded by it.
+        for _ in range(superseded):
+            self.counters.drop('peer_timeout')
+        if self._fallback == 'whole':
+            self._whole(kept.array, kept.geometry, kept.header, kept.trace)
+        else:
+            self._complete(kept.array, kept.geometry, kept.header, kept.trace,
+                           first=self._index + 1, runners=self._rest)
+
+    def _stage(self, name: str, start_ns: int) -> StageTiming:
+        return stage_to_msg(Stage(stage=name, node=self.get_name(), start_ns=start_ns,
+                                  end_ns=time.time_ns()))
+
+    def _drop(self, reason: str, error: Exception) -> None:
+        self.counters.drop(reason)
+        # Throttled per reason, so that a flood of one kind hides no other kind.
+        now = time.monotonic()
+        if now - self._drop_logged.get(reason, float('-inf')) >= DROP_LOG_PERIOD_S:
+            self._drop_logged[reason] = now
+            self.get_logger().warning(f'dropping frame ({reason}): {error}')
+
+
+def _setting(value: str, from_layout: str | None, default: str) -> str:
+    if value != FROM_LAYOUT:
+        return value
+    return default if from_layout is None else from_layout
+
+
+def _backends(value: str, shard_spec: ShardSpec | None) -> tuple[str, ...]:
+    return (parse_backends(value) or (shard_spec.backend if shard_spec else ())
+            or DEFAULT_BACKENDS)
+
+
+def main() -> None:
+    """Run the shard relay node."""
+    main_for(ShardRelayNode)
