@@ -30,6 +30,8 @@ from typing import Any, Mapping, Union
 from edge_infer.sharding.layout import Layout
 
 PACKAGE = 'edge_infer'
+# The executable (and NodeGroup name) of the composed pipeline.
+COMPOSED = 'composed'
 
 ParameterOverride = Union[bool, int, float, str]
 
@@ -76,14 +78,20 @@ class NodeSpec:
     remappings: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     # Set by the deployment itself, on top of the params file.
     parameters: tuple[tuple[str, ParameterOverride], ...] = field(default_factory=tuple)
+    # Options of the executable itself, before --ros-args.
+    arguments: tuple[str, ...] = field(default_factory=tuple)
+    # False for a process of several nodes (composed): they keep their own names, and
+    # parameters are given per node as 'node:parameter'.
+    names_node: bool = True
 
     def command(
             self, *, executable_dir: Path, namespace: str = '',
             params_file: Path | None = None,
             overrides: Mapping[str, ParameterOverride] | None = None) -> list[str]:
         """Command line that runs this node like ``ros2 launch`` would."""
-        args = [str(executable_dir / self.executable), '--ros-args',
-                '-r', f'__node:={self.name}']
+        args = [str(executable_dir / self.executable), *self.arguments, '--ros-args']
+        if self.names_node:
+            args += ['-r', f'__node:={self.name}']
         if namespace:
             args += ['-r', f'__ns:={_absolute(namespace)}']
         for source, target in self.remappings:
@@ -97,7 +105,7 @@ class NodeSpec:
 
 def pipeline_nodes(
         *, detector_input: str = 'tensor', with_control: bool = False,
-        with_monitor: bool = False) -> list[NodeSpec]:
+        with_monitor: bool = False, composed: bool = False) -> list[NodeSpec]:
     """
     List the nodes of the single-device pipeline.
 
@@ -105,10 +113,22 @@ def pipeline_nodes(
         detector preprocess in its own process (one hop fewer).
     :param with_control: add the follow-person control example.
     :param with_monitor: add the monitor that prints detections and latency.
+    :param composed: run camera, preprocess and detector (and the control example) in
+        one process that hands frames over in memory (``edge_infer.nodes.composed``);
+        needs ``detector_input='tensor'``.
     """
     if detector_input not in ('tensor', 'image'):
         raise ValueError(
             f"detector_input: {detector_input!r} is not one of 'tensor', 'image'")
+    if composed:
+        if detector_input != 'tensor':
+            raise ValueError('detector_input: the composed pipeline preprocesses in its own '
+                             f"thread and needs 'tensor', not {detector_input!r}")
+        nodes = [NodeSpec(executable=COMPOSED, name=COMPOSED, names_node=False,
+                          arguments=('--with-control',) if with_control else ())]
+        if with_monitor:
+            nodes.append(NodeSpec(executable='monitor', name='monitor'))
+        return nodes
     nodes = [NodeSpec(executable='camera', name='camera')]
     if detector_input == 'tensor':
         nodes.append(NodeSpec(executable='preprocess', name='preprocess'))
@@ -119,6 +139,18 @@ def pipeline_nodes(
     if with_monitor:
         nodes.append(NodeSpec(executable='monitor', name='monitor'))
     return nodes
+
+
+def composed_parameters(
+        per_node: Mapping[str, Mapping[str, ParameterOverride]]
+) -> dict[str, ParameterOverride]:
+    """
+    Turn parameters by node name into the composed process's ``node:parameter`` form.
+
+    :param per_node: for example ``{'camera': {'fps': 60.0}}``.
+    """
+    return {f'{node}:{name}': value
+            for node, values in per_node.items() for name, value in values.items()}
 
 
 SHARDED_INPUTS = ('camera', 'image', 'tensor')
@@ -173,9 +205,10 @@ def launch_nodes(specs: list[NodeSpec], *, namespace: str, params_file: str,
     # Imported here: the rest of this module is used where launch_ros is not installed.
     from launch_ros.actions import Node
     return [
-        Node(package=spec.package, executable=spec.executable, name=spec.name,
-             namespace=namespace,
+        Node(package=spec.package, executable=spec.executable,
+             name=spec.name if spec.names_node else None, namespace=namespace,
              parameters=[params_file] + ([dict(spec.parameters)] if spec.parameters else []),
+             arguments=list(spec.arguments),
              remappings=list(spec.remappings), additional_env=dict(environment),
              output='screen', emulate_tty=True)
         for spec in specs

@@ -19,8 +19,10 @@ Launch arguments: params_file (YAML with the parameters of every node, default
 config/pipeline.yaml), namespace (of all nodes and topics, for example a robot's name),
 detector_input ('tensor': separate preprocess node; 'image': the detector
 preprocesses), with_control (start the follow-person control example) and with_monitor
-(start the monitor that prints detections and latency) and dds_profile
-('shared_memory', 'local', 'large_data' or 'none', see edge_infer.bringup).
+(start the monitor that prints detections and latency), dds_profile
+('shared_memory', 'local', 'large_data' or 'none', see edge_infer.bringup) and composed
+(true: camera, preprocess and detector, and the control example, in one process that
+hands frames over in memory and still publishes every topic for outside subscribers).
 
 Which nodes run is decided by edge_infer.bringup.pipeline_nodes, which the tests check.
 """
@@ -46,7 +48,8 @@ def _nodes(context: LaunchContext) -> list:
     specs = pipeline_nodes(
         detector_input=arg('detector_input'),
         with_control=parse_flag('with_control', arg('with_control')),
-        with_monitor=parse_flag('with_monitor', arg('with_monitor')))
+        with_monitor=parse_flag('with_monitor', arg('with_monitor')),
+        composed=parse_flag('composed', arg('composed')))
     return launch_nodes(specs, namespace=arg('namespace'), params_file=arg('params_file'),
                         environment=environment)
 
@@ -71,5 +74,8 @@ def generate_launch_description() -> LaunchDescription:
                               description="How DDS moves frames: 'shared_memory', "
                                           "'local' (this host only), 'large_data' "
                                           "(Fast DDS LARGE_DATA), 'none' (as set)."),
+        DeclareLaunchArgument('composed', default_value='false',
+                              description='Run the pipeline nodes in one process that '
+                                          'hands frames over in memory.'),
         OpaqueFunction(function=_nodes),
     ])

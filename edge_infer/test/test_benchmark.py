@@ -13,7 +13,7 @@
 # limitations under the License.
 
 """
-The benchmark command: bare, ours and naive side by side, and the transport benchmark.
+The benchmark command: bare, ours, composed and naive side by side, and transport.
 
 The end-to-end test runs ``edge_infer benchmark --short`` once (real node processes
 over DDS, a private domain on this host) and checks that its figures are complete and
@@ -36,7 +36,7 @@ from edge_infer.tools import benchmark
 from node_harness import isolate_ros_graph, TEST_DOMAIN_ID
 import pytest
 
-CONFIGURATIONS = {'bare', 'ours', 'naive'}
+CONFIGURATIONS = {'bare', 'ours', 'composed', 'naive'}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -151,7 +151,8 @@ def test_sampler_survives_a_process_that_ends() -> None:
 @pytest.mark.ros
 def test_all_configurations_are_measured(results: dict[str, Any]) -> None:
     assert set(results['configurations']) == CONFIGURATIONS
-    assert set(results['ratios']) == {'ours/bare', 'ours/naive'}
+    assert set(results['ratios']) == {
+        'ours/bare', 'ours/naive', 'composed/bare', 'composed/ours'}
     settings = results['settings']
     assert settings['short'] and settings['width'] == 640 and settings['height'] == 480
     assert len(settings['photos']) == 3
@@ -172,8 +173,9 @@ def test_percentiles_are_ordered(results: dict[str, Any]) -> None:
 def test_hops_are_named_per_configuration(results: dict[str, Any]) -> None:
     hops = {name: set(row['hops_ms']) for name, row in results['configurations'].items()}
     assert {'preprocess', 'inference', 'postprocess', 'total'} <= hops['bare']
-    assert {'capture->preprocess', 'preprocess->inference', 'postprocess->subscriber',
-            'inference'} <= hops['ours']
+    for name in ('ours', 'composed'):
+        assert {'capture->preprocess', 'preprocess->inference', 'postprocess->subscriber',
+                'inference'} <= hops[name], name
     assert {'capture->detect', 'detect', 'detect->subscriber'} <= hops['naive']
 
 
@@ -203,10 +205,9 @@ def test_frames_add_up(results: dict[str, Any]) -> None:
 @pytest.mark.ros
 def test_ratios_are_quotients_of_the_figures(results: dict[str, Any]) -> None:
     configurations = results['configurations']
-    ours = configurations['ours']
-    for other in ('bare', 'naive'):
-        theirs = configurations[other]
-        ratio = results['ratios'][f'ours/{other}']
+    for name, other in benchmark.RATIO_PAIRS:
+        ours, theirs = configurations[name], configurations[other]
+        ratio = results['ratios'][f'{name}/{other}']
         for key in ('p50', 'p99'):
             assert ratio[key] == pytest.approx(ours['latency_ms'][key] / theirs['latency_ms'][key])
         assert ratio['fps'] == pytest.approx(ours['fps'] / theirs['fps'])
@@ -215,7 +216,7 @@ def test_ratios_are_quotients_of_the_figures(results: dict[str, Any]) -> None:
 @pytest.mark.ros
 def test_cpu_and_memory_per_process(results: dict[str, Any]) -> None:
     expected = {'bare': {'benchmark'}, 'ours': {'camera', 'preprocess', 'detector'},
-                'naive': {'camera', 'detector'}}
+                'composed': {'composed'}, 'naive': {'camera', 'detector'}}
     for name, row in results['configurations'].items():
         assert set(row['pipeline_processes']) == expected[name]
         for process in row['pipeline_processes']:
@@ -260,6 +261,36 @@ def test_plots_are_png_files(run: tuple[dict[str, Any], Path]) -> None:
 @pytest.mark.ros
 def test_report_names_every_figure(results: dict[str, Any]) -> None:
     report = benchmark.format_report(results)
-    for text in ('bare', 'ours', 'naive', 'ours/bare', 'ours/naive', 'p99 ms', 'CPU %',
+    for text in ('bare', 'ours', 'composed', 'naive', 'ours/bare', 'ours/naive',
+                 'composed/bare', 'composed, overloaded', 'p99 ms', 'CPU %',
                  'RSS MB', 'Transport', "'local' DDS profile", 'Frames not received'):
         assert text in report
+
+
+@pytest.mark.ros
+def test_composed_overload_counts_its_drops_and_its_goals(results: dict[str, Any]) -> None:
+    composed = results['configurations']['composed']
+    overload = composed['overload']
+    assert overload['fps'] > 0.0 and overload['latency_ms']['count'] > 0
+    assert overload['camera_fps'] is not None
+    # The camera outruns the pipeline: the freshest frame wins, the others are counted.
+    dropped = sum(count for reasons in overload['node_drops'].values()
+                  for count in reasons.values())
+    assert dropped > 0, overload['node_drops']
+    assert overload['frames']['sent'] > overload['frames']['received']
+    goals = results['composed_goals']
+    bare = results['configurations']['bare']
+    assert goals['p50_over_bare_ms'] == pytest.approx(
+        composed['latency_ms']['p50'] - bare['latency_ms']['p50'])
+    assert goals['max_fps_share_of_bare'] == pytest.approx(
+        overload['fps'] / bare['max_fps_unpaced'])
+
+
+@pytest.mark.ros
+def test_handoff_is_measured(results: dict[str, Any]) -> None:
+    handoff = results['handoff']
+    assert (handoff['width'], handoff['height']) == (640, 480)
+    assert 0 < handoff['latency_ms']['count'] <= handoff['frames']
+    assert 0.0 < handoff['latency_ms']['p50'] <= handoff['latency_ms']['p99']
+    assert handoff['tensor_copy_ms']['bytes'] == 224 * 224 * 3 * 4
+    assert 'In-process hand-off' in benchmark.format_report(results)

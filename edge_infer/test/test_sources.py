@@ -122,6 +122,20 @@ def test_folder_loops(photo_folder: Path, photos) -> None:
         np.testing.assert_array_equal(frame.image, photos[position % 3])
 
 
+def test_a_looping_folder_decodes_each_file_once(photo_folder: Path, photos) -> None:
+    with ImageFolderSource(path=photo_folder, loop=True, fps=1000.0) as source:
+        first = [source.read() for _ in range(3)]
+        for path in photo_folder.glob('*.png'):
+            if path.is_file():
+                path.unlink()
+        # The files are gone: the second pass can only come from the decoded images.
+        again = [source.read() for _ in range(3)]
+    for position, frame in enumerate(again):
+        np.testing.assert_array_equal(frame.image, photos[position])
+        assert frame.image is first[position].image
+        assert not frame.image.flags.writeable
+
+
 def test_folder_resizes_only_when_asked(photo_folder: Path) -> None:
     with ImageFolderSource(path=photo_folder, width=320, height=240, fps=1000.0) as source:
         assert (source.width, source.height) == (320, 240)

@@ -38,14 +38,16 @@ import json
 from pathlib import Path
 import sys
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import cv2
+from edge_infer.core.memory import keep_frame_buffers_mapped
 from edge_infer.nodes.base import qos_profile, run
 from edge_infer.nodes.conversions import fill_image_msg, image_from_msg
 import numpy as np
 import rclpy
 from rclpy.duration import Duration
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image
@@ -163,6 +165,21 @@ def publish(*, config: str, image: np.ndarray, rate: float, frames: int,
         node.destroy_node()
 
 
+def _spin_plain(node_class: Callable[..., Node], *, args: Sequence[str],
+                **options: Any) -> int:
+    # As a tutorial writes it: rclpy.spin, none of the tuning edge_infer's nodes get.
+    rclpy.init(args=args)
+    node = node_class(**options)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m edge_infer.benchmarks.transport publish|subscribe``; exit code."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
@@ -180,12 +197,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, ros_args = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     ros_argv = [sys.argv[0], *ros_args]
     if args.role == 'subscribe':
-        return run(lambda: TransportSubscriber(config=args.config, stats=args.stats),
-                   args=ros_argv)
+        if args.config == 'ours':
+            return run(lambda: TransportSubscriber(config=args.config, stats=args.stats),
+                       args=ros_argv)
+        return _spin_plain(TransportSubscriber, config=args.config, stats=args.stats,
+                           args=ros_argv)
     picture = None if args.image is None else cv2.imread(str(args.image))
     if picture is None:
         parser.error(f'publish needs a readable --image, got {args.image}')
     image = cv2.resize(picture, (args.width, args.height), interpolation=cv2.INTER_AREA)
+    if args.config == 'ours':
+        keep_frame_buffers_mapped()
     rclpy.init(args=ros_argv)
     try:
         sent = publish(config=args.config, image=image, rate=args.rate,

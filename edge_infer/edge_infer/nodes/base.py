@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import Any, Callable, Sequence, TypeVar
+import threading
+from typing import Any, Callable, Generic, Sequence, TypeVar
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from edge_infer.core.handoff import LatestSlot, STOPPED, SUPERSEDED
+from edge_infer.core.memory import keep_frame_buffers_mapped
 from edge_infer.core.params import ParameterError, ParameterSpec, validate_all
 from edge_infer.core.qos import qos_spec, QosSpec
 from edge_infer.core.stats import DIAGNOSTICS_HARDWARE_ID, FrameCounters
@@ -50,6 +53,7 @@ except ImportError:  # Humble keeps them in rclpy.qos_event.
     from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 
 MsgT = TypeVar('MsgT')
+ItemT = TypeVar('ItemT')
 
 DIAGNOSTICS_PERIOD_S = 1.0
 MISMATCH_REPORT_DELAY_S = 0.5
@@ -165,8 +169,17 @@ class EdgeInferNode(Node):
         """Add a value to this node's diagnostics (besides the frame counters)."""
         self._diagnostic_extras[key] = value
 
+    def stop_inputs(self) -> None:
+        """
+        Stop taking frames in (threads, in-process inputs); the node can still report.
+
+        Called before the final report, and for every node of a composed process
+        before any of them reports, so that no frame waits behind a report.
+        """
+
     def destroy_node(self) -> None:
-        """Publish the final counters, then release the node."""
+        """Stop the inputs, publish the final counters, then release the node."""
+        self.stop_inputs()
         if self.context.ok():
             self._publish_diagnostics()
             self._diagnostics.wait_for_all_acked(Duration(seconds=FINAL_REPORT_TIMEOUT_S))
@@ -196,27 +209,106 @@ def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
         read_only=True, dynamic_typing=True)
 
 
+class InProcessInput(Generic[ItemT]):
+    """
+    The input of a node composed with its upstream node in one process.
+
+    The upstream node calls :meth:`offer` from its own thread; a worker thread hands
+    each item to ``handle``. The newest item wins: one the worker had not taken yet is
+    counted as dropped ('superseded'), so under overload the latency stays bounded and
+    nothing queues. Every offered item is counted received by ``node``.
+    """
+
+    def __init__(self, *, node: EdgeInferNode, handle: Callable[[ItemT], None]) -> None:
+        self._counters = node.counters
+        self._handle = handle
+        self._slot: LatestSlot[ItemT] = LatestSlot()
+        self._thread = threading.Thread(
+            target=self._work, name=f'{node.get_name()}_input', daemon=True)
+
+    def start(self) -> None:
+        """Start handing items to the node."""
+        self._thread.start()
+
+    def offer(self, item: ItemT) -> None:
+        """Hand over one item from the upstream node's thread; never waits."""
+        self._counters.receive()
+        replaced = self._slot.put(item)
+        if replaced is item:
+            self._counters.drop(STOPPED)
+        elif replaced is not None:
+            self._counters.drop(SUPERSEDED)
+
+    def _work(self) -> None:
+        while (item := self._slot.take()) is not None:
+            self._handle(item)
+
+    def stop(self) -> None:
+        """Finish the item in hand, count the one still waiting as dropped, stop."""
+        if self._slot.close() is not None:
+            self._counters.drop(STOPPED)
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+class OutputCounts:
+    """
+    How a composed node's output left it: handed on in memory, or also published.
+
+    Reported on /diagnostics as ``in_process``, ``published`` and ``not_built`` (no
+    subscriber outside the process, so the message was never built).
+    """
+
+    def __init__(self, node: EdgeInferNode) -> None:
+        self.in_process = 0
+        self.published = 0
+        self.not_built = 0
+        node.report('in_process', lambda: self.in_process)
+        node.report('published', lambda: self.published)
+        node.report('not_built', lambda: self.not_built)
+
+    def watched(self, publisher: Publisher) -> bool:
+        """
+        Whether a subscriber outside this process listens on ``publisher``'s topic.
+
+        The in-process hand-off creates no DDS subscription, so the count is of outside
+        subscribers only; the answer is counted.
+        """
+        if publisher.get_subscription_count() > 0:
+            self.published += 1
+            return True
+        self.not_built += 1
+        return False
+
+
 class StartupError(RuntimeError):
     """A node cannot start: a missing model, an unopenable camera, a bad card."""
 
 
-def run(node_factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:
+def run(node_factory: Callable[[], Node | Sequence[Node]],
+        args: Sequence[str] | None = None) -> int:
     """
-    Start rclpy, build the node, spin until shutdown; return the process exit code.
+    Start rclpy, build the node(s), spin until shutdown; return the process exit code.
 
-    A bad parameter or a missing model ends the process with one error line and exit
-    code 2, instead of a traceback.
+    A factory that returns several nodes (a composed pipeline) lists them upstream
+    first: at shutdown every node stops its inputs, in that order, before any publishes
+    its final report and is destroyed. A bad parameter or a missing model ends
+    the process with one error line and exit code 2, instead of a traceback.
     """
+    # Before any frame is allocated: each would otherwise be mapped afresh (see memory).
+    keep_frame_buffers_mapped()
     # rclpy's own handler would shut the context down at Ctrl-C, before the node can
     # publish its final counters; a KeyboardInterrupt lets the node finish first.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
-    node = None
+    nodes: Sequence[Node] = ()
     try:
-        node = node_factory()
+        built = node_factory()
+        nodes = [built] if isinstance(built, Node) else list(built)
         executor = SingleThreadedExecutor()
-        executor.add_node(node)
+        for node in nodes:
+            executor.add_node(node)
         executor.spin()
     except (ParameterError, ParameterException, StartupError) as error:
         rclpy.logging.get_logger('edge_infer').fatal(str(error))
@@ -224,7 +316,10 @@ def run(node_factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if node is not None:
+        for node in nodes:
+            if isinstance(node, EdgeInferNode):
+                node.stop_inputs()
+        for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -18,16 +18,23 @@ Camera node: frames from a V4L2/USB camera, a video file, an image folder or a t
 Publishes ``image_raw`` (sensor_msgs/Image) and ``camera_info``, stamped at capture with
 the node's clock. A capture thread publishes each frame as soon as it is grabbed, so
 no executor queue stands between the sensor and the wire.
+
+Composed with the next stage in one process (``edge_infer.nodes.composed``), the frame
+is handed over in memory, and ``image_raw`` is built and published only while a
+subscriber outside the process listens.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
+from edge_infer.core.handoff import ImageFrame
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.sources import FrameSource, open_source, SourceError
-from edge_infer.nodes.base import EdgeInferNode, main_for, StartupError
+from edge_infer.nodes.base import EdgeInferNode, main_for, OutputCounts, StartupError
 from edge_infer.nodes.conversions import fill_image_msg, ns_to_time
+import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
 
 PARAMETERS = (
@@ -57,9 +64,21 @@ PARAMETERS = (
 class CameraNode(EdgeInferNode):
     """Publishes frames from one source as they are captured."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, downstream: Callable[[ImageFrame], None] | None = None,
+                 listeners: Callable[[], int] | None = None) -> None:
+        """
+        Open the source and start capturing.
+
+        :param downstream: the next stage's in-process input, when composed;
+            ``image_raw`` is then published only for subscribers outside the process.
+        :param listeners: with ``downstream``, the subscribers of the composed
+            pipeline's output; they count toward ``min_subscribers`` in place of the
+            in-process stage, so that no frame runs through a pipeline nobody listens to.
+        """
         # Set first: rclpy may destroy a node whose constructor failed.
         self._stop = threading.Event()
+        self._downstream = downstream
+        self._listeners = listeners if listeners is not None else _nobody
         self._thread: threading.Thread | None = None
         self._source: FrameSource | None = None
         super().__init__(node_name='camera', parameters=PARAMETERS)
@@ -72,6 +91,7 @@ class CameraNode(EdgeInferNode):
             raise StartupError(f"camera: cannot open source '{p['source']}': {error}") from error
         self._image_pub = self.publisher(Image, 'image_raw', 'images')
         self._info_pub = self.publisher(CameraInfo, 'camera_info', 'images')
+        self._outputs = OutputCounts(self) if downstream is not None else None
         self._thread = threading.Thread(target=self._capture_loop, daemon=True)
         self._thread.start()
         self.get_logger().info(
@@ -92,32 +112,45 @@ class CameraNode(EdgeInferNode):
                 self.get_logger().info('camera: source ended (set loop:=true to repeat)')
                 return
             self.counters.receive()
-            if self._image_pub.get_subscription_count() < needed:
+            listening = self._image_pub.get_subscription_count()
+            if self._downstream is not None:
+                listening += self._listeners()
+            if listening < needed:
                 # Nobody listens yet (or any more): skip the conversion, and say so in
                 # the counters rather than publish into the void.
                 self.counters.drop('no_subscriber')
                 continue
             needed = 1
-            stamp = ns_to_time(frame.stamp_ns)
             image = frame.image if encoding == 'bgr8' else frame.image[:, :, ::-1]
-            msg = Image()
-            msg.header.stamp = stamp
-            msg.header.frame_id = frame_id
-            fill_image_msg(msg, image, encoding)
-            info = CameraInfo(height=msg.height, width=msg.width)
-            info.header = msg.header
-            self._image_pub.publish(msg)
-            self._info_pub.publish(info)
+            if self._outputs is not None:
+                self._downstream(ImageFrame(image=image, encoding=encoding,
+                                            stamp_ns=frame.stamp_ns, frame_id=frame_id))
+                self._outputs.in_process += 1
+            if self._outputs is None or self._outputs.watched(self._image_pub):
+                self._publish(image, encoding, frame.stamp_ns, frame_id)
             self.counters.process()
 
-    def destroy_node(self) -> None:
-        """Stop capturing before the publishers go away."""
+    def _publish(self, image: np.ndarray, encoding: str, stamp_ns: int, frame_id: str) -> None:
+        msg = Image()
+        msg.header.stamp = ns_to_time(stamp_ns)
+        msg.header.frame_id = frame_id
+        fill_image_msg(msg, image, encoding)
+        info = CameraInfo(height=msg.height, width=msg.width)
+        info.header = msg.header
+        self._image_pub.publish(msg)
+        self._info_pub.publish(info)
+
+    def stop_inputs(self) -> None:
+        """Stop capturing and close the source."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
-        if self._source is not None:
+        if self._source is not None and not self._source.closed:
             self._source.close()
-        super().destroy_node()
+
+
+def _nobody() -> int:
+    return 0
 
 
 def main() -> None:

@@ -19,6 +19,9 @@ Subscribes ``input_tensor`` (from the preprocess node) or, with ``input: image``
 ``image_raw`` and preprocesses in-process for single-node deployments. Publishes
 ``detections`` (edge_infer_msgs/DetectionArray) in source-image pixels with the source
 frame's header and the latency trace, and ``model_info`` once, transient-local.
+
+Composed with the preprocess node in one process (``edge_infer.nodes.composed``),
+tensors arrive in memory and a worker thread runs the model on the freshest one.
 """
 
 from __future__ import annotations
@@ -31,16 +34,17 @@ from edge_infer.backends import BackendError
 from edge_infer.backends.onnx_runtime import EXECUTION_MODES, GRAPH_OPTIMIZATIONS
 from edge_infer.core.cards import CardError, load_card, ModelCard
 from edge_infer.core.detector import Detector, DetectorError, resolve_backends
+from edge_infer.core.handoff import TensorFrame
 from edge_infer.core.image import ImageFormatError, to_color
 from edge_infer.core.latency import Stage
 from edge_infer.core.models import ModelFileError
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.preprocess import Geometry
 from edge_infer.core.tensors import TensorFormatError
-from edge_infer.nodes.base import EdgeInferNode, main_for, StartupError
+from edge_infer.nodes.base import EdgeInferNode, InProcessInput, main_for, StartupError
 from edge_infer.nodes.conversions import (
-    detections_to_msgs, geometry_from_msg, image_from_msg, model_info_msg, stage_to_msg,
-    tensor_from_msg)
+    detections_to_msgs, geometry_from_msg, image_from_msg, model_info_msg, ns_to_time,
+    stage_to_msg, tensor_from_msg)
 from edge_infer_msgs.msg import DetectionArray, ModelInfo, StageTiming, Tensor
 import numpy as np
 from sensor_msgs.msg import Image
@@ -113,9 +117,19 @@ def backend_options(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
 class DetectorNode(EdgeInferNode):
     """Runs one model and publishes its detections in source-image pixels."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, in_process: bool = False) -> None:
+        """
+        Load the model and subscribe its input.
+
+        :param in_process: take tensors through :attr:`inbox` from a preprocess node in
+            this process instead of subscribing a topic (needs ``input: tensor``).
+        """
+        self.inbox: InProcessInput[TensorFrame] | None = None
         super().__init__(node_name='detector', parameters=PARAMETERS)
         p = self.params
+        if in_process and p['input'] != 'tensor':
+            raise StartupError("detector: parameter 'input': composed with the preprocess "
+                               f"node it must be 'tensor', not {p['input']!r}")
         try:
             card = load_card(p['model'])
         except (CardError, OSError) as error:
@@ -134,7 +148,9 @@ class DetectorNode(EdgeInferNode):
         self._detector: Detector | None = None
         self._detections_pub = self.publisher(DetectionArray, 'detections', 'detections')
         self._info_pub = self.publisher(ModelInfo, 'model_info', 'model_info')
-        if p['input'] == 'tensor':
+        if in_process:
+            self.inbox = InProcessInput(node=self, handle=self._on_frame)
+        elif p['input'] == 'tensor':
             self.subscription(Tensor, 'input_tensor', 'tensors', self._on_tensor)
         else:
             self.subscription(Image, 'image_raw', 'images', self._on_image)
@@ -142,6 +158,8 @@ class DetectorNode(EdgeInferNode):
             # A missing or corrupt model file can be fixed while the robot runs (fetch
             # or copy it): keep counting frames and try again, instead of exiting.
             self._retry_timer = self.create_timer(MODEL_RETRY_PERIOD_S, self._retry_load)
+        if self.inbox is not None:
+            self.inbox.start()
 
     def _load(self) -> bool:
         p, card = self.params, self._card
@@ -205,6 +223,19 @@ class DetectorNode(EdgeInferNode):
             return
         self._run(tensor, geometry, msg.header, list(msg.trace))
 
+    def listeners(self) -> int:
+        """Count the subscribers of ``detections``, in this process and outside."""
+        return self._detections_pub.get_subscription_count()
+
+    def _on_frame(self, frame: TensorFrame) -> None:
+        # Counted as received by the inbox, when the preprocess node offered it.
+        if self._detector is None:
+            self.counters.drop('model_unavailable')
+            return
+        header = Header(stamp=ns_to_time(frame.stamp_ns), frame_id=frame.frame_id)
+        self._run(frame.tensor, frame.geometry, header,
+                  [stage_to_msg(stage) for stage in frame.stages])
+
     def _on_image(self, msg: Image) -> None:
         self.counters.receive()
         if self._detector is None:
@@ -240,6 +271,11 @@ class DetectorNode(EdgeInferNode):
         return [stage_to_msg(Stage(stage=name, node=self.get_name(), start_ns=start,
                                    end_ns=end))
                 for name, (start, end) in self._detector.last_stages.items()]
+
+    def stop_inputs(self) -> None:
+        """Finish the frame in hand and take no more."""
+        if self.inbox is not None:
+            self.inbox.stop()
 
     def _drop(self, reason: str, error: Exception) -> None:
         self.counters.drop(reason)

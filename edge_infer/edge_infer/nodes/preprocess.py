@@ -18,21 +18,30 @@ Preprocess node: camera images into the model input tensor its card describes.
 Subscribes ``image_raw``, publishes ``input_tensor`` (edge_infer_msgs/Tensor) with the
 resize geometry that maps boxes back to the source image, the source frame's header and
 the latency trace so far. Images that cannot be read are dropped and counted.
+
+Composed with the camera and the detector in one process (``edge_infer.nodes.composed``),
+images arrive in memory, a worker thread preprocesses the freshest one while the detector
+runs the previous, the tensor is handed on in memory, and ``input_tensor`` is built and
+published only while a subscriber outside the process listens.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from edge_infer.core.cards import CardError, load_card
+from edge_infer.core.handoff import ImageFrame, TensorFrame
 from edge_infer.core.image import ImageFormatError, to_color
 from edge_infer.core.latency import Stage
 from edge_infer.core.params import ParameterSpec
-from edge_infer.core.preprocess import Preprocessor
-from edge_infer.nodes.base import EdgeInferNode, main_for, StartupError
+from edge_infer.core.preprocess import Geometry, Preprocessor
+from edge_infer.nodes.base import (
+    EdgeInferNode, InProcessInput, main_for, OutputCounts, StartupError)
 from edge_infer.nodes.conversions import (
-    fill_tensor_msg, geometry_to_msg, image_from_msg, stage_to_msg)
+    fill_tensor_msg, geometry_to_msg, image_from_msg, ns_to_time, stage_to_msg, time_to_ns)
 from edge_infer_msgs.msg import Tensor
+import numpy as np
 from sensor_msgs.msg import Image
 
 PARAMETERS = (
@@ -46,7 +55,17 @@ PARAMETERS = (
 class PreprocessNode(EdgeInferNode):
     """Turns each image into the model's input tensor."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, in_process: bool = False,
+                 downstream: Callable[[TensorFrame], None] | None = None) -> None:
+        """
+        Load the model card and subscribe, or take images in memory.
+
+        :param in_process: take images through :attr:`inbox` from a camera in this
+            process instead of subscribing ``image_raw``.
+        :param downstream: the detector's in-process input, when composed;
+            ``input_tensor`` is then published only for subscribers outside the process.
+        """
+        self.inbox: InProcessInput[ImageFrame] | None = None
         super().__init__(node_name='preprocess', parameters=PARAMETERS)
         try:
             self._card = load_card(self.params['model'])
@@ -55,7 +74,13 @@ class PreprocessNode(EdgeInferNode):
         self._spec = self._card.input_spec
         self._preprocessor = Preprocessor(spec=self._spec)
         self._tensor_pub = self.publisher(Tensor, 'input_tensor', 'tensors')
-        self.subscription(Image, 'image_raw', 'images', self._on_image)
+        self._downstream = downstream
+        self._outputs = OutputCounts(self) if downstream is not None else None
+        if in_process:
+            self.inbox = InProcessInput(node=self, handle=self._on_frame)
+            self.inbox.start()
+        else:
+            self.subscription(Image, 'image_raw', 'images', self._on_image)
         self.get_logger().info(
             f"'{self._card.name}' input {self._spec.width}x{self._spec.height} "
             f'{self._spec.layout} {self._spec.dtype} ({self._spec.resize})')
@@ -64,22 +89,57 @@ class PreprocessNode(EdgeInferNode):
         start_ns = time.time_ns()
         self.counters.receive()
         try:
-            image = to_color(image_from_msg(msg), msg.encoding, order=self._spec.color)
+            image = image_from_msg(msg)
         except ImageFormatError as error:
-            self.counters.drop('bad_image')
-            self.get_logger().warning(
-                f'dropping image: {error}', throttle_duration_sec=5.0)
+            self._drop_bad_image(error)
+            return
+        self._process(image, msg.encoding, start_ns=start_ns,
+                      stamp_ns=time_to_ns(msg.header.stamp), frame_id=msg.header.frame_id)
+
+    def _on_frame(self, frame: ImageFrame) -> None:
+        # Counted as received by the inbox, when the camera offered it.
+        self._process(frame.image, frame.encoding, start_ns=time.time_ns(),
+                      stamp_ns=frame.stamp_ns, frame_id=frame.frame_id)
+
+    def _process(self, image: np.ndarray, encoding: str, *, start_ns: int, stamp_ns: int,
+                 frame_id: str) -> None:
+        try:
+            image = to_color(image, encoding, order=self._spec.color)
+        except ImageFormatError as error:
+            self._drop_bad_image(error)
             return
         tensor, geometry = self._preprocessor(image, self._spec.color)
+        stage = Stage(stage='preprocess', node=self.get_name(), start_ns=start_ns,
+                      end_ns=time.time_ns())
+        if self._outputs is not None:
+            # The preprocessor refills one buffer; the copy (a memcpy) is the detector's
+            # to keep while the next frame is preprocessed.
+            self._downstream(TensorFrame(
+                tensor=tensor.copy(), geometry=geometry, stamp_ns=stamp_ns,
+                frame_id=frame_id, stages=(stage,)))
+            self._outputs.in_process += 1
+        if self._outputs is None or self._outputs.watched(self._tensor_pub):
+            self._publish(tensor, geometry, stage, stamp_ns, frame_id)
+        self.counters.process()
+
+    def _publish(self, tensor: np.ndarray, geometry: Geometry, stage: Stage, stamp_ns: int,
+                 frame_id: str) -> None:
         out = Tensor()
-        out.header = msg.header
+        out.header.stamp = ns_to_time(stamp_ns)
+        out.header.frame_id = frame_id
         fill_tensor_msg(out, tensor, name='input', layout=self._spec.layout)
         out.geometry = geometry_to_msg(geometry)
-        out.trace = [stage_to_msg(Stage(
-            stage='preprocess', node=self.get_name(), start_ns=start_ns,
-            end_ns=time.time_ns()))]
+        out.trace = [stage_to_msg(stage)]
         self._tensor_pub.publish(out)
-        self.counters.process()
+
+    def _drop_bad_image(self, error: ImageFormatError) -> None:
+        self.counters.drop('bad_image')
+        self.get_logger().warning(f'dropping image: {error}', throttle_duration_sec=5.0)
+
+    def stop_inputs(self) -> None:
+        """Finish the frame in hand and take no more."""
+        if self.inbox is not None:
+            self.inbox.stop()
 
 
 def main() -> None:

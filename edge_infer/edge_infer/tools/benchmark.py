@@ -15,13 +15,16 @@
 """
 The benchmark: the node pipeline side by side with a bare loop and a tutorial baseline.
 
-Plays the same sample photographs (640x480, looping, at a fixed rate) through three
+Plays the same sample photographs (640x480, looping, at a fixed rate) through four
 configurations, one after the other:
 
 * bare: the core functions in this process, no ROS: Detector.preprocess and infer on
   each frame, paced at the same rate; then unpaced, for the highest sustained rate
   (the floor of our code);
 * ours: the camera, preprocess and detector nodes as separate processes over DDS;
+* composed: the same nodes in one process (:mod:`edge_infer.nodes.composed`), frames
+  handed over in memory, preprocessing overlapping inference; then with the camera as
+  fast as it goes (overload), for the highest sustained rate and the drops it causes;
 * naive: a camera and a detector node written the way tutorials do it
   (:mod:`edge_infer.benchmarks.naive`): default QoS, default DDS transports, pixels
   through Python lists, results as JSON strings.
@@ -29,8 +32,8 @@ configurations, one after the other:
 For each: end-to-end latency percentiles, latency per stage and hop, results per
 second, frames dropped and where, CPU and peak memory per process. Then a transport
 micro-benchmark: one hop of a bgr8 Image between two processes at several sizes, our
-way and the naive way. Prints a table; writes ``results.json`` and PNG plots to the
-output folder.
+way and the naive way; and one in-process hand-off between two threads, as composed.
+Prints a table; writes ``results.json`` and PNG plots to the output folder.
 
 Nothing leaves this host: our nodes use the 'local' DDS profile (shared memory and
 loopback UDP) instead of the 'shared_memory' default, and the naive nodes keep Fast
@@ -41,7 +44,7 @@ DDS's default transports but discover peers on this host only
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 import json
 import os
 from pathlib import Path
@@ -53,8 +56,9 @@ from typing import Any, Mapping, Sequence, TextIO
 
 import cv2
 from edge_infer.benchmarks import collector, naive, transport
+from edge_infer.benchmarks.handoff import measure_handoff
 from edge_infer.benchmarks.process_stats import ProcessSampler, ProcessUsage
-from edge_infer.bringup import NodeSpec, pipeline_nodes
+from edge_infer.bringup import COMPOSED, composed_parameters, NodeSpec, pipeline_nodes
 from edge_infer.core import plots
 from edge_infer.core.cards import load_card
 from edge_infer.core.detector import Detector
@@ -76,6 +80,10 @@ CAMERA_READY_LINE = "publishing '"
 # Results still in flight when the camera stops arrive within this time.
 DRAIN_S = 0.5
 POLL_S = 0.05
+# The composed pipeline's overload run: the camera this much faster than the bare
+# loop's highest rate, so that the detector cannot follow; and the camera's limit.
+OVERLOAD_FACTOR = 1.5
+MAX_CAMERA_FPS = 1000.0
 # Generous: the naive publisher needs ~0.3 s to fill one 1920x1080 message.
 TRANSPORT_TIMEOUT_PER_FRAME_S = 1.0
 
@@ -88,12 +96,16 @@ NAIVE_DDS = ('Fast DDS default transports, no edge_infer profile; discovery on t
 DESCRIPTIONS = {
     'bare': 'Detector.preprocess + infer in one Python process, no ROS',
     'ours': 'camera, preprocess and detector nodes as processes over DDS',
+    'composed': 'camera, preprocess and detector nodes in one process: frames handed '
+                'over in memory, preprocessing overlapping inference',
     'naive': 'tutorial-style camera and detector nodes: default QoS and DDS, '
              'tolist()/np.array conversions, JSON string results',
 }
 HOP_REASONS = {
     'ours': 'not delivered: replaced by a newer frame in the keep-last-1 queue while the '
             'node was busy, or lost in transport (best effort)',
+    'composed': 'not delivered: lost in transport to the collector (best effort); the '
+                'in-process hand-offs count their drops in the nodes',
     'naive': 'not delivered: overwritten in the depth-10 history while the subscriber '
              'fell behind, or sent before the subscription matched',
 }
@@ -202,9 +214,13 @@ def run(args: argparse.Namespace) -> int:
 def measure(settings: Settings, *, work: Path, echo: TextIO | None = None) -> dict[str, Any]:
     """Run every configuration and the transport benchmark; return the results."""
     frames_dir = write_frames(work / 'frames', settings.width, settings.height)
+    bare = run_bare(settings, frames_dir)
     configurations = {
-        'bare': run_bare(settings, frames_dir),
+        'bare': bare,
         'ours': run_ours(settings, frames_dir, work=work, echo=echo),
+        'composed': run_composed(
+            settings, frames_dir, work=work, echo=echo,
+            overload_fps=min(MAX_CAMERA_FPS, OVERLOAD_FACTOR * bare['max_fps_unpaced'])),
         'naive': run_naive(settings, frames_dir, work=work, echo=echo),
     }
     return {
@@ -213,8 +229,12 @@ def measure(settings: Settings, *, work: Path, echo: TextIO | None = None) -> di
                      'dds': {'ours': OURS_DDS, 'naive': NAIVE_DDS}},
         'configurations': configurations,
         'ratios': ratios(configurations),
+        'composed_goals': composed_goals(configurations),
         'transport': run_transport(settings, image=min(frames_dir.glob('*.png')), work=work,
                                    echo=echo),
+        'handoff': measure_handoff(width=settings.width, height=settings.height,
+                                   rate=settings.fps, frames=settings.transport_frames,
+                                   warmup=settings.transport_warmup),
     }
 
 
@@ -437,18 +457,37 @@ def _hop_drops(chain: Sequence[tuple[str, Mapping[str, int]]],
     return drops
 
 
+RATIO_PAIRS = (('ours', 'bare'), ('ours', 'naive'), ('composed', 'bare'),
+               ('composed', 'ours'))
+
+
 def ratios(configurations: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Ours over bare and over naive, for p50, p99 latency and results per second."""
-    ours = configurations['ours']
+    """Ours and composed over the others, for p50, p99 latency and results per second."""
     result = {}
-    for other in ('bare', 'naive'):
-        theirs = configurations[other]
-        result[f'ours/{other}'] = {
+    for name, other in RATIO_PAIRS:
+        ours, theirs = configurations[name], configurations[other]
+        result[f'{name}/{other}'] = {
             'p50': _quotient(ours['latency_ms']['p50'], theirs['latency_ms']['p50']),
             'p99': _quotient(ours['latency_ms']['p99'], theirs['latency_ms']['p99']),
             'fps': _quotient(ours['fps'], theirs['fps']),
         }
     return result
+
+
+def composed_goals(configurations: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """
+    Compare the composed pipeline with the bare loop, in the terms of its goals.
+
+    Latency over bare in ms (p50, p99), and its highest sustained rate as a share of
+    the bare loop's.
+    """
+    composed, bare = configurations['composed'], configurations['bare']
+    return {
+        'p50_over_bare_ms': composed['latency_ms']['p50'] - bare['latency_ms']['p50'],
+        'p99_over_bare_ms': composed['latency_ms']['p99'] - bare['latency_ms']['p99'],
+        'max_fps_share_of_bare': _quotient(composed['overload']['fps'],
+                                           bare['max_fps_unpaced']),
+    }
 
 
 def _quotient(numerator: float, denominator: float) -> float | None:
@@ -559,9 +598,7 @@ def run_ours(settings: Settings, frames_dir: Path, *, work: Path,
         'detector': model,
     }
     output = work / 'ours_collector.json'
-    sink = _module_process('collector', collector.__name__,
-                           ['--mode', 'ours', '--output', str(output)],
-                           env=node_environment(dds_profile='local', base=env), echo=echo)
+    sink = _collector(output, env=env, echo=echo)
     consumers = NodeGroup(specs=specs[1:], overrides=overrides, dds_profile='local',
                           env=env, echo=echo)
     camera = NodeGroup(specs=specs[:1], overrides=overrides, dds_profile='local',
@@ -586,7 +623,73 @@ def run_ours(settings: Settings, frames_dir: Path, *, work: Path,
         time.sleep(DRAIN_S)
         consumers.stop()
         sink.stop()
-    data = _read_json(output, label, sink)
+    return _pipeline_result(label, _read_json(output, label, sink), ran,
+                            pipeline=('camera', 'preprocess', 'detector'))
+
+
+def run_composed(settings: Settings, frames_dir: Path, *, work: Path, overload_fps: float,
+                 echo: TextIO | None = None) -> dict[str, Any]:
+    """
+    Measure the edge_infer nodes composed in one process, then overloaded.
+
+    The overload run feeds the camera at ``overload_fps`` (faster than the detector)
+    for ``unpaced_s`` after the warm-up: its rate of results is the pipeline's highest,
+    and its drops show where frames give way.
+    """
+    label = 'composed'
+    result = _composed_run(settings, frames_dir, work=work, label=label, echo=echo)
+    overload = replace(settings, fps=overload_fps,
+                       duration_s=settings.warmup_s + settings.unpaced_s)
+    busy = _composed_run(overload, frames_dir, work=work, label=label, echo=echo,
+                         run_name='composed_overload')
+    result['overload'] = {
+        'camera_fps': busy['camera_fps'], 'fps': busy['fps'],
+        'latency_ms': busy['latency_ms'], 'hops_ms': busy['hops_ms'],
+        'frames': busy['frames'], 'node_drops': busy['node_drops']}
+    _progress(label, f"overload: {busy['fps']:.1f} results/s, p50 "
+                     f"{busy['latency_ms']['p50']:.1f} ms, p99 "
+                     f"{busy['latency_ms']['p99']:.1f} ms")
+    return result
+
+
+def _composed_run(settings: Settings, frames_dir: Path, *, work: Path, label: str,
+                  echo: TextIO | None, run_name: str = COMPOSED) -> dict[str, Any]:
+    env = _ours_environment(settings)
+    model = {'model': settings.model}
+    overrides = {COMPOSED: composed_parameters({
+        'camera': {'source': str(frames_dir), 'width': settings.width,
+                   'height': settings.height, 'fps': settings.fps, 'loop': True},
+        'preprocess': model,
+        'detector': model})}
+    output = work / f'{run_name}_collector.json'
+    sink = _collector(output, env=env, echo=echo)
+    group = NodeGroup(specs=pipeline_nodes(composed=True), overrides=overrides,
+                      dds_profile='local', env=env, echo=echo)
+    _progress(label, f'starting the collector, {COMPOSED} (camera at {settings.fps:g} fps)')
+    started = time.monotonic()
+    try:
+        _wait_ready(label, sink, collector.READY_LINE)
+        group.start()
+        _wait_ready(label, group[COMPOSED], CAMERA_READY_LINE)
+        _progress(label, f'nodes ready after {time.monotonic() - started:.1f} s; '
+                         f'{settings.duration_s:g} s')
+        ran = _drive(settings, label, processes={**group.processes, 'collector': sink},
+                     results=sink)
+    finally:
+        group.stop()
+        sink.stop()
+    return _pipeline_result(label, _read_json(output, label, sink), ran, pipeline=(COMPOSED,))
+
+
+def _collector(output: Path, *, env: Mapping[str, str], echo: TextIO | None) -> NodeProcess:
+    return _module_process('collector', collector.__name__,
+                           ['--mode', 'ours', '--output', str(output)],
+                           env=node_environment(dds_profile='local', base=env), echo=echo)
+
+
+def _pipeline_result(label: str, data: Mapping[str, Any], ran: _Run, *,
+                     pipeline: Sequence[str]) -> dict[str, Any]:
+    """Figures, frame accounting and usage of our nodes, from the collector's record."""
     result = _figures(label, data['frames'], ran.window)
     counters = {}
     for name in ('camera', 'preprocess', 'detector'):
@@ -602,11 +705,15 @@ def run_ours(settings: Settings, frames_dir: Path, *, work: Path,
     result['frames']['captured_not_sent'] = {
         key[len('dropped.'):]: count for key, count in counters['camera'].items()
         if key.startswith('dropped.')}
+    result['node_drops'] = {
+        name: {key[len('dropped.'):]: count for key, count in values.items()
+               if key.startswith('dropped.')}
+        for name, values in counters.items()}
     result['camera_fps'] = _reported_rate(data['reports'], '/camera', ran.window[0])
     result['first_result_s'] = ran.first_result_s
     result['processes'] = {name: use.as_dict() for name, use in ran.usage.items()}
     result['dds'] = OURS_DDS
-    return _with_totals(result, pipeline=('camera', 'preprocess', 'detector'))
+    return _with_totals(result, pipeline=pipeline)
 
 
 def run_naive(settings: Settings, frames_dir: Path, *, work: Path,
@@ -829,25 +936,45 @@ def format_report(results: Mapping[str, Any]) -> str:
                      f"fps {_times(values['fps'])}")
     bare = configurations['bare']
     lines.append(f"bare, unpaced (the floor of our code): {bare['max_fps_unpaced']:.1f} fps")
+    lines += _format_composed(configurations['composed'], results['composed_goals'])
     lines += ['', 'Per process (CPU % of one core, peak RSS MB):']
     for name, row in configurations.items():
         for process, use in row['processes'].items():
             extra = '' if process in row['pipeline_processes'] else '  (measuring subscriber)'
-            lines.append(f"  {name:<7}{process:<12}{use['cpu_percent']:>7.1f}"
+            lines.append(f"  {name:<10}{process:<12}{use['cpu_percent']:>7.1f}"
                          f"{use['peak_rss_mb']:>8.1f}{extra}")
     lines += ['', 'Frames not received, by where and why:']
     for name, row in configurations.items():
         drops = [d for d in row['frames']['drops'] if d['count']]
         if not drops:
-            lines.append(f'  {name:<7}none')
+            lines.append(f'  {name:<10}none')
         for drop in drops:
-            lines.append(f"  {name:<7}{drop['where']:<22}{drop['count']:>5}  {drop['reason']}")
+            lines.append(f"  {name:<10}{drop['where']:<22}{drop['count']:>5}  {drop['reason']}")
         for reason, count in row['frames'].get('captured_not_sent', {}).items():
-            lines.append(f'  {name:<7}captured, not sent ({reason}): {count}')
+            lines.append(f'  {name:<10}captured, not sent ({reason}): {count}')
     for name, row in configurations.items():
         lines += ['', f'Latency per stage and hop, {name} (ms):', format_table(row['hops_ms'])]
-    lines += ['', _format_transport(results['transport'])]
+    lines += ['', _format_transport(results['transport']), '',
+              _format_handoff(results['handoff'])]
     return '\n'.join(lines)
+
+
+def _format_composed(composed: Mapping[str, Any], goals: Mapping[str, Any]) -> list[str]:
+    overload = composed['overload']
+    latency = overload['latency_ms']
+    drops = '; '.join(
+        f'{node}: ' + ', '.join(f'{reason} {count}' for reason, count in sorted(reasons.items()))
+        for node, reasons in overload['node_drops'].items() if reasons)
+    share = goals['max_fps_share_of_bare']
+    return [
+        f"composed, overloaded (camera {_rate(overload['camera_fps'])} fps): "
+        f"{overload['fps']:.1f} results/s"
+        f" ({'n/a' if share is None else f'{100 * share:.0f}'} % of bare unpaced), "
+        f"p50 {_ms(latency, 'p50')} ms, p99 {_ms(latency, 'p99')} ms; "
+        f"dropped in the nodes: {drops or 'none'}",
+        f"composed over bare: p50 {goals['p50_over_bare_ms']:+.2f} ms, "
+        f"p99 {goals['p99_over_bare_ms']:+.2f} ms",
+    ]
 
 
 def _format_transport(section: Mapping[str, Any]) -> str:
@@ -868,6 +995,16 @@ def _format_transport(section: Mapping[str, Any]) -> str:
     lines.append('fill: building the message from a numpy image (p50); read: turning the '
                  'received message into a numpy image (p50), both outside the latency.')
     return '\n'.join(lines)
+
+
+def _format_handoff(section: Mapping[str, Any]) -> str:
+    latency, copy = section['latency_ms'], section['tensor_copy_ms']
+    return (f"In-process hand-off (composed): one {section['width']}x{section['height']} "
+            f"frame between two threads at {section['rate']:g} Hz, {latency['count']} "
+            f"frames: p50 {latency['p50']:.3f} ms, p99 {latency['p99']:.3f} ms; copy of "
+            f"the {copy['bytes'] // 1000} kB input tensor p50 {copy['p50']:.3f} ms. In the "
+            'pipeline, the in-process hops are capture->preprocess and '
+            'preprocess->inference of the composed configuration above.')
 
 
 def write_plots(results: Mapping[str, Any], output: Path) -> list[str]:

@@ -1,0 +1,111 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+In-process hand-off between pipeline stages that run in one process.
+
+A composed pipeline (camera, preprocess and detector in one process) passes numpy
+arrays from stage to stage instead of serialising messages, in the spirit of REP-2007
+type adaptation. Each consumer has a :class:`LatestSlot`: one item, the freshest wins.
+A producer never waits for a busy consumer, the item it replaces is handed back so the
+consumer can count it as dropped ('superseded'), and no queue can grow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import threading
+from typing import Generic, TypeVar
+
+from edge_infer.core.latency import Stage
+from edge_infer.core.preprocess import Geometry
+import numpy as np
+
+ItemT = TypeVar('ItemT')
+
+# The reason under which a consumer counts an item replaced before it could take it.
+SUPERSEDED = 'superseded'
+# The reason for items still waiting in a slot when the pipeline stops.
+STOPPED = 'stopped'
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageFrame:
+    """A captured image handed from the camera to the next stage."""
+
+    image: np.ndarray
+    encoding: str
+    stamp_ns: int
+    frame_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TensorFrame:
+    """A model input tensor with what the detector needs to finish the frame."""
+
+    tensor: np.ndarray
+    geometry: Geometry
+    stamp_ns: int
+    frame_id: str
+    stages: tuple[Stage, ...]
+
+
+class LatestSlot(Generic[ItemT]):
+    """
+    A one-item mailbox between two threads in which the newest item wins.
+
+    Thread-safe for one producer and one consumer.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._item: ItemT | None = None
+        self._closed = False
+
+    def put(self, item: ItemT) -> ItemT | None:
+        """
+        Offer ``item``; return the item it replaced (not taken in time), or None.
+
+        A closed slot refuses the item and returns ``item`` itself.
+        """
+        with self._condition:
+            if self._closed:
+                return item
+            replaced, self._item = self._item, item
+            self._condition.notify()
+        return replaced
+
+    def take(self, timeout: float | None = None) -> ItemT | None:
+        """Wait for an item and remove it; None after ``timeout`` s or once closed."""
+        with self._condition:
+            if not self._condition.wait_for(
+                    lambda: self._item is not None or self._closed, timeout):
+                return None
+            if self._closed:
+                return None
+            item, self._item = self._item, None
+        return item
+
+    def close(self) -> ItemT | None:
+        """Wake the consumer for good; return the item left untaken, or None."""
+        with self._condition:
+            self._closed = True
+            item, self._item = self._item, None
+            self._condition.notify_all()
+        return item
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
