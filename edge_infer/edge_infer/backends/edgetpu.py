@@ -170,8 +170,6 @@ class EdgeTpuBackend(LiteRtBackend):
     """Runs Edge TPU-compiled ``.tflite`` models on a Coral Edge TPU."""
 
     name = 'edgetpu'
-    formats = ('tflite',)
-    requires = {'ai_edge_litert': 'ai-edge-litert'}
 
     def __init__(self, *, threads: int | None = None, device: str | None = None) -> None:
         """
@@ -255,11 +253,8 @@ class EdgeTpuBackend(LiteRtBackend):
         self._serving = device
         return specs
 
-    def _create_interpreter(self, path: Path) -> Any:
-        from ai_edge_litert.interpreter import Interpreter
-
-        return Interpreter(model_path=str(path), num_threads=self.threads,
-                           experimental_delegates=[self._delegate])
+    def _delegates(self) -> list[Any]:
+        return [self._delegate]
 
     def _release(self) -> None:
         super()._release()

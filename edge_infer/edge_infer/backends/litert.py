@@ -53,14 +53,19 @@ class LiteRtBackend(Backend):
         self._input_index: dict[str, int] = {}
         self._outputs_by_name: dict[str, _Output] = {}
 
+    def _delegates(self) -> list[Any]:
+        """Return the delegates the interpreter runs on; none here, subclasses add theirs."""
+        return []
+
     def _create_interpreter(self, path: Path) -> Any:
-        """Return the interpreter for ``path``, not yet allocated; subclasses add delegates."""
+        """Return the interpreter for ``path``, not yet allocated."""
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:
             raise BackendError(f'{self.name}: the runtime is not installed; '
                                'install the pip package ai-edge-litert') from exc
-        return Interpreter(model_path=str(path), num_threads=self.threads)
+        return Interpreter(model_path=str(path), num_threads=self.threads,
+                           experimental_delegates=self._delegates() or None)
 
     def _load(self, path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         try:

@@ -29,12 +29,11 @@ cuda-python for CUDA.
 
 from __future__ import annotations
 
-from importlib.util import find_spec
 import logging
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
 
-from edge_infer.backends.base import Backend, BackendError, TensorSpec
+from edge_infer.backends.base import _installed, Backend, BackendError, TensorSpec
 from edge_infer.backends.cuda_runtime import (
     CUDA_PYTHON_PACKAGE, CudaError, CudaMemory, device_facts, import_cudart)
 import numpy as np
@@ -59,11 +58,7 @@ class TensorRtBackend(Backend):
 
         :returns: None when usable, else one line naming what to install or why no GPU
         """
-        try:
-            missing = find_spec('tensorrt') is None
-        except (ImportError, ValueError):
-            missing = True
-        if missing:
+        if not _installed('tensorrt'):
             return ('not installed: pip install tensorrt (on Jetson: the python3-libnvinfer '
                     'package of JetPack)')
         reason = super().probe()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from typing import Any, Callable, Generic, Sequence, TypeVar
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -58,6 +59,7 @@ ItemT = TypeVar('ItemT')
 DIAGNOSTICS_PERIOD_S = 1.0
 MISMATCH_REPORT_DELAY_S = 0.5
 FINAL_REPORT_TIMEOUT_S = 0.5
+DROP_LOG_PERIOD_S = 5.0
 
 _RELIABILITY = {
     'reliable': ReliabilityPolicy.RELIABLE,
@@ -96,6 +98,7 @@ class EdgeInferNode(Node):
         self.counters = FrameCounters()
         self._diagnostic_extras: dict[str, Callable[[], Any]] = {}
         self._health = (DiagnosticStatus.OK, 'running')
+        self._drop_logged: dict[str, float] = {}
         self.params = self._declare(parameters)
         self._diagnostics = self.create_publisher(
             DiagnosticArray, '/diagnostics', qos_profile('diagnostics'))
@@ -168,6 +171,19 @@ class EdgeInferNode(Node):
     def report(self, key: str, value: Callable[[], Any]) -> None:
         """Add a value to this node's diagnostics (besides the frame counters)."""
         self._diagnostic_extras[key] = value
+
+    def drop_frame(self, reason: str, error: Exception, *, item: str = 'frame') -> None:
+        """
+        Count a dropped ``item`` under ``reason`` and log why.
+
+        The log is throttled per reason (one line per :data:`DROP_LOG_PERIOD_S`), so
+        that a flood of one kind hides no other kind.
+        """
+        self.counters.drop(reason)
+        now = time.monotonic()
+        if now - self._drop_logged.get(reason, float('-inf')) >= DROP_LOG_PERIOD_S:
+            self._drop_logged[reason] = now
+            self.get_logger().warning(f'dropping {item} ({reason}): {error}')
 
     def stop_inputs(self) -> None:
         """

@@ -219,7 +219,7 @@ class DetectorNode(EdgeInferNode):
             tensor = tensor_from_msg(msg)
             geometry = geometry_from_msg(msg.geometry)
         except (TensorFormatError, ValueError) as error:
-            self._drop('bad_tensor', error)
+            self.drop_frame('bad_tensor', error)
             return
         self._run(tensor, geometry, msg.header, list(msg.trace))
 
@@ -246,7 +246,7 @@ class DetectorNode(EdgeInferNode):
         try:
             image = to_color(image_from_msg(msg), msg.encoding, order=color)
         except ImageFormatError as error:
-            self._drop('bad_image', error)
+            self.drop_frame('bad_image', error)
             return
         tensor, geometry = self._detector.preprocess(image, color)
         stage = Stage(stage='preprocess', node=self.get_name(), start_ns=start_ns,
@@ -258,7 +258,7 @@ class DetectorNode(EdgeInferNode):
         try:
             detections = self._detector.infer(tensor, geometry)
         except DetectorError as error:
-            self._drop('tensor_mismatch', error)
+            self.drop_frame('tensor_mismatch', error)
             return
         out = DetectionArray(header=header, image_width=geometry.source_width,
                              image_height=geometry.source_height)
@@ -276,11 +276,6 @@ class DetectorNode(EdgeInferNode):
         """Finish the frame in hand and take no more."""
         if self.inbox is not None:
             self.inbox.stop()
-
-    def _drop(self, reason: str, error: Exception) -> None:
-        self.counters.drop(reason)
-        self.get_logger().warning(f'dropping frame ({reason}): {error}',
-                                  throttle_duration_sec=5.0)
 
 
 def main() -> None:

@@ -91,7 +91,7 @@ class PreprocessNode(EdgeInferNode):
         try:
             image = image_from_msg(msg)
         except ImageFormatError as error:
-            self._drop_bad_image(error)
+            self.drop_frame('bad_image', error, item='image')
             return
         self._process(image, msg.encoding, start_ns=start_ns,
                       stamp_ns=time_to_ns(msg.header.stamp), frame_id=msg.header.frame_id)
@@ -106,7 +106,7 @@ class PreprocessNode(EdgeInferNode):
         try:
             image = to_color(image, encoding, order=self._spec.color)
         except ImageFormatError as error:
-            self._drop_bad_image(error)
+            self.drop_frame('bad_image', error, item='image')
             return
         tensor, geometry = self._preprocessor(image, self._spec.color)
         stage = Stage(stage='preprocess', node=self.get_name(), start_ns=start_ns,
@@ -131,10 +131,6 @@ class PreprocessNode(EdgeInferNode):
         out.geometry = geometry_to_msg(geometry)
         out.trace = [stage_to_msg(stage)]
         self._tensor_pub.publish(out)
-
-    def _drop_bad_image(self, error: ImageFormatError) -> None:
-        self.counters.drop('bad_image')
-        self.get_logger().warning(f'dropping image: {error}', throttle_duration_sec=5.0)
 
     def stop_inputs(self) -> None:
         """Finish the frame in hand and take no more."""

@@ -61,7 +61,6 @@ FROM_LAYOUT = 'layout'
 # How often forwarded frames are checked against their deadline: a quarter of it,
 # within these bounds, so a timed-out frame waits at most this much longer.
 CHECK_PERIOD_BOUNDS_S = (0.01, 0.1)
-DROP_LOG_PERIOD_S = 5.0
 
 PARAMETERS = (
     ParameterSpec(name='layout', default='',
@@ -117,7 +116,6 @@ class ShardRelayNode(EdgeInferNode):
 
     def __init__(self) -> None:
         super().__init__(node_name='shard_relay', parameters=PARAMETERS)
-        self._drop_logged: dict[str, float] = {}
         p = self.params
         layout = self._layout()
         card = self._card(layout)
@@ -132,6 +130,11 @@ class ShardRelayNode(EdgeInferNode):
         self._codec = _setting(p['codec'], layout.codec if layout else None, 'raw')
         self._compression = _setting(
             p['compression'], layout.compression if layout else None, '')
+        # Shard 0 takes the preprocess node's tensor, which is always raw.
+        self._input_encoding = (self._codec, self._compression) if index else ('raw', '')
+        self._stage_name = shard_stage(index)
+        self._decode_stage = shard_stage(index, 'decode')
+        self._encode_stage = shard_stage(index, 'encode')
         self._fallback = 'none' if self._last else _setting(
             p['fallback'], shard_spec.fallback if shard_spec else None, 'rest')
         if self._fallback == 'whole' and index > 0:
@@ -271,25 +274,23 @@ class ShardRelayNode(EdgeInferNode):
     def _on_tensor(self, msg: Tensor) -> None:
         received_ns = time.time_ns()
         self.counters.receive()
-        # Shard 0 takes the preprocess node's tensor, which is always raw.
-        codec, compression = ((self._codec, self._compression) if self._index
-                              else ('raw', ''))
+        codec, compression = self._input_encoding
         try:
             geometry = geometry_from_msg(msg.geometry)
             array = decode_input(encoded_from_msg(msg), spec=self._runner.input_spec,
                                  codec=codec, compression=compression)
         except EncodingMismatchError as error:
-            self._drop('codec_mismatch', error)
+            self.drop_frame('codec_mismatch', error)
             return
         except ShardInputError as error:
-            self._drop('tensor_mismatch', error)
+            self.drop_frame('tensor_mismatch', error)
             return
         except (CodecError, ValueError) as error:
-            self._drop('bad_tensor', error)
+            self.drop_frame('bad_tensor', error)
             return
         trace = list(msg.trace)
         if self._index:
-            trace.append(self._stage(shard_stage(self._index, 'decode'), received_ns))
+            trace.append(self._stage(self._decode_stage, received_ns))
         if self._last:
             self._complete(array, geometry, msg.header, trace, first=self._index,
                            runners=[self._runner])
@@ -310,17 +311,16 @@ class ShardRelayNode(EdgeInferNode):
             return
         start = time.time_ns()
         (output,) = self._runner.run(array).values()
-        shard = self._stage(shard_stage(self._index), start)
+        shard = self._stage(self._stage_name, start)
         encode_start = time.time_ns()
         try:
             encoded = encode(output, codec=self._codec, compression=self._compression)
         except CodecError as error:
-            self._drop('codec_error', error)
+            self.drop_frame('codec_error', error)
             return
         out = Tensor(header=header, geometry=geometry_to_msg(geometry))
         fill_encoded_msg(out, encoded, name=self._runner.outputs[0].name)
-        out.trace = trace + [shard, self._stage(shard_stage(self._index, 'encode'),
-                                                encode_start)]
+        out.trace = trace + [shard, self._stage(self._encode_stage, encode_start)]
         self._output_pub.publish(out)
         self._last_wire_bytes = len(encoded.data)
         self._wire_bytes += self._last_wire_bytes
@@ -332,12 +332,13 @@ class ShardRelayNode(EdgeInferNode):
             self.get_logger().info(f'probing shard {self._index + 1} with one frame',
                                    throttle_duration_sec=10.0)
         kept = array if self._fallback == 'whole' else output
-        self._monitor.sent(time_to_ns(shard.start), _Kept(
+        # The key that the stage's start in the answer's trace gives back.
+        self._monitor.sent(start, _Kept(
             array=kept, geometry=geometry, header=header, trace=list(out.trace)),
             time.monotonic())
 
     def _was_local(self) -> bool:
-        return self._monitor is not None and self._monitor.state == 'local'
+        return self._monitor.state == 'local'
 
     def _local(self, array: np.ndarray, geometry: Geometry, header: Header,
                trace: list[StageTiming]) -> None:
@@ -351,13 +352,12 @@ class ShardRelayNode(EdgeInferNode):
                   trace: list[StageTiming], *, first: int,
                   runners: list[ShardRunner]) -> None:
         outputs, stages = run_shards(runners, array, first_index=first)
-        trace = trace + [stage_to_msg(Stage(stage=name, node=self.get_name(), start_ns=start,
-                                            end_ns=end)) for name, start, end in stages]
+        trace = trace + [self._stage(name, start, end) for name, start, end in stages]
         start = time.time_ns()
         try:
             detections = self._detector.postprocess(outputs, geometry)
         except DetectorError as error:
-            self._drop('tensor_mismatch', error)
+            self.drop_frame('tensor_mismatch', error)
             return
         self._publish(detections, geometry, header, trace + [self._stage('postprocess', start)])
 
@@ -366,11 +366,10 @@ class ShardRelayNode(EdgeInferNode):
         try:
             detections = self._detector.infer(array, geometry)
         except DetectorError as error:
-            self._drop('tensor_mismatch', error)
+            self.drop_frame('tensor_mismatch', error)
             return
         self._publish(detections, geometry, header, trace + [
-            stage_to_msg(Stage(stage=name, node=self.get_name(), start_ns=start, end_ns=end))
-            for name, (start, end) in self._detector.last_stages.items()])
+            self._stage(name, *times) for name, times in self._detector.last_stages.items()])
 
     def _publish(self, detections: list, geometry: Geometry, header: Header,
                  trace: list[StageTiming]) -> None:
@@ -384,9 +383,8 @@ class ShardRelayNode(EdgeInferNode):
     def _on_detections(self, msg: DetectionArray) -> None:
         if msg.trace and msg.trace[-1].node == self.get_name():
             return  # our own, from running the rest here
-        stage = shard_stage(self._index)
         for timing in msg.trace:
-            if timing.stage == stage and timing.node == self.get_name():
+            if timing.stage == self._stage_name and timing.node == self.get_name():
                 was_local = self._was_local()
                 superseded = self._monitor.acknowledge(time_to_ns(timing.start))
                 if superseded is not None:
@@ -422,17 +420,9 @@ class ShardRelayNode(EdgeInferNode):
             self._complete(kept.array, kept.geometry, kept.header, kept.trace,
                            first=self._index + 1, runners=self._rest)
 
-    def _stage(self, name: str, start_ns: int) -> StageTiming:
+    def _stage(self, name: str, start_ns: int, end_ns: int | None = None) -> StageTiming:
         return stage_to_msg(Stage(stage=name, node=self.get_name(), start_ns=start_ns,
-                                  end_ns=time.time_ns()))
-
-    def _drop(self, reason: str, error: Exception) -> None:
-        self.counters.drop(reason)
-        # Throttled per reason, so that a flood of one kind hides no other kind.
-        now = time.monotonic()
-        if now - self._drop_logged.get(reason, float('-inf')) >= DROP_LOG_PERIOD_S:
-            self._drop_logged[reason] = now
-            self.get_logger().warning(f'dropping frame ({reason}): {error}')
+                                  end_ns=time.time_ns() if end_ns is None else end_ns))
 
 
 def _setting(value: str, from_layout: str | None, default: str) -> str:

@@ -35,6 +35,7 @@ __all__ = [
     'PreparationError',
     'PreparedModel',
     'SourceModel',
+    'graph_inputs',
     'load_onnx',
     'resolve_source',
     'write_card',
@@ -108,6 +109,13 @@ def load_onnx(path: Path) -> Any:
     if not proto.graph.node:
         raise PreparationError(f'{path} is not a valid ONNX model: its graph is empty')
     return proto
+
+
+def graph_inputs(model: Any) -> list[Any]:
+    """Return the model's input value infos, leaving out weights listed as inputs."""
+    # Exporters before IR version 4 list every initializer among the graph inputs.
+    initializers = {tensor.name for tensor in model.graph.initializer}
+    return [value for value in model.graph.input if value.name not in initializers]
 
 
 def write_derived_card(source: ModelCard, model_path: Path, *, suffix: str, note: str,

@@ -306,10 +306,13 @@ def has_qdq_nodes(onnx_path: Path) -> bool:
 
     :raises EngineError: the file is not a valid ONNX model
     """
-    graphs = [_onnx_model(onnx_path).graph]
+    return _has_qdq(_onnx_model(onnx_path).graph)
+
+
+def _has_qdq(graph: Any) -> bool:
+    graphs = [graph]
     while graphs:
-        graph = graphs.pop()
-        for node in graph.node:
+        for node in graphs.pop().node:
             if node.op_type in ('QuantizeLinear', 'DequantizeLinear'):
                 return True
             graphs.extend(attribute.g for attribute in node.attribute if attribute.HasField('g'))
@@ -457,11 +460,10 @@ def _check_calibration(trt: Any, network: Any, images: Sequence[np.ndarray]) -> 
                 f'{tensor.name!r} takes {shape} {dtype} (pass preprocessed model inputs)')
 
 
-def _qdq_problem(onnx_path: Path) -> str | None:
+def _qdq_problem(onnx_path: Path, graph: Any) -> str | None:
     # TensorRT's explicit quantization takes signed, symmetric INT8 only;
     # ONNX Runtime's CPU default (uint8 activations) fails deep in the parser.
     from onnx import numpy_helper
-    graph = _onnx_model(onnx_path).graph
     constants = {tensor.name: tensor for tensor in graph.initializer}
     constants.update({node.output[0]: attribute.t for node in graph.node
                       if node.op_type == 'Constant' for attribute in node.attribute
@@ -524,10 +526,12 @@ def build_engine(onnx_path: Path, *, precision: str = 'fp16',
     report = _Reporter(progress or _LOGGER.info)
     # The model is checked before TensorRT is imported, so a bad request fails
     # the same way on every machine.
-    explicit_int8 = precision == 'int8' and has_qdq_nodes(onnx_path)
+    # Parsed once: both INT8 checks read the same graph.
+    graph = _onnx_model(onnx_path).graph if precision == 'int8' else None
+    explicit_int8 = graph is not None and _has_qdq(graph)
     calibrate = precision == 'int8' and not explicit_int8
     if explicit_int8:
-        problem = _qdq_problem(onnx_path)
+        problem = _qdq_problem(onnx_path, graph)
         if problem is not None:
             raise EngineError(problem)
     if calibrate and not calibration_images:

@@ -43,7 +43,8 @@ from edge_infer.core.cards import InputSpec
 from edge_infer.core.preprocess import Preprocessor
 from edge_infer.core.sources import IMAGE_EXTENSIONS
 from edge_infer.preparation.derive import (
-    load_onnx, PreparationError, PreparedModel, resolve_source, write_derived_card)
+    graph_inputs, load_onnx, PreparationError, PreparedModel, resolve_source,
+    write_derived_card)
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
@@ -160,8 +161,7 @@ def _name_nodes(model: Any) -> None:
 
 
 def _input_name(model: Any) -> str:
-    initializers = {tensor.name for tensor in model.graph.initializer}
-    inputs = [value.name for value in model.graph.input if value.name not in initializers]
+    inputs = [value.name for value in graph_inputs(model)]
     if len(inputs) != 1:
         raise PreparationError(f'the model has {len(inputs)} inputs ({", ".join(inputs)}); '
                                'edge_infer quantizes single-input models')

@@ -33,7 +33,8 @@ from typing import Any, Mapping, Sequence
 
 from edge_infer.core.decoders import DecoderError, recognise_yolo_output
 from edge_infer.core.models import sha256_file
-from edge_infer.preparation.derive import load_onnx, PreparationError, write_card
+from edge_infer.preparation.derive import (
+    graph_inputs, load_onnx, PreparationError, write_card)
 import yaml
 
 __all__ = ['read_labels', 'write_yolo_card', 'yolo_card_data']
@@ -93,8 +94,7 @@ def _dims(value: Any) -> list[int | None]:
 def _input(model: Any, metadata: Mapping[str, str],
            input_size: tuple[int, int] | None) -> tuple[int, int]:
     import onnx
-    initializers = {tensor.name for tensor in model.graph.initializer}
-    inputs = [value for value in model.graph.input if value.name not in initializers]
+    inputs = graph_inputs(model)
     if len(inputs) != 1:
         raise PreparationError(f'the model has {len(inputs)} inputs; YOLO models have one image')
     value = inputs[0]

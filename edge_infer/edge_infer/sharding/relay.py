@@ -94,19 +94,18 @@ def load_backend(path: Path, *, backends: Sequence[str] = DEFAULT_BACKENDS,
         try:
             backend = create_backend(name, threads=threads)
         except BackendError as error:
-            reasons.append(str(error))
-            if on_failure is not None:
-                on_failure(name, str(error))
-            continue
-        try:
-            backend.load(path)
-        except BackendError as error:
-            backend.close()
-            reasons.append(str(error))
-            if on_failure is not None:
-                on_failure(name, str(error))
-            continue
-        return backend
+            reason = str(error)
+        else:
+            try:
+                backend.load(path)
+            except BackendError as error:
+                backend.close()
+                reason = str(error)
+            else:
+                return backend
+        reasons.append(reason)
+        if on_failure is not None:
+            on_failure(name, reason)
     raise BackendError(f'no backend can run {path}: ' + '; '.join(reasons))
 
 

@@ -96,8 +96,6 @@ def _yolo_card(args: argparse.Namespace) -> int:
 
 def _convert(args: argparse.Namespace) -> int:
     from edge_infer.preparation.tflite_to_onnx import convert_tflite_to_onnx
-    if not args.tflite.is_file():
-        raise FileNotFoundError(f'TFLite model {args.tflite} does not exist')
     target = convert_tflite_to_onnx(args.tflite, args.output or args.tflite.with_suffix('.onnx'))
     print(f'model: {target}')
     return 0

@@ -34,10 +34,10 @@ import sys
 import tempfile
 
 from edge_infer.core.cards import CardError, load_card, ModelCard
-from edge_infer.core.detector import Detection, Detector
-from edge_infer.core.evaluation import box_iou
+from edge_infer.core.detector import Detector
 from edge_infer.core.models import locate_model, ModelFileError
 from edge_infer.core.preprocess import Geometry, Preprocessor
+from edge_infer.preparation.compare import agreement, AGREEMENT_IOU
 from edge_infer.sharding.layout import LayoutError, load_layout
 from edge_infer.sharding.planner import (
     CodecChain, default_sample, DeviceProfile, format_table, measure_options, plan,
@@ -50,8 +50,6 @@ import onnx
 
 # Chained FP32 shards must reproduce the whole model to this absolute difference.
 EQUIVALENCE_TOLERANCE = 1e-4
-# Detections of a codec chain agree with the whole model's when class and box match.
-AGREEMENT_IOU = 0.5
 
 
 @dataclass(frozen=True)
@@ -114,39 +112,23 @@ def _split(args: argparse.Namespace) -> int:
     return 0
 
 
-def _agreement(expected: list[Detection], found: list[Detection]) -> tuple[int, int]:
-    """Count the expected detections matched by one found (same class, IoU >= 0.5)."""
-    unused = list(found)
-    matched = 0
-    for truth in expected:
-        match = next((d for d in unused if d.class_id == truth.class_id
-                      and box_iou(_box(d), [_box(truth)])[0] >= AGREEMENT_IOU), None)
-        if match is not None:
-            unused.remove(match)
-            matched += 1
-    return matched, max(len(expected), len(found))
-
-
-def _box(detection: Detection) -> tuple[float, float, float, float]:
-    return detection.x_min, detection.y_min, detection.x_max, detection.y_max
-
-
 def _codec_error(target: _Target, cuts: list[str], codec: str, samples: list[_Sample],
                  references: list[dict[str, np.ndarray]], detector: Detector | None
                  ) -> tuple[float, str]:
     """Return the outputs' largest error under ``codec`` and the detections agreeing."""
     chain = CodecChain(model=target.path, cuts=cuts, codec=codec, layout_optimizations=False)
     error = 0.0
-    matched = total = 0
+    expected, found = [], []
     for sample, reference in zip(samples, references):
         outputs = chain.run(sample.feeds)
         error = max(error, _max_difference(reference, outputs))
         if detector is not None:
-            hits, count = _agreement(detector.postprocess(reference, sample.geometry),
-                                     detector.postprocess(outputs, sample.geometry))
-            matched += hits
-            total += count
-    return error, f'{matched}/{total}' if detector is not None else '-'
+            expected.append(detector.postprocess(reference, sample.geometry))
+            found.append(detector.postprocess(outputs, sample.geometry))
+    if detector is None:
+        return error, '-'
+    total = sum(max(len(e), len(f)) for e, f in zip(expected, found))
+    return error, f'{agreement(expected, found).matched}/{total}'
 
 
 def _verify(args: argparse.Namespace) -> int:
