@@ -15,20 +15,26 @@
 """
 Transport micro-benchmark: one hop of a bgr8 Image between two processes.
 
-``python -m edge_infer.benchmarks.transport subscribe --config ours --stats FILE``
-``python -m edge_infer.benchmarks.transport publish --config ours --image PNG
+``python -m edge_infer.benchmarks.transport subscribe --config shm --stats FILE``
+``python -m edge_infer.benchmarks.transport publish --config shm --image PNG
 --width 640 --height 480 --rate 30 --frames 100 --warmup 10 --stats FILE``
 
-The publisher stamps each message just before ``publish``; the subscriber reads the
-clock first thing in its callback, so the latency covers serialisation, transport,
-deserialisation into a Python message and the executor's dispatch (same host, same
-clock). The time to fill the message (publisher) and to turn it into a numpy image
-(subscriber) is reported separately. ``ours`` fills with bytes and reads a zero-copy
-view, with the 'images' QoS profile (best effort, keep last 1); ``naive`` converts
-through Python lists (``tolist()`` and ``np.array(msg.data)``) with rclpy's default
-depth 10 (reliable). The DDS configuration comes from the environment the benchmark
-gives each process. The first ``--warmup`` frames are sent as ``frame_id 'warmup'``
-and left out of the figures.
+The publisher stamps each frame before anything is built from it; the subscriber
+reads the clock once it holds the pixels as a numpy image. So the latency covers
+building and sending the message, transport, and the subscriber's executor and
+conversion (same host, same clock). Configurations:
+
+- ``shm``: edge_infer's nodes as they run by default: the frame goes through the
+  shared-memory ring, a reference over DDS ('images' QoS profile), read by
+  :class:`~edge_infer.nodes.frame_transport.FrameInput` (``image_raw/shm``).
+- ``dds``: the same nodes with ``shared_memory`` off: a full Image over DDS, filled
+  from bytes and read as a zero-copy view (what a subscriber on another host gets).
+- ``naive``: as a tutorial writes it: pixels through Python lists (``tolist()`` and
+  ``np.array(msg.data)``), rclpy's default depth 10 (reliable), ``rclpy.spin``.
+
+The DDS configuration comes from the environment the benchmark gives each process.
+The first ``--warmup`` frames are sent as ``frame_id 'warmup'`` and left out of the
+figures.
 """
 
 from __future__ import annotations
@@ -42,15 +48,17 @@ from typing import Any, Callable, Sequence
 
 import cv2
 from edge_infer.core.memory import keep_frame_buffers_mapped
-from edge_infer.nodes.base import qos_profile, run
-from edge_infer.nodes.conversions import fill_image_msg, image_from_msg
+from edge_infer.nodes.base import EdgeInferNode, run
+from edge_infer.nodes.conversions import image_from_msg, time_to_ns
+from edge_infer.nodes.frame_transport import (
+    FrameInput, FrameOutput, IMAGES, publish_image, ReceivedFrame)
 import numpy as np
 import rclpy
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 
 TOPIC = 'transport_image'
 READY_LINE = 'transport subscriber ready'
@@ -58,7 +66,7 @@ SENT_PREFIX = 'sent '
 RECEIVED_PREFIX = 'received '
 WARMUP_FRAME_ID = 'warmup'
 MEASURED_FRAME_ID = 'frame'
-CONFIGS = ('ours', 'naive')
+CONFIGS = ('shm', 'dds', 'naive')
 MATCH_TIMEOUT_S = 30.0
 # After the publisher sees the subscription, the subscription may not yet have
 # matched the publisher; frames sent in between would be lost for no transport reason.
@@ -67,51 +75,86 @@ ACK_TIMEOUT_S = 5.0
 PROGRESS_EVERY = 10
 # Also wakes the executor regularly, so that an interrupt ends the subscriber promptly.
 PROGRESS_PERIOD_S = 0.5
+# The tutorial's queue depth (rclpy's create_subscription(..., 10)).
+NAIVE_DEPTH = 10
 
 
-def transport_qos(config: str) -> QoSProfile | int:
-    """Return the QoS of both ends: 'images' for ours, rclpy's plain depth 10 for naive."""
-    return qos_profile('images') if config == 'ours' else 10
-
-
-class TransportSubscriber(Node):
+class TransportSubscriber(EdgeInferNode):
     """Notes the latency of every image it receives and how long reading it takes."""
 
     def __init__(self, *, config: str, stats: Path) -> None:
-        super().__init__('transport_subscriber')
-        self._config = config
+        super().__init__(node_name='transport_subscriber', parameters=())
         self._stats = stats
         self._latency_ms: list[float] = []
-        self._convert_ms: list[float] = []
         self._warmup = 0
-        self.create_subscription(Image, TOPIC, self._on_image, transport_qos(config))
+        if config == 'naive':
+            self.create_subscription(Image, TOPIC, self._on_naive, NAIVE_DEPTH)
+        else:
+            # In place, as the preprocess node reads its images.
+            FrameInput(self, kind=IMAGES, topic=TOPIC, profile='images',
+                       handle=self._on_frame, shared_memory=config == 'shm', in_place=True)
         self.create_timer(PROGRESS_PERIOD_S, self._progress)
         print(READY_LINE, flush=True)
 
     def _progress(self) -> None:
         print(f'{RECEIVED_PREFIX}{len(self._latency_ms)}', flush=True)
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_frame(self, frame: ReceivedFrame) -> None:
+        image_from_msg(frame.msg, frame.payload)
+        if frame.intact():
+            self._note(frame.msg.header)
+
+    def _on_naive(self, msg: Image) -> None:
+        np.array(msg.data, dtype=np.uint8).reshape(msg.height, msg.width, 3)
+        self._note(msg.header)
+
+    def _note(self, header: Header) -> None:
         arrival_ns = time.time_ns()
-        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        start = time.perf_counter()
-        if self._config == 'ours':
-            image_from_msg(msg)
-        else:
-            np.array(msg.data, dtype=np.uint8).reshape(msg.height, msg.width, 3)
-        convert_ms = (time.perf_counter() - start) * 1e3
-        if msg.header.frame_id == WARMUP_FRAME_ID:
+        if header.frame_id == WARMUP_FRAME_ID:
             self._warmup += 1
             return
-        self._latency_ms.append((arrival_ns - stamp_ns) / 1e6)
-        self._convert_ms.append(convert_ms)
+        self._latency_ms.append((arrival_ns - time_to_ns(header.stamp)) / 1e6)
 
     def destroy_node(self) -> None:
         """Write the measurements, then release the node."""
         self._stats.write_text(json.dumps({
             'received': len(self._latency_ms), 'received_warmup': self._warmup,
-            'latency_ms': self._latency_ms, 'convert_ms': self._convert_ms}))
+            'latency_ms': self._latency_ms}))
         super().destroy_node()
+
+
+class _NaiveOutput:
+    """The tutorial's publisher: an Image filled through a Python list."""
+
+    def __init__(self, node: Node) -> None:
+        self.publisher = node.create_publisher(Image, TOPIC, NAIVE_DEPTH)
+
+    def ready(self) -> bool:
+        return self.publisher.get_subscription_count() > 0
+
+    def send(self, image: np.ndarray, header: Header) -> None:
+        msg = Image(header=header, height=image.shape[0], width=image.shape[1],
+                    encoding='bgr8', step=image.shape[1] * 3)
+        msg.data = image.flatten().tolist()
+        self.publisher.publish(msg)
+
+
+class _FrameOutput:
+    """edge_infer's image output, with or without the shared-memory ring."""
+
+    def __init__(self, node: EdgeInferNode, *, shared_memory: bool) -> None:
+        self.output = FrameOutput(node, kind=IMAGES, topic=TOPIC, profile='images',
+                                  shared_memory=shared_memory)
+        self._shared_memory = shared_memory
+
+    def ready(self) -> bool:
+        # With shared memory, the subscriber first takes the raw topic and switches once
+        # it sees this publisher offer the ring: measure only after the switch.
+        raw, shared = self.output.subscriber_counts()
+        return shared > 0 if self._shared_memory else raw > 0
+
+    def send(self, image: np.ndarray, header: Header) -> None:
+        publish_image(self.output, image, 'bgr8', header)
 
 
 def publish(*, config: str, image: np.ndarray, rate: float, frames: int,
@@ -121,18 +164,19 @@ def publish(*, config: str, image: np.ndarray, rate: float, frames: int,
 
     Runs inside an initialised rclpy context. Waits for a subscriber first.
 
-    :returns: the counts, fill times and publishing rate, for JSON
+    :returns: the counts, send times and publishing rate, for JSON
     """
-    node = Node('transport_publisher')
+    node = EdgeInferNode(node_name='transport_publisher', parameters=())
+    output = (_NaiveOutput(node) if config == 'naive'
+              else _FrameOutput(node, shared_memory=config == 'shm'))
     try:
-        publisher = node.create_publisher(Image, TOPIC, transport_qos(config))
         deadline = time.monotonic() + MATCH_TIMEOUT_S
-        while publisher.get_subscription_count() == 0:
+        while not output.ready():
             if time.monotonic() > deadline:
                 raise TimeoutError(f'no subscriber on {TOPIC!r} within {MATCH_TIMEOUT_S} s')
             time.sleep(0.05)
         time.sleep(MATCH_SETTLE_S)
-        fill_ms: list[float] = []
+        send_ms: list[float] = []
         period = 1.0 / rate
         start = time.monotonic()
         for index in range(warmup + frames):
@@ -140,28 +184,26 @@ def publish(*, config: str, image: np.ndarray, rate: float, frames: int,
             delay = start + index * period - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            began = time.perf_counter()
-            msg = Image()
-            if config == 'ours':
-                fill_image_msg(msg, image, 'bgr8')
-            else:
-                msg.height, msg.width = image.shape[:2]
-                msg.encoding = 'bgr8'
-                msg.step = image.shape[1] * 3
-                msg.data = image.flatten().tolist()
             measured = index >= warmup
-            msg.header.frame_id = MEASURED_FRAME_ID if measured else WARMUP_FRAME_ID
+            began = time.perf_counter()
+            header = Header(stamp=node.get_clock().now().to_msg(),
+                            frame_id=MEASURED_FRAME_ID if measured else WARMUP_FRAME_ID)
+            output.send(image, header)
             if measured:
-                fill_ms.append((time.perf_counter() - began) * 1e3)
-            msg.header.stamp = node.get_clock().now().to_msg()
-            publisher.publish(msg)
+                send_ms.append((time.perf_counter() - began) * 1e3)
             if (index + 1) % PROGRESS_EVERY == 0:
                 print(f'{SENT_PREFIX}{index + 1 - warmup}', flush=True)
         elapsed = time.monotonic() - start
-        publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
-        return {'sent': frames, 'sent_warmup': warmup, 'fill_ms': fill_ms,
+        if config == 'naive':
+            output.publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
+        else:
+            # Best effort: nothing to acknowledge; the last frames need a moment.
+            time.sleep(ACK_TIMEOUT_S / 10)
+        return {'sent': frames, 'sent_warmup': warmup, 'send_ms': send_ms,
                 'elapsed_s': elapsed, 'achieved_rate': (warmup + frames) / elapsed}
     finally:
+        if config != 'naive':
+            output.output.close()
         node.destroy_node()
 
 
@@ -197,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, ros_args = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     ros_argv = [sys.argv[0], *ros_args]
     if args.role == 'subscribe':
-        if args.config == 'ours':
+        if args.config != 'naive':
             return run(lambda: TransportSubscriber(config=args.config, stats=args.stats),
                        args=ros_argv)
         return _spin_plain(TransportSubscriber, config=args.config, stats=args.stats,
@@ -206,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if picture is None:
         parser.error(f'publish needs a readable --image, got {args.image}')
     image = cv2.resize(picture, (args.width, args.height), interpolation=cv2.INTER_AREA)
-    if args.config == 'ours':
+    if args.config != 'naive':
         keep_frame_buffers_mapped()
     rclpy.init(args=ros_argv)
     try:

@@ -39,7 +39,9 @@ __all__ = [
     'EncodingInfo',
     'ImageFields',
     'ImageFormatError',
+    'ImageLayout',
     'image_from_buffer',
+    'image_layout',
     'image_to_fields',
     'to_bgr8',
     'to_color',
@@ -249,16 +251,24 @@ def to_bgr8(image: np.ndarray, encoding: str) -> np.ndarray:
     return to_color(image, encoding, order='bgr')
 
 
-def image_to_fields(array: np.ndarray, encoding: str) -> ImageFields:
+class ImageLayout(NamedTuple):
+    """Rows, columns and bytes per row of an unpadded image payload."""
+
+    height: int
+    width: int
+    step: int
+
+
+def image_layout(array: np.ndarray, encoding: str) -> tuple[np.ndarray, ImageLayout]:
     """
-    Give the sensor_msgs/Image fields that describe ``array``.
+    Give the pixels of ``array`` as an image message stores them, and their layout.
 
     :param array: (H, W) or (H, W, 1) for single-channel encodings, (H, W, C)
         otherwise, with the dtype the encoding implies.
     :param encoding: One of :data:`ENCODINGS`.
-    :returns: height, width, step and data of an unpadded little-endian
-        message (set ``is_bigendian`` to False).  The pixels are copied once
-        (twice only for big-endian 16-bit input).
+    :returns: the pixels in little-endian order (``array`` itself, or a view of it,
+        unless big-endian 16-bit values had to be swapped) and the height, width and
+        step of an unpadded payload.
     :raises ImageFormatError: If ``array`` does not match ``encoding``.
     """
     info = _encoding_info(encoding)
@@ -268,9 +278,24 @@ def image_to_fields(array: np.ndarray, encoding: str) -> ImageFields:
     height, width = array.shape[:2]
     # astype is a no-op for native little-endian data; it only swaps bytes of
     # big-endian 16-bit arrays, which the message cannot declare.
-    data = array.astype(info.dtype, copy=False).tobytes()
-    return ImageFields(
-        height=height, width=width, step=width * info.bytes_per_pixel, data=data)
+    pixels = array.astype(info.dtype, copy=False)
+    return pixels, ImageLayout(height=height, width=width, step=width * info.bytes_per_pixel)
+
+
+def image_to_fields(array: np.ndarray, encoding: str) -> ImageFields:
+    """
+    Give the sensor_msgs/Image fields that describe ``array``.
+
+    :param array: as for :func:`image_layout`.
+    :param encoding: One of :data:`ENCODINGS`.
+    :returns: height, width, step and data of an unpadded little-endian
+        message (set ``is_bigendian`` to False).  The pixels are copied once
+        (twice only for big-endian 16-bit input).
+    :raises ImageFormatError: If ``array`` does not match ``encoding``.
+    """
+    pixels, layout = image_layout(array, encoding)
+    return ImageFields(height=layout.height, width=layout.width, step=layout.step,
+                       data=pixels.tobytes())
 
 
 def _check_array(array: np.ndarray, encoding: str, info: EncodingInfo) -> None:

@@ -45,15 +45,25 @@ class TensorFields(NamedTuple):
     data: bytes
 
 
-def tensor_to_fields(array: np.ndarray) -> TensorFields:
-    """Describe ``array`` for a Tensor message; copies the elements once."""
+def wire_array(array: np.ndarray) -> np.ndarray:
+    """
+    Give ``array`` as a Tensor message's payload holds it: C order, little-endian.
+
+    ``array`` itself when it already is; its dtype name is the message's ``dtype``.
+
+    :raises TensorFormatError: a dtype that cannot travel.
+    """
     name = array.dtype.name
     if name not in DTYPES:
         raise TensorFormatError(
             f'dtype {name!r} cannot travel as a tensor; supported: {", ".join(DTYPES)}')
-    little = np.ascontiguousarray(array, dtype=DTYPES[name])
-    return TensorFields(dtype=name, shape=tuple(int(d) for d in array.shape),
-                        data=little.tobytes())
+    return np.ascontiguousarray(array, dtype=DTYPES[name])
+
+
+def tensor_to_fields(array: np.ndarray) -> TensorFields:
+    """Describe ``array`` for a Tensor message; copies the elements once."""
+    return TensorFields(dtype=array.dtype.name, shape=tuple(int(d) for d in array.shape),
+                        data=wire_array(array).tobytes())
 
 
 def tensor_from_fields(*, dtype: str, shape: Sequence[int], data: object) -> np.ndarray:

@@ -24,6 +24,7 @@ sides' settings instead of staying silent.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -40,7 +41,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.duration import Duration
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -52,6 +53,11 @@ try:
     from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 except ImportError:  # Humble keeps them in rclpy.qos_event.
     from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
+
+try:
+    from rclpy.experimental import EventsExecutor
+except ImportError:  # Humble and Jazzy have no events executor.
+    EventsExecutor = None
 
 MsgT = TypeVar('MsgT')
 ItemT = TypeVar('ItemT')
@@ -283,18 +289,17 @@ class OutputCounts:
         node.report('published', lambda: self.published)
         node.report('not_built', lambda: self.not_built)
 
-    def watched(self, publisher: Publisher) -> bool:
+    def count(self, published: bool) -> None:
         """
-        Whether a subscriber outside this process listens on ``publisher``'s topic.
+        Count whether a frame was also published (a subscriber outside the process).
 
-        The in-process hand-off creates no DDS subscription, so the count is of outside
-        subscribers only; the answer is counted.
+        The in-process hand-off creates no DDS subscription, so only subscribers outside
+        the process make a node build and publish the message.
         """
-        if publisher.get_subscription_count() > 0:
+        if published:
             self.published += 1
-            return True
-        self.not_built += 1
-        return False
+        else:
+            self.not_built += 1
 
 
 class StartupError(RuntimeError):
@@ -319,13 +324,16 @@ def run(node_factory: Callable[[], Node | Sequence[Node]],
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     nodes: Sequence[Node] = ()
+    executor: Executor | None = None
     try:
         built = node_factory()
         nodes = [built] if isinstance(built, Node) else list(built)
-        executor = SingleThreadedExecutor()
+        kind = executor_kind(nodes)
+        executor = make_executor(kind)
+        rclpy.logging.get_logger('edge_infer').info(f'spinning with the {kind} executor')
         for node in nodes:
             executor.add_node(node)
-        executor.spin()
+        spin(executor, kind)
     except (ParameterError, ParameterException, StartupError) as error:
         rclpy.logging.get_logger('edge_infer').fatal(str(error))
         return 2
@@ -335,6 +343,9 @@ def run(node_factory: Callable[[], Node | Sequence[Node]],
         for node in nodes:
             if isinstance(node, EdgeInferNode):
                 node.stop_inputs()
+        if executor is not None:
+            # Unhooks the events executor's C++ callbacks from entities about to go away.
+            executor.shutdown(timeout_sec=FINAL_REPORT_TIMEOUT_S)
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
@@ -343,6 +354,71 @@ def run(node_factory: Callable[[], Node | Sequence[Node]],
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+EXECUTOR_ENV = 'EDGE_INFER_EXECUTOR'
+EVENTS = 'events'
+SINGLE = 'single'
+# How long one events-executor wait may last: the bound on how late a SIGINT/SIGTERM is
+# handled, since Python runs signal handlers only between those waits.
+SPIN_SLICE_S = 0.1
+
+
+def events_executor_available() -> bool:
+    """Whether this rclpy has ``rclpy.experimental.EventsExecutor`` (Kilted and later)."""
+    return EventsExecutor is not None
+
+
+def executor_kind(nodes: Sequence[Node] = ()) -> str:
+    """
+    Choose the executor: ``EDGE_INFER_EXECUTOR`` if set, else the fastest that fits.
+
+    The events executor is the default where rclpy has it; it cannot serve guard
+    conditions, so nodes that use one (replay) get the single-threaded executor. A
+    forced choice that cannot be honoured, or an unknown value, is a
+    :class:`StartupError`: silently running another executor than the one asked for
+    would make a latency comparison lie.
+    """
+    wanted = os.environ.get(EXECUTOR_ENV, '').strip().lower()
+    guarded = [node.get_name() for node in nodes if list(node.guards)]
+    if wanted == SINGLE:
+        return SINGLE
+    if wanted == EVENTS:
+        if not events_executor_available():
+            raise StartupError(
+                f'{EXECUTOR_ENV}={EVENTS}: this rclpy has no rclpy.experimental.EventsExecutor '
+                f'(Kilted or later); use {SINGLE} or leave it unset')
+        if guarded:
+            raise StartupError(
+                f'{EXECUTOR_ENV}={EVENTS}: the events executor cannot serve the guard '
+                f"conditions of {', '.join(guarded)}; use {SINGLE} or leave it unset")
+        return EVENTS
+    if wanted:
+        raise StartupError(
+            f"{EXECUTOR_ENV}='{wanted}' is not one of '{EVENTS}', '{SINGLE}' (or unset)")
+    return EVENTS if events_executor_available() and not guarded else SINGLE
+
+
+def make_executor(kind: str) -> Executor:
+    """Create the executor :func:`executor_kind` chose."""
+    if kind == EVENTS:
+        return EventsExecutor()
+    return SingleThreadedExecutor()
+
+
+def spin(executor: Executor, kind: str) -> None:
+    """
+    Spin until the context shuts down or a signal raises ``KeyboardInterrupt``.
+
+    The events executor's unbounded ``spin()`` (rclpy 9.1.2) keeps the main thread busy
+    inside C++: timers stop firing and our SIGINT/SIGTERM handler never runs, so the
+    process hangs. Bounded ``spin_once`` waits return to Python often enough for both.
+    """
+    if kind != EVENTS:
+        executor.spin()
+        return
+    while rclpy.ok():
+        executor.spin_once(timeout_sec=SPIN_SLICE_S)
 
 
 def main_for(node_class: Callable[[], Node]) -> None:

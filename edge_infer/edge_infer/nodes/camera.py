@@ -17,7 +17,9 @@ Camera node: frames from a V4L2/USB camera, a video file, an image folder or a t
 
 Publishes ``image_raw`` (sensor_msgs/Image) and ``camera_info``, stamped at capture with
 the node's clock. A capture thread publishes each frame as soon as it is grabbed, so
-no executor queue stands between the sensor and the wire.
+no executor queue stands between the sensor and the wire. Subscribers on this host
+can take ``image_raw/shm`` instead, whose pixels stay in shared memory
+(``edge_infer.nodes.frame_transport``); each topic is built only while subscribed.
 
 Composed with the next stage in one process (``edge_infer.nodes.composed``), the frame
 is handed over in memory, and ``image_raw`` is built and published only while a
@@ -33,9 +35,12 @@ from edge_infer.core.handoff import ImageFrame
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.sources import FrameSource, open_source, SourceError
 from edge_infer.nodes.base import EdgeInferNode, main_for, OutputCounts, StartupError
-from edge_infer.nodes.conversions import fill_image_msg, ns_to_time
+from edge_infer.nodes.conversions import ns_to_time
+from edge_infer.nodes.frame_transport import (
+    FrameOutput, IMAGES, publish_image, SHARED_MEMORY_PARAMETER)
 import numpy as np
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo
+from std_msgs.msg import Header
 
 PARAMETERS = (
     ParameterSpec(
@@ -58,6 +63,7 @@ PARAMETERS = (
                   description='Subscribers to wait for before the first frame is published '
                               '(for example the pipeline and a monitor), so that none '
                               'misses the first frames; afterwards one is enough.'),
+    SHARED_MEMORY_PARAMETER,
 )
 
 
@@ -81,6 +87,7 @@ class CameraNode(EdgeInferNode):
         self._listeners = listeners if listeners is not None else _nobody
         self._thread: threading.Thread | None = None
         self._source: FrameSource | None = None
+        self._images: FrameOutput | None = None
         super().__init__(node_name='camera', parameters=PARAMETERS)
         p = self.params
         try:
@@ -89,13 +96,14 @@ class CameraNode(EdgeInferNode):
                 loop=p['loop'], clock=lambda: self.get_clock().now().nanoseconds)
         except (OSError, ValueError, SourceError) as error:
             raise StartupError(f"camera: cannot open source '{p['source']}': {error}") from error
-        self._image_pub = self.publisher(Image, 'image_raw', 'images')
+        self._images = FrameOutput(self, kind=IMAGES, topic='image_raw', profile='images',
+                                   shared_memory=p['shared_memory'])
         self._info_pub = self.publisher(CameraInfo, 'camera_info', 'images')
         self._outputs = OutputCounts(self) if downstream is not None else None
         self._thread = threading.Thread(target=self._capture_loop, daemon=True)
         self._thread.start()
         self.get_logger().info(
-            f"publishing '{self._image_pub.topic_name}' from '{p['source']}' "
+            f"publishing '{self._images.raw.topic_name}' from '{p['source']}' "
             f'({self._source.width}x{self._source.height} at {self._source.fps:g} fps)')
 
     def _capture_loop(self) -> None:
@@ -112,7 +120,7 @@ class CameraNode(EdgeInferNode):
                 self.get_logger().info('camera: source ended (set loop:=true to repeat)')
                 return
             self.counters.receive()
-            listening = self._image_pub.get_subscription_count()
+            listening = self._images.subscribers()
             if self._downstream is not None:
                 listening += self._listeners()
             if listening < needed:
@@ -126,19 +134,18 @@ class CameraNode(EdgeInferNode):
                 self._downstream(ImageFrame(image=image, encoding=encoding,
                                             stamp_ns=frame.stamp_ns, frame_id=frame_id))
                 self._outputs.in_process += 1
-            if self._outputs is None or self._outputs.watched(self._image_pub):
-                self._publish(image, encoding, frame.stamp_ns, frame_id)
+            published = self._publish(image, encoding, frame.stamp_ns, frame_id)
+            if self._outputs is not None:
+                self._outputs.count(published)
             self.counters.process()
 
-    def _publish(self, image: np.ndarray, encoding: str, stamp_ns: int, frame_id: str) -> None:
-        msg = Image()
-        msg.header.stamp = ns_to_time(stamp_ns)
-        msg.header.frame_id = frame_id
-        fill_image_msg(msg, image, encoding)
-        info = CameraInfo(height=msg.height, width=msg.width)
-        info.header = msg.header
-        self._image_pub.publish(msg)
-        self._info_pub.publish(info)
+    def _publish(self, image: np.ndarray, encoding: str, stamp_ns: int, frame_id: str) -> bool:
+        header = Header(stamp=ns_to_time(stamp_ns), frame_id=frame_id)
+        published = publish_image(self._images, image, encoding, header)
+        if published:
+            height, width = image.shape[:2]
+            self._info_pub.publish(CameraInfo(header=header, height=height, width=width))
+        return published
 
     def stop_inputs(self) -> None:
         """Stop capturing and close the source."""
@@ -147,6 +154,8 @@ class CameraNode(EdgeInferNode):
             self._thread.join(timeout=2.0)
         if self._source is not None and not self._source.closed:
             self._source.close()
+        if self._images is not None:
+            self._images.close()
 
 
 def _nobody() -> int:

@@ -22,22 +22,24 @@ without a running ROS graph.
 from __future__ import annotations
 
 import importlib
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from edge_infer.core.cards import ModelCard
 from edge_infer.core.detector import Detection
-from edge_infer.core.image import image_from_buffer, image_to_fields
+from edge_infer.core.image import image_from_buffer, image_to_fields, ImageLayout
 from edge_infer.core.latency import Stage
 from edge_infer.core.preprocess import Geometry
 from edge_infer.core.stats import DIAGNOSTICS_HARDWARE_ID
 from edge_infer.core.tensors import tensor_from_fields, tensor_to_fields
 from edge_infer.sharding.wire import EncodedTensor
 from edge_infer_msgs.msg import Detection as DetectionMsg
-from edge_infer_msgs.msg import DetectionArray, ModelInfo, ResizeGeometry, StageTiming, Tensor
+from edge_infer_msgs.msg import (
+    DetectionArray, ModelInfo, ResizeGeometry, SharedImage, SharedMemoryRef, StageTiming, Tensor)
 import numpy as np
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 
 NS_PER_S = 1_000_000_000
 
@@ -61,11 +63,23 @@ def ns_to_time(ns: int) -> Time:
     return Time(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
 
 
-def image_from_msg(msg: Image) -> np.ndarray:
-    """View an Image message's pixels; raises ``ImageFormatError`` if inconsistent."""
+def image_from_msg(msg: Image | SharedImage, payload: Any = None) -> np.ndarray:
+    """
+    View an image message's pixels; raises ``ImageFormatError`` if inconsistent.
+
+    :param payload: the pixels of a SharedImage (mapped from shared memory); an Image
+        carries its own.
+    """
     return image_from_buffer(
         height=msg.height, width=msg.width, encoding=msg.encoding, step=msg.step,
-        data=msg.data, is_bigendian=bool(msg.is_bigendian))
+        data=msg.data if payload is None else payload, is_bigendian=bool(msg.is_bigendian))
+
+
+def shared_image_msg(header: Header, layout: ImageLayout, encoding: str,
+                     ref: SharedMemoryRef) -> SharedImage:
+    """Describe an unpadded little-endian image whose pixels lie in shared memory."""
+    return SharedImage(header=header, height=layout.height, width=layout.width,
+                       encoding=encoding, is_bigendian=0, step=layout.step, data=ref)
 
 
 def fill_image_msg(msg: Image, array: np.ndarray, encoding: str) -> None:
@@ -99,19 +113,32 @@ def geometry_from_msg(msg: ResizeGeometry) -> Geometry:
         offset_x=msg.offset_x, offset_y=msg.offset_y)
 
 
-def fill_tensor_msg(msg: Tensor, array: np.ndarray, *, name: str, layout: str) -> None:
-    """Fill a Tensor message's payload fields from ``array``."""
-    fields = tensor_to_fields(array)
+def fill_tensor_msg(msg: Tensor, array: np.ndarray, *, name: str, layout: str,
+                    shared: SharedMemoryRef | None = None) -> None:
+    """
+    Fill a Tensor message's payload fields from ``array``.
+
+    :param shared: where ``array``'s payload lies in shared memory (``wire_array`` of
+        it); the message then points there and carries no data.
+    """
     msg.name = name
-    msg.dtype = fields.dtype
-    msg.shape = list(fields.shape)
     msg.layout = layout
-    msg.data = fields.data
+    if shared is None:
+        fields = tensor_to_fields(array)
+        msg.dtype, msg.shape, msg.data = fields.dtype, list(fields.shape), fields.data
+    else:
+        msg.dtype, msg.shape, msg.shared = array.dtype.name, list(array.shape), shared
 
 
-def tensor_from_msg(msg: Tensor) -> np.ndarray:
-    """View a Tensor message's payload; raises ``TensorFormatError`` if inconsistent."""
-    return tensor_from_fields(dtype=msg.dtype, shape=msg.shape, data=msg.data)
+def tensor_from_msg(msg: Tensor, payload: Any = None) -> np.ndarray:
+    """
+    View a Tensor message's payload; raises ``TensorFormatError`` if inconsistent.
+
+    :param payload: the payload of a message whose ``shared`` field names shared
+        memory (mapped from there); otherwise the message's ``data``.
+    """
+    return tensor_from_fields(dtype=msg.dtype, shape=msg.shape,
+                              data=msg.data if payload is None else payload)
 
 
 def fill_encoded_msg(msg: Tensor, encoded: EncodedTensor, *, name: str,

@@ -45,7 +45,9 @@ from edge_infer.nodes.base import EdgeInferNode, InProcessInput, main_for, Start
 from edge_infer.nodes.conversions import (
     detections_to_msgs, geometry_from_msg, image_from_msg, model_info_msg, ns_to_time,
     stage_to_msg, tensor_from_msg)
-from edge_infer_msgs.msg import DetectionArray, ModelInfo, StageTiming, Tensor
+from edge_infer.nodes.frame_transport import (
+    FrameInput, IMAGES, ReceivedFrame, SHARED_MEMORY_PARAMETER, TENSORS)
+from edge_infer_msgs.msg import DetectionArray, ModelInfo, SharedImage, StageTiming, Tensor
 import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
@@ -96,6 +98,7 @@ PARAMETERS = (
     ParameterSpec(name='input', default='tensor', choices=('tensor', 'image'),
                   description="'tensor': preprocessed input_tensor from the preprocess "
                               "node; 'image': image_raw, preprocessed in this process."),
+    SHARED_MEMORY_PARAMETER,
 )
 
 
@@ -151,9 +154,11 @@ class DetectorNode(EdgeInferNode):
         if in_process:
             self.inbox = InProcessInput(node=self, handle=self._on_frame)
         elif p['input'] == 'tensor':
-            self.subscription(Tensor, 'input_tensor', 'tensors', self._on_tensor)
+            FrameInput(self, kind=TENSORS, topic='input_tensor', profile='tensors',
+                       handle=self._on_tensor, shared_memory=p['shared_memory'])
         else:
-            self.subscription(Image, 'image_raw', 'images', self._on_image)
+            FrameInput(self, kind=IMAGES, topic='image_raw', profile='images',
+                       handle=self._on_image, shared_memory=p['shared_memory'])
         if not self._load():
             # A missing or corrupt model file can be fixed while the robot runs (fetch
             # or copy it): keep counting frames and try again, instead of exiting.
@@ -210,13 +215,15 @@ class DetectorNode(EdgeInferNode):
         info.header.stamp = self.get_clock().now().to_msg()
         return info
 
-    def _on_tensor(self, msg: Tensor) -> None:
-        self.counters.receive()
+    def _on_tensor(self, frame: ReceivedFrame[Tensor]) -> None:
+        # Counted as received by the frame input; copied out of shared memory, since
+        # inference may take longer than the publisher takes to come round its ring.
         if self._detector is None:
             self.counters.drop('model_unavailable')
             return
+        msg = frame.msg
         try:
-            tensor = tensor_from_msg(msg)
+            tensor = tensor_from_msg(msg, frame.payload)
             geometry = geometry_from_msg(msg.geometry)
         except (TensorFormatError, ValueError) as error:
             self.drop_frame('bad_tensor', error)
@@ -236,15 +243,16 @@ class DetectorNode(EdgeInferNode):
         self._run(frame.tensor, frame.geometry, header,
                   [stage_to_msg(stage) for stage in frame.stages])
 
-    def _on_image(self, msg: Image) -> None:
-        self.counters.receive()
+    def _on_image(self, frame: ReceivedFrame[Image | SharedImage]) -> None:
+        # As _on_tensor: the image is copied out of shared memory.
         if self._detector is None:
             self.counters.drop('model_unavailable')
             return
         start_ns = time.time_ns()
+        msg = frame.msg
         color = self._card.input_spec.color
         try:
-            image = to_color(image_from_msg(msg), msg.encoding, order=color)
+            image = to_color(image_from_msg(msg, frame.payload), msg.encoding, order=color)
         except ImageFormatError as error:
             self.drop_frame('bad_image', error)
             return

@@ -17,7 +17,9 @@ Preprocess node: camera images into the model input tensor its card describes.
 
 Subscribes ``image_raw``, publishes ``input_tensor`` (edge_infer_msgs/Tensor) with the
 resize geometry that maps boxes back to the source image, the source frame's header and
-the latency trace so far. Images that cannot be read are dropped and counted.
+the latency trace so far. Images that cannot be read are dropped and counted. Between
+processes on one host both go through shared memory (``image_raw/shm``,
+``input_tensor/shm``; see ``edge_infer.nodes.frame_transport``).
 
 Composed with the camera and the detector in one process (``edge_infer.nodes.composed``),
 images arrive in memory, a worker thread preprocesses the freshest one while the detector
@@ -35,12 +37,16 @@ from edge_infer.core.handoff import ImageFrame, TensorFrame
 from edge_infer.core.image import ImageFormatError, to_color
 from edge_infer.core.latency import Stage
 from edge_infer.core.params import ParameterSpec
-from edge_infer.core.preprocess import Geometry, Preprocessor
+from edge_infer.core.preprocess import Preprocessor
+from edge_infer.core.tensors import wire_array
 from edge_infer.nodes.base import (
     EdgeInferNode, InProcessInput, main_for, OutputCounts, StartupError)
 from edge_infer.nodes.conversions import (
     fill_tensor_msg, geometry_to_msg, image_from_msg, ns_to_time, stage_to_msg, time_to_ns)
-from edge_infer_msgs.msg import Tensor
+from edge_infer.nodes.frame_transport import (
+    FrameInput, FrameOutput, IMAGES, OVERWRITTEN, ReceivedFrame, SHARED_MEMORY_PARAMETER,
+    TENSORS)
+from edge_infer_msgs.msg import SharedImage, SharedMemoryRef, Tensor
 import numpy as np
 from sensor_msgs.msg import Image
 
@@ -49,6 +55,7 @@ PARAMETERS = (
         name='model', default='pose_detection',
         description='Bundled model card name or path to a card YAML; its input section '
                     'says how to resize, normalise and lay out the tensor.'),
+    SHARED_MEMORY_PARAMETER,
 )
 
 
@@ -66,6 +73,7 @@ class PreprocessNode(EdgeInferNode):
             ``input_tensor`` is then published only for subscribers outside the process.
         """
         self.inbox: InProcessInput[ImageFrame] | None = None
+        self._tensors: FrameOutput | None = None
         super().__init__(node_name='preprocess', parameters=PARAMETERS)
         try:
             self._card = load_card(self.params['model'])
@@ -73,28 +81,35 @@ class PreprocessNode(EdgeInferNode):
             raise StartupError(f"preprocess: parameter 'model': {error}") from error
         self._spec = self._card.input_spec
         self._preprocessor = Preprocessor(spec=self._spec)
-        self._tensor_pub = self.publisher(Tensor, 'input_tensor', 'tensors')
+        shared_memory = self.params['shared_memory']
+        self._tensors = FrameOutput(self, kind=TENSORS, topic='input_tensor',
+                                    profile='tensors', shared_memory=shared_memory)
         self._downstream = downstream
         self._outputs = OutputCounts(self) if downstream is not None else None
         if in_process:
             self.inbox = InProcessInput(node=self, handle=self._on_frame)
             self.inbox.start()
         else:
-            self.subscription(Image, 'image_raw', 'images', self._on_image)
+            # In place: the resize reads each image once and is done within a
+            # millisecond or two, long before the camera comes round its ring.
+            FrameInput(self, kind=IMAGES, topic='image_raw', profile='images',
+                       handle=self._on_image, shared_memory=shared_memory, in_place=True)
         self.get_logger().info(
             f"'{self._card.name}' input {self._spec.width}x{self._spec.height} "
             f'{self._spec.layout} {self._spec.dtype} ({self._spec.resize})')
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, frame: ReceivedFrame[Image | SharedImage]) -> None:
+        # Counted as received by the frame input.
         start_ns = time.time_ns()
-        self.counters.receive()
+        msg = frame.msg
         try:
-            image = image_from_msg(msg)
+            image = image_from_msg(msg, frame.payload)
         except ImageFormatError as error:
             self.drop_frame('bad_image', error, item='image')
             return
         self._process(image, msg.encoding, start_ns=start_ns,
-                      stamp_ns=time_to_ns(msg.header.stamp), frame_id=msg.header.frame_id)
+                      stamp_ns=time_to_ns(msg.header.stamp), frame_id=msg.header.frame_id,
+                      intact=frame.intact)
 
     def _on_frame(self, frame: ImageFrame) -> None:
         # Counted as received by the inbox, when the camera offered it.
@@ -102,13 +117,18 @@ class PreprocessNode(EdgeInferNode):
                       stamp_ns=frame.stamp_ns, frame_id=frame.frame_id)
 
     def _process(self, image: np.ndarray, encoding: str, *, start_ns: int, stamp_ns: int,
-                 frame_id: str) -> None:
+                 frame_id: str, intact: Callable[[], bool] = lambda: True) -> None:
         try:
             image = to_color(image, encoding, order=self._spec.color)
         except ImageFormatError as error:
             self.drop_frame('bad_image', error, item='image')
             return
         tensor, geometry = self._preprocessor(image, self._spec.color)
+        if not intact():
+            self.drop_frame(OVERWRITTEN, RuntimeError(
+                'the camera reused the shared-memory slot while the image was resized'),
+                item='image')
+            return
         stage = Stage(stage='preprocess', node=self.get_name(), start_ns=start_ns,
                       end_ns=time.time_ns())
         if self._outputs is not None:
@@ -118,24 +138,28 @@ class PreprocessNode(EdgeInferNode):
                 tensor=tensor.copy(), geometry=geometry, stamp_ns=stamp_ns,
                 frame_id=frame_id, stages=(stage,)))
             self._outputs.in_process += 1
-        if self._outputs is None or self._outputs.watched(self._tensor_pub):
-            self._publish(tensor, geometry, stage, stamp_ns, frame_id)
-        self.counters.process()
+        wire = wire_array(tensor)
 
-    def _publish(self, tensor: np.ndarray, geometry: Geometry, stage: Stage, stamp_ns: int,
-                 frame_id: str) -> None:
-        out = Tensor()
-        out.header.stamp = ns_to_time(stamp_ns)
-        out.header.frame_id = frame_id
-        fill_tensor_msg(out, tensor, name='input', layout=self._spec.layout)
-        out.geometry = geometry_to_msg(geometry)
-        out.trace = [stage_to_msg(stage)]
-        self._tensor_pub.publish(out)
+        def message(shared: SharedMemoryRef | None = None) -> Tensor:
+            out = Tensor()
+            out.header.stamp = ns_to_time(stamp_ns)
+            out.header.frame_id = frame_id
+            fill_tensor_msg(out, wire, name='input', layout=self._spec.layout, shared=shared)
+            out.geometry = geometry_to_msg(geometry)
+            out.trace = [stage_to_msg(stage)]
+            return out
+
+        published = self._tensors.publish(wire, raw=message, shared=message)
+        if self._outputs is not None:
+            self._outputs.count(published)
+        self.counters.process()
 
     def stop_inputs(self) -> None:
         """Finish the frame in hand and take no more."""
         if self.inbox is not None:
             self.inbox.stop()
+        if self._tensors is not None:
+            self._tensors.close()
 
 
 def main() -> None:

@@ -692,11 +692,16 @@ def _pipeline_result(label: str, data: Mapping[str, Any], ran: _Run, *,
     """Figures, frame accounting and usage of our nodes, from the collector's record."""
     result = _figures(label, data['frames'], ran.window)
     counters = {}
+    transports = {}
     for name in ('camera', 'preprocess', 'detector'):
         values = data['nodes'].get('/' + name)
         if values is None:
             raise BenchmarkError(f'{label}: no frame counters from /{name} on /diagnostics')
-        counters[name] = {key: int(value) for key, value in values.items()}
+        # Besides the counters, a node reports words (such as its input transport).
+        counters[name] = {key: int(value) for key, value in values.items()
+                          if value.isdigit()}
+        if 'input_transport' in values:
+            transports[name] = values['input_transport']
     chain = [('camera', counters['camera']), ('preprocess', counters['preprocess']),
              ('detector', counters['detector']), ('collector', {'received': data['received']})]
     result['frames'] = _accounting(
@@ -713,6 +718,7 @@ def _pipeline_result(label: str, data: Mapping[str, Any], ran: _Run, *,
     result['first_result_s'] = ran.first_result_s
     result['processes'] = {name: use.as_dict() for name, use in ran.usage.items()}
     result['dds'] = OURS_DDS
+    result['input_transports'] = transports
     return _with_totals(result, pipeline=pipeline)
 
 
@@ -798,15 +804,17 @@ def _read_json(path: Path, label: str, process: NodeProcess | None) -> Any:
 def run_transport(settings: Settings, *, image: Path, work: Path,
                   echo: TextIO | None = None) -> dict[str, Any]:
     """
-    Measure one hop of a bgr8 Image between two processes, per size, ours and naive.
+    Measure one hop of a bgr8 Image between two processes, per size and configuration.
 
     :param image: the photograph to send, resized to each size
     """
+    ours = node_environment(dds_profile='local', base=_ours_environment(settings))
     environments = {
-        'ours': node_environment(dds_profile='local', base=_ours_environment(settings)),
+        'shm': ours, 'dds': ours,
         'naive': node_environment(dds_profile='none', base=_naive_environment(settings)),
     }
-    qos = {'ours': f"'images' profile ({qos_spec('images').describe()})",
+    images_qos = f"'images' profile ({qos_spec('images').describe()})"
+    qos = {'shm': images_qos, 'dds': images_qos,
            'naive': 'rclpy default depth 10 (reliable/volatile/keep_last(10))'}
     rows = []
     for config in transport.CONFIGS:
@@ -814,11 +822,12 @@ def run_transport(settings: Settings, *, image: Path, work: Path,
             row = _transport_pair(settings, config, width, height, image=image,
                                   env=environments[config], work=work, echo=echo)
             rows.append({**row, 'qos': qos[config],
-                         'dds': OURS_DDS if config == 'ours' else NAIVE_DDS})
+                         'dds': NAIVE_DDS if config == 'naive' else OURS_DDS})
     return {
-        'note': "ours uses the 'local' DDS profile instead of 'shared_memory' so that "
-                'nothing leaves this host; stamp set just before publish, read first '
-                'thing in the subscriber callback',
+        'note': 'shm: frames through the shared-memory ring, a reference over DDS; dds: '
+                "full Image messages; both with the 'local' DDS profile so that nothing "
+                'leaves this host; stamp set before the message is built, read once the '
+                'subscriber holds the image',
         'rate': settings.fps, 'frames': settings.transport_frames,
         'warmup_frames': settings.transport_warmup, 'results': rows,
     }
@@ -859,7 +868,7 @@ def _transport_pair(settings: Settings, config: str, width: int, height: int, *,
         'sent': sent['sent'], 'received': got['received'],
         'lost': sent['sent'] - got['received'],
         'latency_ms': {'count': got['received'], **latency},
-        'fill_ms': percentiles(sent['fill_ms']), 'read_ms': percentiles(got['convert_ms']),
+        'send_ms': percentiles(sent['send_ms']),
         'publish_rate': sent['achieved_rate'],
     }
     _progress(label, f"{row['received']}/{row['sent']} frames, p50 "
@@ -982,19 +991,28 @@ def _format_transport(section: Mapping[str, Any]) -> str:
         f"Transport: one hop of a bgr8 Image between two processes at {section['rate']:g} Hz, "
         f"{section['frames']} frames after {section['warmup_frames']} warm-up frames",
         f"({section['note']}).",
-        f"{'config':<8}{'size':>11}{'sent':>6}{'lost':>6}{'p50 ms':>8}{'p99 ms':>8}"
-        f"{'fill ms':>9}{'read ms':>9}{'pub Hz':>8}",
+        f"{'config':<8}{'size':>11}{'sent':>6}{'lost':>6}{'p50 ms':>8}{'p90 ms':>8}"
+        f"{'p99 ms':>8}{'send ms':>9}{'pub Hz':>8}{'x naive':>9}",
     ]
+    naive = {(row['width'], row['height']): row['latency_ms'].get('p50')
+             for row in section['results'] if row['config'] == 'naive'}
     for row in section['results']:
         latency = row['latency_ms']
+        baseline = naive.get((row['width'], row['height']))
+        ratio = (f"{latency['p50'] / baseline:.3f}" if baseline and 'p50' in latency
+                 else 'n/a')
         lines.append(
             f"{row['config']:<8}{row['width']:>6}x{row['height']:<4}{row['sent']:>6}"
-            f"{row['lost']:>6}{_ms(latency, 'p50'):>8}{_ms(latency, 'p99'):>8}"
-            f"{_ms(row['fill_ms'], 'p50'):>9}{_ms(row['read_ms'], 'p50'):>9}"
-            f"{row['publish_rate']:>8.1f}")
-    lines.append('fill: building the message from a numpy image (p50); read: turning the '
-                 'received message into a numpy image (p50), both outside the latency.')
+            f"{row['lost']:>6}{_ms2(latency, 'p50'):>8}{_ms2(latency, 'p90'):>8}"
+            f"{_ms2(latency, 'p99'):>8}{_ms2(row['send_ms'], 'p50'):>9}"
+            f"{row['publish_rate']:>8.1f}{ratio:>9}")
+    lines.append('send: the publisher building and publishing one frame (p50, inside the '
+                 'latency); x naive: p50 over the naive p50 at the same size.')
     return '\n'.join(lines)
+
+
+def _ms2(row: Mapping[str, float], key: str) -> str:
+    return f'{row[key]:.2f}' if key in row else 'n/a'
 
 
 def _format_handoff(section: Mapping[str, Any]) -> str:

@@ -85,8 +85,10 @@ def every_frame_overrides(detector_input: str) -> dict[str, dict[str, Any]]:
     detector_topic = 'input_tensor' if detector_input == 'tensor' else 'image_raw'
     return {
         'replay': _reliable('image_raw', 'publisher'),
+        # Tensors as whole messages: a deep queue would outlast the shared-memory ring,
+        # whose slots are reused after a few frames.
         'preprocess': {**_reliable('image_raw', 'subscription'),
-                       **_reliable('input_tensor', 'publisher')},
+                       **_reliable('input_tensor', 'publisher'), 'shared_memory': False},
         'detector': _reliable(detector_topic, 'subscription')}
 
 

@@ -1,0 +1,157 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The executor a node process spins with, and a clean exit under the events executor.
+
+A node must end promptly on SIGINT and SIGTERM, having published its final
+/diagnostics report, whichever executor ``EDGE_INFER_EXECUTOR`` picks.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import signal
+import time
+
+from edge_infer.bringup import NodeSpec
+from edge_infer.nodes import base
+from edge_infer.nodes.base import (
+    DIAGNOSTICS_PERIOD_S, EVENTS, EXECUTOR_ENV, executor_kind, SINGLE, StartupError)
+from edge_infer.nodes.conversions import node_counters
+from edge_infer.tools.processes import NodeGroup
+from edge_infer.tools.samples import write_sample_photos
+from node_harness import Probe, wait_for_diagnostic
+import pytest
+
+START_TIMEOUT = 60.0
+# Well under the nodes' 1 s diagnostics period: a report this soon after the signal
+# can only be the final one.
+FINAL_REPORT_WITHIN_S = 0.6
+EXIT_WITHIN_S = 3.0
+
+needs_events = pytest.mark.skipif(
+    not base.events_executor_available(), reason='this rclpy has no EventsExecutor')
+
+
+class FakeNode:
+    """Just what executor_kind reads of a node."""
+
+    def __init__(self, name: str, guards: int = 0) -> None:
+        self._name = name
+        self.guards = [object()] * guards
+
+    def get_name(self) -> str:
+        return self._name
+
+
+@pytest.mark.parametrize('available', [True, False])
+def test_default_is_the_events_executor_where_rclpy_has_it(
+        monkeypatch: pytest.MonkeyPatch, available: bool) -> None:
+    monkeypatch.delenv(EXECUTOR_ENV, raising=False)
+    monkeypatch.setattr(base, 'events_executor_available', lambda: available)
+    assert executor_kind([FakeNode('camera')]) == (EVENTS if available else SINGLE)
+
+
+def test_nodes_with_guard_conditions_get_the_single_threaded_executor(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(EXECUTOR_ENV, raising=False)
+    monkeypatch.setattr(base, 'events_executor_available', lambda: True)
+    assert executor_kind([FakeNode('camera'), FakeNode('replay', guards=1)]) == SINGLE
+    monkeypatch.setenv(EXECUTOR_ENV, 'events')
+    with pytest.raises(StartupError, match='replay'):
+        executor_kind([FakeNode('replay', guards=1)])
+
+
+@pytest.mark.parametrize('value,available,expected', [
+    ('single', True, SINGLE), ('single', False, SINGLE), (' Events ', True, EVENTS)])
+def test_environment_variable_forces_the_executor(
+        monkeypatch: pytest.MonkeyPatch, value: str, available: bool, expected: str) -> None:
+    monkeypatch.setenv(EXECUTOR_ENV, value)
+    monkeypatch.setattr(base, 'events_executor_available', lambda: available)
+    assert executor_kind([FakeNode('camera')]) == expected
+
+
+@pytest.mark.parametrize('value,available,message', [
+    ('multi', True, "'multi' is not one of"), ('events', False, 'no rclpy.experimental')])
+def test_an_executor_that_cannot_be_had_is_a_startup_error(
+        monkeypatch: pytest.MonkeyPatch, value: str, available: bool, message: str) -> None:
+    monkeypatch.setenv(EXECUTOR_ENV, value)
+    monkeypatch.setattr(base, 'events_executor_available', lambda: available)
+    with pytest.raises(StartupError, match=message):
+        executor_kind([FakeNode('camera')])
+
+
+def camera_diagnostics(probe: Probe) -> list[tuple[int, dict[str, str]]]:
+    """(arrival ns, key-values) of every report the camera published so far."""
+    return [(ns, values) for ns, msg in probe.arrivals('/diagnostics')
+            for name, values in node_counters(msg).items() if name.endswith('/camera')]
+
+
+@pytest.mark.ros
+@pytest.mark.usefixtures('ros_context')
+@pytest.mark.parametrize('executor', [
+    pytest.param(EVENTS, marks=needs_events), SINGLE])
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
+def test_node_exits_promptly_with_a_final_report(
+        tmp_path: Path, probe: Probe, executor: str, signum: signal.Signals) -> None:
+    write_sample_photos(tmp_path, ('coffee',))
+    # The capture thread publishes from its own thread while the executor runs the
+    # diagnostics timer; frames keep flowing (nobody subscribes: counted as dropped).
+    overrides = {'camera': {'source': str(tmp_path), 'width': 0, 'height': 0,
+                            'fps': 20.0, 'loop': True}}
+    env = dict(os.environ, **{EXECUTOR_ENV: executor})
+    with NodeGroup(specs=[NodeSpec(executable='camera', name='camera')],
+                   overrides=overrides, env=env) as group:
+        process = group['camera']
+        assert process.wait_for_output(f'spinning with the {executor} executor',
+                                       START_TIMEOUT), process.output()
+        wait_for_diagnostic(probe, 'camera', 'received', 5, timeout=START_TIMEOUT)
+        # Signal just after a periodic report, so the next periodic one is ~1 s away.
+        seen = len(camera_diagnostics(probe))
+        deadline = time.monotonic() + 5.0
+        while len(camera_diagnostics(probe)) == seen and time.monotonic() < deadline:
+            time.sleep(0.005)
+        signalled_ns = time.time_ns()
+        process.popen.send_signal(signum)
+        started = time.monotonic()
+        returncode = process.popen.wait(timeout=EXIT_WITHIN_S)
+        took = time.monotonic() - started
+    assert returncode == 0, process.output()
+    assert took < EXIT_WITHIN_S
+    reports = camera_diagnostics(probe)
+    final = [(ns, values) for ns, values in reports if ns >= signalled_ns]
+    assert final, f'no report after the signal; output:\n{process.output()}'
+    arrival_ns, values = final[0]
+    # The single-threaded executor waits in rcl until its next timer (the 1 s
+    # diagnostics) before Python can run the signal handler; the events executor
+    # returns to Python every SPIN_SLICE_S.
+    allowed = FINAL_REPORT_WITHIN_S + (DIAGNOSTICS_PERIOD_S if executor == SINGLE else 0.0)
+    assert (arrival_ns - signalled_ns) / 1e9 < allowed
+    before = [values for ns, values in reports if ns < signalled_ns]
+    assert int(values['received']) >= int(before[-1]['received'])
+
+
+@pytest.mark.ros
+@pytest.mark.usefixtures('ros_context')
+def test_unknown_executor_ends_the_process_with_exit_code_2() -> None:
+    env = dict(os.environ, **{EXECUTOR_ENV: 'multi'})
+    with NodeGroup(specs=[NodeSpec(executable='follow_person', name='follow_person')],
+                   env=env) as group:
+        process = group['follow_person']
+        returncode = process.popen.wait(timeout=START_TIMEOUT)
+        process.stop()
+    assert returncode == 2, process.output()
+    assert f"{EXECUTOR_ENV}='multi' is not one of" in process.output()
