@@ -99,11 +99,10 @@ def test_with_shared_memory_off_every_hop_takes_the_raw_topics(
                  'preprocess': {'shared_memory': False}}
     with NodeGroup(specs=pipeline_nodes(), overrides=overrides) as group:
         probe.wait_for('detections', count=3, timeout=START_TIMEOUT)
-        wait_for_diagnostic(probe, 'detector', 'processed', 3)
-        counters = {name: diagnostics_of(probe, name) for name in ('preprocess', 'detector')}
+        for name in ('preprocess', 'detector'):
+            wait_for_diagnostic(probe, name, 'processed', 3)
+            assert diagnostics_of(probe, name)['input_transport'] == 'raw', name
         assert segments_of(group['camera'].popen.pid) == []
-    for name, values in counters.items():
-        assert values['input_transport'] == 'raw', (name, values)
 
 
 def test_a_publisher_without_shared_memory_is_taken_raw(probe: Probe) -> None:
@@ -177,9 +176,12 @@ def test_stale_and_malformed_references_are_dropped_with_their_reason(
         tensor = probe.messages('input_tensor')[-1]
     finally:
         camera.writer.close()
-    assert int(after['received']) - int(before['received']) == 4, (before, after)
+    # Four announced; frames 2 and 3 were written but never announced to the node.
+    assert int(after['received']) - int(before['received']) == 6, (before, after)
     assert after['dropped.overwritten'] == '1', after
     assert after['dropped.bad_shared_reference'] == '2', after
+    assert int(after['dropped.not_received']) - int(before.get('dropped.not_received', 0)) \
+        == 2, (before, after)
     assert after['input_transport'] == 'shared_memory'
     assert 'dropping frame (overwritten)' in output, output
     # The good frame's pixels (all 200) made the tensor: that value, normalised by the

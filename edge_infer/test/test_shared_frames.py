@@ -68,6 +68,9 @@ def test_a_frame_is_reported_overwritten_once_the_ring_comes_round(ring) -> None
         reader.read(first)
     with pytest.raises(FrameOverwritten):
         reader.view(first)
+    # Overwritten, but written: a frame the reader missed, not a made-up number.
+    assert reader.written(first)
+    assert not reader.written(dataclasses.replace(first, sequence=first.sequence + 10))
 
 
 def test_a_larger_frame_moves_to_a_new_segment_and_the_old_one_goes(

@@ -51,7 +51,7 @@ import numpy as np
 __all__ = [
     'DEFAULT_SLOTS', 'FrameOverwritten', 'SegmentUnavailable', 'SHM_DIRECTORY',
     'SharedFrameError', 'SharedFrameReader', 'SharedFrameWriter', 'SharedSlot', 'host_boot_id',
-    'remove_stale_segments', 'shared_memory_available']
+    'remove_stale_segments', 'shared_memory_available', 'writer_of']
 
 SHM_DIRECTORY = Path('/dev/shm')
 BOOT_ID_FILE = Path('/proc/sys/kernel/random/boot_id')
@@ -135,6 +135,11 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True  # another user's process
     return True
+
+
+def writer_of(segment: str) -> str:
+    """Name a segment's writer (the segment name without its generation)."""
+    return segment.rpartition('_')[0]
 
 
 def _segment_size(slots: int, capacity: int) -> int:
@@ -315,6 +320,11 @@ class SharedFrameReader:
         return (mapping is not None and ref.sequence != 0 and 0 <= ref.slot < mapping.slots
                 and int(mapping.sequences[ref.slot]) == ref.sequence)
 
+    def written(self, ref: SharedSlot) -> bool:
+        """Whether the writer of ``ref``'s (mapped) segment has written that frame yet."""
+        mapping = self._mappings.get(ref.segment)
+        return mapping is not None and 0 < ref.sequence <= int(mapping.sequences.max())
+
     def _mapping(self, ref: SharedSlot) -> _Mapping:
         mapping = self._mappings.get(ref.segment)
         if mapping is not None:
@@ -333,8 +343,8 @@ class SharedFrameReader:
             raise SegmentUnavailable(f'cannot map {ref.segment}: {error.strerror}') from error
         # A writer's new segment replaces its old one (which it has unlinked): let the
         # old one go, so that its memory returns to the system.
-        writer = ref.segment.rpartition('_')[0]
-        for name in [name for name in self._mappings if name.rpartition('_')[0] == writer]:
+        writer = writer_of(ref.segment)
+        for name in [name for name in self._mappings if writer_of(name) == writer]:
             del self._mappings[name]
         self._mappings[ref.segment] = mapping
         if len(self._mappings) > _MAPPINGS_KEPT:

@@ -22,6 +22,7 @@ up (received == processed + dropped), which the tests and the replay reports che
 from __future__ import annotations
 
 from collections import Counter
+import threading
 from typing import Mapping
 
 # Marks the statuses of our nodes among everything else on /diagnostics.
@@ -51,31 +52,40 @@ class FrameTotals:
 
 
 class FrameCounters(FrameTotals):
-    """Counts of frames received, processed and dropped (by reason) by one node."""
+    """
+    Counts of frames received, processed and dropped (by reason) by one node.
+
+    Thread-safe: a node counts from its executor, its input threads and its listeners.
+    """
 
     def __init__(self) -> None:
         self.received = 0
         self.processed = 0
         self.dropped: Counter[str] = Counter()
+        self._lock = threading.Lock()
 
-    def receive(self) -> None:
-        """Count a frame that arrived."""
-        self.received += 1
+    def receive(self, count: int = 1) -> None:
+        """Count frames that arrived."""
+        with self._lock:
+            self.received += count
 
     def process(self) -> None:
         """Count a received frame that was handled and published."""
-        self.processed += 1
+        with self._lock:
+            self.processed += 1
 
-    def drop(self, reason: str) -> None:
-        """Count a received frame that was discarded, with a short reason key."""
-        self.dropped[reason] += 1
+    def drop(self, reason: str, count: int = 1) -> None:
+        """Count received frames that were discarded, with a short reason key."""
+        with self._lock:
+            self.dropped[reason] += count
 
     def as_dict(self) -> dict[str, int]:
         """Flat counters, ``dropped.<reason>`` for each reason seen."""
-        values = {
-            'received': self.received,
-            'processed': self.processed,
-            'dropped': self.dropped_total,
-        }
-        values.update({f'dropped.{reason}': n for reason, n in sorted(self.dropped.items())})
+        with self._lock:
+            values = {
+                'received': self.received,
+                'processed': self.processed,
+                'dropped': self.dropped_total,
+            }
+            values.update({f'dropped.{reason}': n for reason, n in sorted(self.dropped.items())})
         return values

@@ -39,7 +39,7 @@ from edge_infer.core.image import image_layout
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.shared_frames import (
     FrameOverwritten, SegmentUnavailable, SharedFrameError, SharedFrameReader,
-    SharedFrameWriter, SharedSlot)
+    SharedFrameWriter, SharedSlot, writer_of)
 from edge_infer.core.stats import FrameCounters
 from edge_infer.nodes.base import EdgeInferNode
 from edge_infer.nodes.conversions import fill_image_msg, shared_image_msg
@@ -67,6 +67,7 @@ UNREACHABLE_LIMIT = 3
 OVERWRITTEN = 'overwritten'
 SHARED_UNREACHABLE = 'shared_memory_unreachable'
 BAD_REFERENCE = 'bad_shared_reference'
+NOT_RECEIVED = 'not_received'
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,8 @@ class FrameInput(Generic[RawT, SharedT]):
         self._in_place = in_place
         self._reader = SharedFrameReader()
         self._unreachable = 0
+        # The sequence number of the last frame taken, per writer.
+        self._taken: dict[str, int] = {}
         self._subscription: Subscription = node.subscription(
             kind.raw_type, topic, profile, self._on_raw)
         self.raw_topic = self._subscription.topic_name
@@ -280,14 +283,29 @@ class FrameInput(Generic[RawT, SharedT]):
                 self._switch(False, f'shared memory unreachable: {error}')
             return
         except FrameOverwritten as error:
+            if self._reader.written(slot):
+                self._count_missed(slot)
             self._node.drop_frame(OVERWRITTEN, error)
             return
         except SharedFrameError as error:
             self._node.drop_frame(BAD_REFERENCE, error)
             return
         self._unreachable = 0
+        self._count_missed(slot)
         self._handle(ReceivedFrame(msg, payload, lambda: self._reader.intact(slot))
                      if self._in_place else ReceivedFrame(msg, payload))
+
+    def _count_missed(self, slot: SharedSlot) -> None:
+        # The ring numbers every frame its writer wrote for T/shm subscribers, so frames
+        # that never reached this node (replaced by a newer one in its keep-last DDS
+        # queue, or lost) are counted too, once the ring vouched for the number.
+        writer = writer_of(slot.segment)
+        last = self._taken.get(writer)
+        self._taken[writer] = slot.sequence
+        if last is not None and slot.sequence > last + 1:
+            missed = slot.sequence - last - 1
+            self._counters.receive(missed)
+            self._counters.drop(NOT_RECEIVED, missed)
 
 
 def _publisher_nodes(node: EdgeInferNode, topic: str) -> set[str]:
