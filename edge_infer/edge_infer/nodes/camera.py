@@ -110,6 +110,7 @@ class CameraNode(EdgeInferNode):
         encoding = self.params['encoding']
         needed = self.params['min_subscribers']
         frame_id = self.params['frame_id']
+        listening = self._listening()
         while not self._stop.is_set():
             try:
                 frame = self._source.read()
@@ -120,13 +121,11 @@ class CameraNode(EdgeInferNode):
                 self.get_logger().info('camera: source ended (set loop:=true to repeat)')
                 return
             self.counters.receive()
-            listening = self._images.subscribers()
-            if self._downstream is not None:
-                listening += self._listeners()
             if listening < needed:
                 # Nobody listens yet (or any more): skip the conversion, and say so in
                 # the counters rather than publish into the void.
                 self.counters.drop('no_subscriber')
+                listening = self._listening()
                 continue
             needed = 1
             image = frame.image if encoding == 'bgr8' else frame.image[:, :, ::-1]
@@ -138,6 +137,15 @@ class CameraNode(EdgeInferNode):
             if self._outputs is not None:
                 self._outputs.count(published)
             self.counters.process()
+            # Asked once the frame is on its way, for the next one: the graph queries
+            # would otherwise stand between capture and hand-off.
+            listening = self._listening()
+
+    def _listening(self) -> int:
+        listening = self._images.subscribers()
+        if self._downstream is not None:
+            listening += self._listeners()
+        return listening
 
     def _publish(self, image: np.ndarray, encoding: str, stamp_ns: int, frame_id: str) -> bool:
         header = Header(stamp=ns_to_time(stamp_ns), frame_id=frame_id)
