@@ -75,6 +75,22 @@ def test_slot_wakes_a_waiting_consumer_and_refuses_items_once_closed() -> None:
     assert slot.put(refused) is refused
 
 
+def test_slot_waits_until_an_idle_consumer_has_taken_the_item() -> None:
+    slot: LatestSlot[str] = LatestSlot(handover_timeout=30.0)
+    taken: list[Any] = []
+    consumer = threading.Thread(target=lambda: taken.append(slot.take()))
+    consumer.start()
+    while not slot.consumer_waiting:
+        time.sleep(0.01)
+    slot.put('first')
+    # put() returned once the consumer had the item: nothing is left to replace.
+    assert slot.put('second') is None
+    consumer.join(timeout=5.0)
+    assert taken == ['first']
+    # A busy consumer is not waited for: the newer item replaces the older one.
+    assert slot.put('third') == 'second'
+
+
 def test_slot_drop_reasons_are_distinct() -> None:
     assert SUPERSEDED != STOPPED
 

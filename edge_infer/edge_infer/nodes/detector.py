@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from typing import Any, Callable
 
 from edge_infer.backends import BackendError
 from edge_infer.backends.onnx_runtime import EXECUTION_MODES, GRAPH_OPTIMIZATIONS
@@ -228,7 +228,7 @@ class DetectorNode(EdgeInferNode):
         except (TensorFormatError, ValueError) as error:
             self.drop_frame('bad_tensor', error)
             return
-        self._run(tensor, geometry, msg.header, list(msg.trace))
+        self._run(tensor, geometry, lambda: (msg.header, list(msg.trace)))
 
     def listeners(self) -> int:
         """Count the subscribers of ``detections``, in this process and outside."""
@@ -239,9 +239,11 @@ class DetectorNode(EdgeInferNode):
         if self._detector is None:
             self.counters.drop('model_unavailable')
             return
-        header = Header(stamp=ns_to_time(frame.stamp_ns), frame_id=frame.frame_id)
-        self._run(frame.tensor, frame.geometry, header,
-                  [stage_to_msg(stage) for stage in frame.stages])
+        # Built after inference: before it, building messages (slow in Python) would
+        # stand between the hand-off and the model.
+        self._run(frame.tensor, frame.geometry, lambda: (
+            Header(stamp=ns_to_time(frame.stamp_ns), frame_id=frame.frame_id),
+            [stage_to_msg(stage) for stage in frame.stages]))
 
     def _on_image(self, frame: ReceivedFrame[Image | SharedImage]) -> None:
         # As _on_tensor: the image is copied out of shared memory.
@@ -259,15 +261,17 @@ class DetectorNode(EdgeInferNode):
         tensor, geometry = self._detector.preprocess(image, color)
         stage = Stage(stage='preprocess', node=self.get_name(), start_ns=start_ns,
                       end_ns=time.time_ns())
-        self._run(tensor, geometry, msg.header, [stage_to_msg(stage)])
+        self._run(tensor, geometry, lambda: (msg.header, [stage_to_msg(stage)]))
 
-    def _run(self, tensor: np.ndarray, geometry: Geometry, header: Header,
-             trace: list[StageTiming]) -> None:
+    def _run(self, tensor: np.ndarray, geometry: Geometry,
+             frame: Callable[[], tuple[Header, list[StageTiming]]]) -> None:
+        """Infer, then publish with the header and trace so far that ``frame`` gives."""
         try:
             detections = self._detector.infer(tensor, geometry)
         except DetectorError as error:
             self.drop_frame('tensor_mismatch', error)
             return
+        header, trace = frame()
         out = DetectionArray(header=header, image_width=geometry.source_width,
                              image_height=geometry.source_height)
         out.detections = detections_to_msgs(detections)
