@@ -202,6 +202,9 @@ class SharedFrameWriter:
         slot = self._next_slot
         self._next_slot = (slot + 1) % self._slots
         # 0 first, so that a reader still holding the slot's previous frame sees it go.
+        # Each number is one aligned 8-byte store (atomic on x86-64 and ARM64); readers
+        # learn of a frame from a DDS message sent after these stores, and the system
+        # calls between make the frame visible to them first.
         self._sequences[slot] = 0
         start = _slots_offset(self._slots) + slot * self._capacity
         target = np.ndarray(frame.shape, frame.dtype, buffer=self._map, offset=start)
