@@ -25,6 +25,7 @@ import os
 from pathlib import Path
 import signal
 import time
+from typing import Iterator
 
 from edge_infer.bringup import NodeSpec
 from edge_infer.nodes import base
@@ -35,6 +36,9 @@ from edge_infer.tools.processes import NodeGroup
 from edge_infer.tools.samples import write_sample_photos
 from node_harness import Probe, wait_for_diagnostic
 import pytest
+from rclpy.node import Node
+
+pytestmark = pytest.mark.ros
 
 START_TIMEOUT = 60.0
 # Well under the nodes' 1 s diagnostics period: a report this soon after the signal
@@ -46,52 +50,53 @@ needs_events = pytest.mark.skipif(
     not base.events_executor_available(), reason='this rclpy has no EventsExecutor')
 
 
-class FakeNode:
-    """Just what executor_kind reads of a node."""
-
-    def __init__(self, name: str, guards: int = 0) -> None:
-        self._name = name
-        self.guards = [object()] * guards
-
-    def get_name(self) -> str:
-        return self._name
+@pytest.fixture
+def nodes(ros_context: None) -> Iterator[dict[str, Node]]:
+    """Make a plain node, and one with a guard condition as the replay node has."""
+    made = {'camera': Node('camera'), 'replay': Node('replay')}
+    made['replay'].create_guard_condition(lambda: None)
+    yield made
+    for node in made.values():
+        node.destroy_node()
 
 
 @pytest.mark.parametrize('available', [True, False])
 def test_default_is_the_events_executor_where_rclpy_has_it(
-        monkeypatch: pytest.MonkeyPatch, available: bool) -> None:
+        monkeypatch: pytest.MonkeyPatch, nodes: dict[str, Node], available: bool) -> None:
     monkeypatch.delenv(EXECUTOR_ENV, raising=False)
     monkeypatch.setattr(base, 'events_executor_available', lambda: available)
-    assert executor_kind([FakeNode('camera')]) == (EVENTS if available else SINGLE)
+    assert executor_kind([nodes['camera']]) == (EVENTS if available else SINGLE)
 
 
 def test_nodes_with_guard_conditions_get_the_single_threaded_executor(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, nodes: dict[str, Node]) -> None:
     monkeypatch.delenv(EXECUTOR_ENV, raising=False)
     monkeypatch.setattr(base, 'events_executor_available', lambda: True)
-    assert executor_kind([FakeNode('camera'), FakeNode('replay', guards=1)]) == SINGLE
+    assert executor_kind([nodes['camera'], nodes['replay']]) == SINGLE
     monkeypatch.setenv(EXECUTOR_ENV, 'events')
     with pytest.raises(StartupError, match='replay'):
-        executor_kind([FakeNode('replay', guards=1)])
+        executor_kind([nodes['replay']])
 
 
 @pytest.mark.parametrize('value,available,expected', [
     ('single', True, SINGLE), ('single', False, SINGLE), (' Events ', True, EVENTS)])
 def test_environment_variable_forces_the_executor(
-        monkeypatch: pytest.MonkeyPatch, value: str, available: bool, expected: str) -> None:
+        monkeypatch: pytest.MonkeyPatch, nodes: dict[str, Node], value: str, available: bool,
+        expected: str) -> None:
     monkeypatch.setenv(EXECUTOR_ENV, value)
     monkeypatch.setattr(base, 'events_executor_available', lambda: available)
-    assert executor_kind([FakeNode('camera')]) == expected
+    assert executor_kind([nodes['camera']]) == expected
 
 
 @pytest.mark.parametrize('value,available,message', [
     ('multi', True, "'multi' is not one of"), ('events', False, 'no rclpy.experimental')])
 def test_an_executor_that_cannot_be_had_is_a_startup_error(
-        monkeypatch: pytest.MonkeyPatch, value: str, available: bool, message: str) -> None:
+        monkeypatch: pytest.MonkeyPatch, nodes: dict[str, Node], value: str, available: bool,
+        message: str) -> None:
     monkeypatch.setenv(EXECUTOR_ENV, value)
     monkeypatch.setattr(base, 'events_executor_available', lambda: available)
     with pytest.raises(StartupError, match=message):
-        executor_kind([FakeNode('camera')])
+        executor_kind([nodes['camera']])
 
 
 def camera_diagnostics(probe: Probe) -> list[tuple[int, dict[str, str]]]:
@@ -100,7 +105,6 @@ def camera_diagnostics(probe: Probe) -> list[tuple[int, dict[str, str]]]:
             for name, values in node_counters(msg).items() if name.endswith('/camera')]
 
 
-@pytest.mark.ros
 @pytest.mark.usefixtures('ros_context')
 @pytest.mark.parametrize('executor', [
     pytest.param(EVENTS, marks=needs_events), SINGLE])
@@ -144,7 +148,6 @@ def test_node_exits_promptly_with_a_final_report(
     assert int(values['received']) >= int(before[-1]['received'])
 
 
-@pytest.mark.ros
 @pytest.mark.usefixtures('ros_context')
 def test_unknown_executor_ends_the_process_with_exit_code_2() -> None:
     env = dict(os.environ, **{EXECUTOR_ENV: 'multi'})

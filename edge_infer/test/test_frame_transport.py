@@ -28,7 +28,7 @@ import time
 from edge_infer.bringup import NodeSpec, pipeline_nodes
 from edge_infer.core.shared_frames import (
     SEGMENT_PREFIX, SharedFrameWriter, SHM_DIRECTORY)
-from edge_infer.nodes.frame_transport import ref_to_msg
+from edge_infer.nodes.conversions import ref_to_msg
 from edge_infer.tools.processes import NodeGroup
 from edge_infer.tools.samples import write_sample_photos
 from edge_infer_msgs.msg import DetectionArray, SharedImage, Tensor

@@ -35,7 +35,7 @@ import cv2
 from edge_infer.core.cards import load_card
 from edge_infer.core.detector import Detection, Detector
 from edge_infer.core.evaluation import box_iou
-from edge_infer.core.models import locate_model, sha256_file
+from edge_infer.core.models import locate_model, ModelHashError, sha256_file
 from edge_infer.preparation.compare import agreement, compare_models, format_comparison
 from edge_infer.preparation.derive import PreparationError, resolve_source
 from edge_infer.preparation.fp16 import convert_to_fp16, prepare_fp16
@@ -139,7 +139,7 @@ def test_a_changed_model_file_is_caught_by_its_card_hash(prepared, tmp_path):
     data = yaml.safe_load(prepared['fp16'].card_path.read_text())
     data['file'] = str(prepared['int8'].model_path)
     card_path.write_text(yaml.safe_dump(data))
-    with pytest.raises(Exception, match='sha256'):
+    with pytest.raises(ModelHashError, match='sha256'):
         locate_model(load_card(card_path))
 
 

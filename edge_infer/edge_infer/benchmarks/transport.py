@@ -138,6 +138,13 @@ class _NaiveOutput:
         msg.data = image.flatten().tolist()
         self.publisher.publish(msg)
 
+    def finish(self) -> None:
+        """Wait until the reliable subscriber has every frame."""
+        self.publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
+
+    def close(self) -> None:
+        """Nothing to release: the node owns the publisher."""
+
 
 class _FrameOutput:
     """edge_infer's image output, with or without the shared-memory ring."""
@@ -155,6 +162,14 @@ class _FrameOutput:
 
     def send(self, image: np.ndarray, header: Header) -> None:
         publish_image(self.output, image, 'bgr8', header)
+
+    def finish(self) -> None:
+        """Give the last frames a moment (best effort: nothing is acknowledged)."""
+        time.sleep(ACK_TIMEOUT_S / 10)
+
+    def close(self) -> None:
+        """Remove the shared-memory segment."""
+        self.output.close()
 
 
 def publish(*, config: str, image: np.ndarray, rate: float, frames: int,
@@ -194,16 +209,11 @@ def publish(*, config: str, image: np.ndarray, rate: float, frames: int,
             if (index + 1) % PROGRESS_EVERY == 0:
                 print(f'{SENT_PREFIX}{index + 1 - warmup}', flush=True)
         elapsed = time.monotonic() - start
-        if config == 'naive':
-            output.publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
-        else:
-            # Best effort: nothing to acknowledge; the last frames need a moment.
-            time.sleep(ACK_TIMEOUT_S / 10)
+        output.finish()
         return {'sent': frames, 'sent_warmup': warmup, 'send_ms': send_ms,
                 'elapsed_s': elapsed, 'achieved_rate': (warmup + frames) / elapsed}
     finally:
-        if config != 'naive':
-            output.output.close()
+        output.close()
         node.destroy_node()
 
 

@@ -31,6 +31,7 @@ from edge_infer.core.detector import Detection
 from edge_infer.core.image import image_from_buffer, image_to_fields, ImageLayout
 from edge_infer.core.latency import Stage
 from edge_infer.core.preprocess import Geometry
+from edge_infer.core.shared_frames import SharedSlot
 from edge_infer.core.stats import DIAGNOSTICS_HARDWARE_ID
 from edge_infer.core.tensors import tensor_from_fields, tensor_to_fields
 from edge_infer.sharding.wire import EncodedTensor
@@ -73,6 +74,18 @@ def image_from_msg(msg: Image | SharedImage, payload: Any = None) -> np.ndarray:
     return image_from_buffer(
         height=msg.height, width=msg.width, encoding=msg.encoding, step=msg.step,
         data=msg.data if payload is None else payload, is_bigendian=bool(msg.is_bigendian))
+
+
+def ref_to_msg(slot: SharedSlot) -> SharedMemoryRef:
+    """Describe a frame's place in shared memory in a message."""
+    return SharedMemoryRef(boot_id=slot.boot_id, segment=slot.segment, slot=slot.slot,
+                           sequence=slot.sequence, size=slot.size)
+
+
+def ref_from_msg(msg: SharedMemoryRef) -> SharedSlot:
+    """Read a frame's place in shared memory back from a message."""
+    return SharedSlot(boot_id=msg.boot_id, segment=msg.segment, slot=msg.slot,
+                      sequence=msg.sequence, size=msg.size)
 
 
 def shared_image_msg(header: Header, layout: ImageLayout, encoding: str,

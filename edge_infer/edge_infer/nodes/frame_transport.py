@@ -42,7 +42,8 @@ from edge_infer.core.shared_frames import (
     SharedFrameWriter, SharedSlot, writer_of)
 from edge_infer.core.stats import FrameCounters
 from edge_infer.nodes.base import EdgeInferNode
-from edge_infer.nodes.conversions import fill_image_msg, shared_image_msg
+from edge_infer.nodes.conversions import (
+    fill_image_msg, ref_from_msg, ref_to_msg, shared_image_msg)
 from edge_infer_msgs.msg import SharedImage, SharedMemoryRef, Tensor
 import numpy as np
 from rclpy.publisher import Publisher
@@ -86,18 +87,6 @@ IMAGES = FrameKind(raw_type=Image, shared_type=SharedImage, raw_payload=attrgett
                    shared_ref=attrgetter('data'))
 TENSORS = FrameKind(raw_type=Tensor, shared_type=Tensor, raw_payload=attrgetter('data'),
                     shared_ref=attrgetter('shared'))
-
-
-def ref_to_msg(slot: SharedSlot) -> SharedMemoryRef:
-    """Describe a frame's place in shared memory in a message."""
-    return SharedMemoryRef(boot_id=slot.boot_id, segment=slot.segment, slot=slot.slot,
-                           sequence=slot.sequence, size=slot.size)
-
-
-def ref_from_msg(msg: SharedMemoryRef) -> SharedSlot:
-    """Read a frame's place in shared memory back from a message."""
-    return SharedSlot(boot_id=msg.boot_id, segment=msg.segment, slot=msg.slot,
-                      sequence=msg.sequence, size=msg.size)
 
 
 class FrameOutput(Generic[RawT, SharedT]):
