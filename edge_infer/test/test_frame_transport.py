@@ -69,26 +69,42 @@ def photo_camera(tmp_path: Path) -> dict:
 def test_pipeline_hops_go_through_shared_memory_and_outside_subscribers_get_images(
         tmp_path: Path, probe: Probe) -> None:
     probe.subscribe(Image, 'image_raw', qos_profile_sensor_data)
+    # An outside subscriber of the references themselves: the camera then publishes
+    # them over DDS too, and the preprocess node, which has them announced, must not
+    # take a frame twice.
+    probe.subscribe(SharedImage, 'image_raw/shm', qos_profile_sensor_data)
     probe.subscribe(DetectionArray, 'detections', RELIABLE)
     with NodeGroup(specs=pipeline_nodes(),
                    overrides={'camera': photo_camera(tmp_path)}) as group:
-        wait_for_transport(probe, 'preprocess', 'shared_memory')
-        wait_for_transport(probe, 'detector', 'shared_memory')
+        wait_for_transport(probe, 'preprocess', 'shared_memory_announced')
+        wait_for_transport(probe, 'detector', 'shared_memory_announced')
         count = len(probe.messages('detections'))
         arrays = probe.wait_for('detections', count=count + 3, timeout=START_TIMEOUT)
         images = probe.wait_for('image_raw', count=2)
+        references = probe.wait_for('image_raw/shm', count=2)
         camera_pid = group['camera'].popen.pid
         preprocess_pid = group['preprocess'].popen.pid
         assert segments_of(camera_pid) and segments_of(preprocess_pid)
-        counters = {name: diagnostics_of(probe, name) for name in ('preprocess', 'detector')}
+        assert int(diagnostics_of(probe, 'camera')['announced_to']) == 1
+        assert int(diagnostics_of(probe, 'preprocess')['announced_to']) == 1
         assert not group.exited(), group.exited()
-    # The outside subscriber got whole images, the pipeline found the astronaut.
+    # The outside subscribers got whole images and references, the pipeline found the
+    # astronaut.
     assert (images[-1].width, images[-1].height, images[-1].encoding) == (512, 512, 'bgr8')
     assert len(images[-1].data) == 512 * 512 * 3
+    assert references[-1].data.segment.startswith(f'{SEGMENT_PREFIX}{camera_pid}_')
     assert any(d.label == 'person' and d.score > 0.5 for d in arrays[-1].detections)
-    for name, values in counters.items():
-        assert int(values['processed']) > 0, (name, values)
-    # Each writer unlinks its segment when its node stops.
+    # The final reports (acknowledged before each node exited; a moment for the probe to
+    # take them): every frame counted once, whichever ways it came.
+    time.sleep(0.5)
+    camera, preprocess, detector = (diagnostics_of(probe, name)
+                                    for name in ('camera', 'preprocess', 'detector'))
+    assert 0 < int(preprocess['received']) <= int(camera['processed']), (camera, preprocess)
+    assert 0 < int(detector['received']) <= int(preprocess['processed']), \
+        (preprocess, detector)
+    for values in (preprocess, detector):
+        assert int(values['received']) == int(values['processed']) + int(values['dropped'])
+    # Each writer unlinks its segment and its socket when its node stops.
     assert segments_of(camera_pid) == [] and segments_of(preprocess_pid) == []
 
 

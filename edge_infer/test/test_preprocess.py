@@ -149,6 +149,30 @@ def test_buffers_are_reused_and_border_refreshed() -> None:
     assert np.all(third == 100.0)
 
 
+@pytest.mark.parametrize('layout', ['NHWC', 'NCHW'])
+def test_a_tensor_of_the_callers_own_is_filled_and_kept(layout: str) -> None:
+    preprocessor = Preprocessor(spec=make_spec(width=32, height=32, layout=layout))
+    image = np.random.default_rng(3).integers(0, 255, (24, 40, 3), dtype=np.uint8)
+    out = preprocessor.new_output()
+    filled, geometry = preprocessor(image, 'bgr', out=out)
+    assert filled is out
+    internal, same_geometry = preprocessor(image, 'bgr')
+    np.testing.assert_array_equal(out, internal)
+    assert geometry == same_geometry
+    # The next frame goes into the internal buffer (or another tensor), never into out.
+    kept = out.copy()
+    preprocessor(np.zeros((24, 40, 3), np.uint8), 'bgr')
+    np.testing.assert_array_equal(out, kept)
+
+
+def test_a_tensor_of_the_wrong_shape_or_type_is_refused() -> None:
+    preprocessor = Preprocessor(spec=make_spec(width=32, height=32))
+    image = np.zeros((32, 32, 3), np.uint8)
+    for wrong in (np.empty((1, 32, 32, 3), np.float64), np.empty((1, 3, 32, 32), np.float32)):
+        with pytest.raises(ValueError, match='out must be float32'):
+            preprocessor(image, 'rgb', out=wrong)
+
+
 @pytest.mark.parametrize('image, color, message', [
     (np.zeros((4, 4, 3), np.float32), 'rgb', 'uint8'),
     (np.zeros((4, 4, 4), np.uint8), 'rgb', 'HxWx3'),

@@ -47,11 +47,11 @@ import time
 from typing import Any, Callable, Sequence
 
 import cv2
+from edge_infer.core.handoff import ImageFrame
 from edge_infer.core.memory import keep_frame_buffers_mapped
 from edge_infer.nodes.base import EdgeInferNode, run
-from edge_infer.nodes.conversions import image_from_msg, time_to_ns
-from edge_infer.nodes.frame_transport import (
-    FrameInput, FrameOutput, IMAGES, publish_image, ReceivedFrame)
+from edge_infer.nodes.conversions import ns_to_time, time_to_ns
+from edge_infer.nodes.frame_transport import FrameInput, FrameOutput, IMAGES, publish_image
 import numpy as np
 import rclpy
 from rclpy.duration import Duration
@@ -99,21 +99,21 @@ class TransportSubscriber(EdgeInferNode):
     def _progress(self) -> None:
         print(f'{RECEIVED_PREFIX}{len(self._latency_ms)}', flush=True)
 
-    def _on_frame(self, frame: ReceivedFrame) -> None:
-        image_from_msg(frame.msg, frame.payload)
+    def _on_frame(self, frame: ImageFrame) -> None:
+        # The frame input has made the image a numpy view already.
         if frame.intact():
-            self._note(frame.msg.header)
+            self._note(frame.stamp_ns, frame.frame_id)
 
     def _on_naive(self, msg: Image) -> None:
         np.array(msg.data, dtype=np.uint8).reshape(msg.height, msg.width, 3)
-        self._note(msg.header)
+        self._note(time_to_ns(msg.header.stamp), msg.header.frame_id)
 
-    def _note(self, header: Header) -> None:
+    def _note(self, stamp_ns: int, frame_id: str) -> None:
         arrival_ns = time.time_ns()
-        if header.frame_id == WARMUP_FRAME_ID:
+        if frame_id == WARMUP_FRAME_ID:
             self._warmup += 1
             return
-        self._latency_ms.append((arrival_ns - time_to_ns(header.stamp)) / 1e6)
+        self._latency_ms.append((arrival_ns - stamp_ns) / 1e6)
 
     def destroy_node(self) -> None:
         """Write the measurements, then release the node."""
@@ -132,9 +132,10 @@ class _NaiveOutput:
     def ready(self) -> bool:
         return self.publisher.get_subscription_count() > 0
 
-    def send(self, image: np.ndarray, header: Header) -> None:
-        msg = Image(header=header, height=image.shape[0], width=image.shape[1],
-                    encoding='bgr8', step=image.shape[1] * 3)
+    def send(self, image: np.ndarray, stamp_ns: int, frame_id: str) -> None:
+        msg = Image(header=Header(stamp=ns_to_time(stamp_ns), frame_id=frame_id),
+                    height=image.shape[0], width=image.shape[1], encoding='bgr8',
+                    step=image.shape[1] * 3)
         msg.data = image.flatten().tolist()
         self.publisher.publish(msg)
 
@@ -160,8 +161,8 @@ class _FrameOutput:
         raw, shared = self.output.subscriber_counts()
         return shared > 0 if self._shared_memory else raw > 0
 
-    def send(self, image: np.ndarray, header: Header) -> None:
-        publish_image(self.output, image, 'bgr8', header)
+    def send(self, image: np.ndarray, stamp_ns: int, frame_id: str) -> None:
+        publish_image(self.output, image, 'bgr8', stamp_ns=stamp_ns, frame_id=frame_id)
 
     def finish(self) -> None:
         """Give the last frames a moment (best effort: nothing is acknowledged)."""
@@ -201,9 +202,8 @@ def publish(*, config: str, image: np.ndarray, rate: float, frames: int,
                 time.sleep(delay)
             measured = index >= warmup
             began = time.perf_counter()
-            header = Header(stamp=node.get_clock().now().to_msg(),
-                            frame_id=MEASURED_FRAME_ID if measured else WARMUP_FRAME_ID)
-            output.send(image, header)
+            output.send(image, node.get_clock().now().nanoseconds,
+                        MEASURED_FRAME_ID if measured else WARMUP_FRAME_ID)
             if measured:
                 send_ms.append((time.perf_counter() - began) * 1e3)
             if (index + 1) % PROGRESS_EVERY == 0:

@@ -24,10 +24,10 @@ consumer can count it as dropped ('superseded'), and no queue can grow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import queue
 import threading
-from typing import Generic, TypeVar
+from typing import Callable, Generic, TypeVar
 
 from edge_infer.core.latency import Stage
 from edge_infer.core.preprocess import Geometry
@@ -43,14 +43,26 @@ STOPPED = 'stopped'
 HANDOVER_TIMEOUT_S = 0.002
 
 
+def always_intact() -> bool:
+    """Say that a frame's array is intact: nobody else writes into it."""
+    return True
+
+
 @dataclass(frozen=True, kw_only=True)
 class ImageFrame:
-    """A captured image handed from the camera to the next stage."""
+    """
+    A captured image handed from the camera to the next stage.
+
+    ``intact`` tells whether ``image`` still holds this frame: an image read in place
+    from shared memory can be overwritten by a newer frame while it is used, so what
+    was computed from it counts only if ``intact()`` holds afterwards.
+    """
 
     image: np.ndarray
     encoding: str
     stamp_ns: int
     frame_id: str
+    intact: Callable[[], bool] = field(default=always_intact, repr=False, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +74,8 @@ class TensorFrame:
     stamp_ns: int
     frame_id: str
     stages: tuple[Stage, ...]
+    #: As :attr:`ImageFrame.intact`, for the tensor.
+    intact: Callable[[], bool] = field(default=always_intact, repr=False, compare=False)
 
 
 class LatestSlot(Generic[ItemT]):

@@ -107,7 +107,8 @@ class Preprocessor:
     Turn camera images into model input tensors.
 
     The output tensor and the intermediate canvas are allocated once; each
-    call overwrites them, so the returned tensor is valid until the next call.
+    call overwrites them, so the returned tensor is valid until the next call,
+    unless the caller gives a tensor of its own to fill (``out``).
     """
 
     def __init__(self, *, spec: InputSpec) -> None:
@@ -118,12 +119,9 @@ class Preprocessor:
         self._mono_canvas = np.empty((height, width), np.uint8)
         self._tensor = np.empty(spec.shape, np.dtype(spec.dtype))
         self._lut = _normalisation_table(spec)
-        if spec.layout == 'NHWC':
-            self._hwc = self._tensor[0]
-            self._planes: list[np.ndarray] = []
-        else:
-            self._hwc = np.empty((height, width, 3), self._tensor.dtype)
-            self._planes = [self._tensor[0, channel] for channel in range(3)]
+        # NCHW is normalised in HWC order first, then split into the planes.
+        self._hwc = (None if spec.layout == 'NHWC'
+                     else np.empty((height, width, 3), self._tensor.dtype))
         self._layouts: dict[tuple[int, int], _Layout] = {}
         self._last_filled: tuple[bool, int, int] | None = None
 
@@ -132,16 +130,29 @@ class Preprocessor:
         """Return the input description this preprocessor was built for."""
         return self._spec
 
-    def __call__(self, image: np.ndarray, color: str) -> tuple[np.ndarray, Geometry]:
+    def new_output(self) -> np.ndarray:
+        """Allocate a tensor of the input's shape and type, for ``out``."""
+        return np.empty(self._tensor.shape, self._tensor.dtype)
+
+    def __call__(self, image: np.ndarray, color: str, *,
+                 out: np.ndarray | None = None) -> tuple[np.ndarray, Geometry]:
         """
         Convert ``image`` into the model input.
 
         :param image: HxWx3 uint8 image, or HxW / HxWx1 mono8
         :param color: colour order of a 3-channel image: 'rgb' or 'bgr'
             ('mono' is accepted and implied for 1-channel images)
-        :returns: the input tensor (an internal buffer) and the geometry
-        :raises ValueError: unsupported image type, shape or colour order
+        :param out: the tensor to fill (from :meth:`new_output`), for a caller that
+            keeps it beyond the next call; by default an internal buffer
+        :returns: the input tensor (``out`` or the internal buffer) and the geometry
+        :raises ValueError: unsupported image type, shape or colour order, or an ``out``
+            of another shape or type
         """
+        if out is None:
+            out = self._tensor
+        elif out.shape != self._tensor.shape or out.dtype != self._tensor.dtype:
+            raise ValueError(f'out must be {self._tensor.dtype} {self._tensor.shape}, got '
+                             f'{out.dtype} {out.shape}')
         mono = _check_image(image, color)
         src_height, src_width = image.shape[:2]
         layout = self._layout(src_height, src_width)
@@ -161,15 +172,17 @@ class Preprocessor:
                        interpolation=cv2.INTER_LINEAR)
             if color != self._spec.color:
                 cv2.cvtColor(self._canvas, cv2.COLOR_RGB2BGR, dst=self._canvas)
-        self._normalise()
-        return self._tensor, layout.geometry
+        self._normalise(out)
+        return out, layout.geometry
 
-    def _normalise(self) -> None:
+    def _normalise(self, out: np.ndarray) -> None:
         # Pixels are uint8, so a per-channel table does mean, std, rounding
         # and saturation in one pass, several times faster than numpy.
-        cv2.LUT(self._canvas, self._lut, dst=self._hwc)
-        if self._planes:
-            cv2.split(self._hwc, self._planes)
+        if self._hwc is None:
+            cv2.LUT(self._canvas, self._lut, dst=out[0])
+        else:
+            cv2.LUT(self._canvas, self._lut, dst=self._hwc)
+            cv2.split(self._hwc, [out[0, channel] for channel in range(3)])
 
     def _layout(self, src_height: int, src_width: int) -> _Layout:
         layout = self._layouts.get((src_height, src_width))

@@ -49,9 +49,10 @@ import struct
 import numpy as np
 
 __all__ = [
-    'DEFAULT_SLOTS', 'FrameOverwritten', 'SegmentUnavailable', 'SHM_DIRECTORY',
-    'SharedFrameError', 'SharedFrameReader', 'SharedFrameWriter', 'SharedSlot', 'host_boot_id',
-    'remove_stale_segments', 'shared_memory_available', 'writer_of']
+    'DEFAULT_SLOTS', 'FrameOverwritten', 'SEGMENT_PREFIX', 'SegmentUnavailable',
+    'SHM_DIRECTORY', 'SharedFrameError', 'SharedFrameReader', 'SharedFrameWriter',
+    'SharedSlot', 'host_boot_id', 'remove_stale_segments', 'shared_memory_available',
+    'writer_of']
 
 SHM_DIRECTORY = Path('/dev/shm')
 BOOT_ID_FILE = Path('/proc/sys/kernel/random/boot_id')
@@ -61,6 +62,9 @@ DEFAULT_SLOTS = 4
 SEGMENT_PREFIX = 'edge_infer_'
 # pid, writer number in that process, generation (a new segment when frames grow).
 _SEGMENT_NAME = re.compile(rf'^{SEGMENT_PREFIX}(\d+)_(\d+)_(\d+)$')
+# What a writer leaves in the directory: segments, and the socket on which it announces
+# its frames (edge_infer.core.announcements).
+_WRITER_FILE = re.compile(rf'^{SEGMENT_PREFIX}(\d+)_(\d+)(_\d+|\.sock)$')
 _MAGIC = b'EIFRAME1'
 # magic, slot count, slot capacity in bytes.
 _HEADER = struct.Struct('<8sIQ')
@@ -110,13 +114,13 @@ def shared_memory_available(directory: Path = SHM_DIRECTORY) -> bool:
 
 def remove_stale_segments(directory: Path = SHM_DIRECTORY) -> list[str]:
     """
-    Unlink the segments of writers whose process no longer runs (after a crash).
+    Unlink the segments and sockets of writers whose process no longer runs (a crash).
 
     :returns: the names removed
     """
     removed = []
     for path in directory.glob(f'{SEGMENT_PREFIX}*'):
-        match = _SEGMENT_NAME.match(path.name)
+        match = _WRITER_FILE.match(path.name)
         if match is None or _process_alive(int(match.group(1))):
             continue
         try:
@@ -176,7 +180,7 @@ class SharedFrameWriter:
         self._slots = slots
         self._directory = directory
         self._boot_id = host_boot_id()
-        self._number = next(_writer_numbers)
+        self._writer = f'{SEGMENT_PREFIX}{os.getpid()}_{next(_writer_numbers)}'
         self._generation = 0
         self._name = ''
         self._map: mmap.mmap | None = None
@@ -185,6 +189,11 @@ class SharedFrameWriter:
         self._next_slot = 0
         self._sequence = 0
         remove_stale_segments(directory)
+
+    @property
+    def name(self) -> str:
+        """Name this writer as :func:`writer_of` names it for each of its segments."""
+        return self._writer
 
     @property
     def segment(self) -> str:
@@ -216,7 +225,7 @@ class SharedFrameWriter:
 
     def _grow(self, nbytes: int) -> None:
         capacity = max(_PAGE, -(-nbytes // _PAGE) * _PAGE)
-        name = f'{SEGMENT_PREFIX}{os.getpid()}_{self._number}_{self._generation}'
+        name = f'{self._writer}_{self._generation}'
         path = self._directory / name
         size = _segment_size(self._slots, capacity)
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)

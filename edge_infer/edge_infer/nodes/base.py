@@ -100,6 +100,8 @@ class EdgeInferNode(Node):
     """A node with validated parameters, named QoS profiles and frame counters."""
 
     def __init__(self, *, node_name: str, parameters: Sequence[ParameterSpec]) -> None:
+        # Before anything that can fail: rclpy may destroy a node whose constructor failed.
+        self._stop_callbacks: list[Callable[[], None]] = []
         super().__init__(node_name)
         self.counters = FrameCounters()
         self._diagnostic_extras: dict[str, Callable[[], Any]] = {}
@@ -191,13 +193,25 @@ class EdgeInferNode(Node):
             self._drop_logged[reason] = now
             self.get_logger().warning(f'dropping {item} ({reason}): {error}')
 
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """
+        Have :meth:`stop_inputs` call ``callback`` once, such as to stop a thread.
+
+        The last registered is called first, so that an input created after an output
+        stops before the output it feeds closes.
+        """
+        self._stop_callbacks.append(callback)
+
     def stop_inputs(self) -> None:
         """
         Stop taking frames in (threads, in-process inputs); the node can still report.
 
         Called before the final report, and for every node of a composed process
-        before any of them reports, so that no frame waits behind a report.
+        before any of them reports, so that no frame waits behind a report. Subclasses
+        that stop more call this too.
         """
+        while self._stop_callbacks:
+            self._stop_callbacks.pop()()
 
     def destroy_node(self) -> None:
         """Stop the inputs, publish the final counters, then release the node."""

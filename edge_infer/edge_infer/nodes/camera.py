@@ -87,7 +87,6 @@ class CameraNode(EdgeInferNode):
         self._listeners = listeners if listeners is not None else _nobody
         self._thread: threading.Thread | None = None
         self._source: FrameSource | None = None
-        self._images: FrameOutput | None = None
         super().__init__(node_name='camera', parameters=PARAMETERS)
         p = self.params
         try:
@@ -148,10 +147,11 @@ class CameraNode(EdgeInferNode):
         return listening
 
     def _publish(self, image: np.ndarray, encoding: str, stamp_ns: int, frame_id: str) -> bool:
-        header = Header(stamp=ns_to_time(stamp_ns), frame_id=frame_id)
-        published = publish_image(self._images, image, encoding, header)
+        published = publish_image(self._images, image, encoding, stamp_ns=stamp_ns,
+                                  frame_id=frame_id)
         if published:
             height, width = image.shape[:2]
+            header = Header(stamp=ns_to_time(stamp_ns), frame_id=frame_id)
             self._info_pub.publish(CameraInfo(header=header, height=height, width=width))
         return published
 
@@ -162,8 +162,7 @@ class CameraNode(EdgeInferNode):
             self._thread.join(timeout=2.0)
         if self._source is not None and not self._source.closed:
             self._source.close()
-        if self._images is not None:
-            self._images.close()
+        super().stop_inputs()
 
 
 def _nobody() -> int:

@@ -22,12 +22,14 @@ without a running ROS graph.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Iterable, Sequence
+import struct
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from edge_infer.core.cards import ModelCard
 from edge_infer.core.detector import Detection
+from edge_infer.core.handoff import always_intact, ImageFrame, TensorFrame
 from edge_infer.core.image import image_from_buffer, image_to_fields, ImageLayout
 from edge_infer.core.latency import Stage
 from edge_infer.core.preprocess import Geometry
@@ -43,6 +45,10 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 NS_PER_S = 1_000_000_000
+# An image in shared memory, as a frame announcement describes it: stamp in ns, height,
+# width, step, slot, sequence, size, then the byte lengths of frame_id, encoding,
+# boot_id and segment, whose UTF-8 bytes follow in that order.
+_IMAGE_DESCRIPTION = struct.Struct('<qIIIIQQHHHH')
 
 
 def message_class(msgtype: str) -> type | None:
@@ -93,6 +99,81 @@ def shared_image_msg(header: Header, layout: ImageLayout, encoding: str,
     """Describe an unpadded little-endian image whose pixels lie in shared memory."""
     return SharedImage(header=header, height=layout.height, width=layout.width,
                        encoding=encoding, is_bigendian=0, step=layout.step, data=ref)
+
+
+def image_frame_from_msg(msg: Image | SharedImage, payload: Any = None, *,
+                         intact: Callable[[], bool] = always_intact) -> ImageFrame:
+    """
+    Give an image message as a core frame; raises ``ImageFormatError`` if inconsistent.
+
+    :param payload: as for :func:`image_from_msg`.
+    """
+    return ImageFrame(image=image_from_msg(msg, payload), encoding=msg.encoding,
+                      stamp_ns=time_to_ns(msg.header.stamp), frame_id=msg.header.frame_id,
+                      intact=intact)
+
+
+class ImageDescription(NamedTuple):
+    """What a frame announcement says of an image in shared memory, besides its slot."""
+
+    stamp_ns: int
+    frame_id: str
+    height: int
+    width: int
+    step: int
+    encoding: str
+
+
+def image_description(stamp_ns: int, frame_id: str, layout: ImageLayout, encoding: str,
+                      slot: SharedSlot) -> bytes:
+    """
+    Describe an image in shared memory for a frame announcement, as bytes.
+
+    Says what ``shared_image_msg`` would, without building a message; read back by
+    ``read_image_description``. Building and reading ROS messages in Python is what
+    dominates a hop through shared memory: on a 2-core VM, where each wake-up finds the
+    caches cold, reading a SharedImage from rclpy's serialisation took 0.14 ms.
+    """
+    texts = [text.encode() for text in (frame_id, encoding, slot.boot_id, slot.segment)]
+    return _IMAGE_DESCRIPTION.pack(
+        stamp_ns, layout.height, layout.width, layout.step, slot.slot,
+        slot.sequence, slot.size, *(len(text) for text in texts)) + b''.join(texts)
+
+
+def read_image_description(data: bytes) -> tuple[SharedSlot, ImageDescription]:
+    """
+    Read what ``image_description`` wrote.
+
+    :raises ValueError: ``data`` is not such a description.
+    """
+    try:
+        (stamp_ns, height, width, step, slot, sequence, size,
+         *lengths) = _IMAGE_DESCRIPTION.unpack_from(data)
+    except struct.error as error:
+        raise ValueError(f'not an image description: {error}') from error
+    if _IMAGE_DESCRIPTION.size + sum(lengths) != len(data):
+        raise ValueError(f'an image description of {len(data)} bytes announces '
+                         f'{_IMAGE_DESCRIPTION.size + sum(lengths)}')
+    texts, start = [], _IMAGE_DESCRIPTION.size
+    for length in lengths:
+        texts.append(data[start:start + length].decode())
+        start += length
+    frame_id, encoding, boot_id, segment = texts
+    return (SharedSlot(boot_id=boot_id, segment=segment, slot=slot, sequence=sequence,
+                       size=size),
+            ImageDescription(stamp_ns=stamp_ns, frame_id=frame_id, height=height,
+                             width=width, step=step, encoding=encoding))
+
+
+def image_frame_from_description(description: ImageDescription, pixels: Any, *,
+                                 intact: Callable[[], bool] = always_intact) -> ImageFrame:
+    """Give an announced image as a core frame; raises ``ImageFormatError`` if inconsistent."""
+    return ImageFrame(
+        image=image_from_buffer(height=description.height, width=description.width,
+                                encoding=description.encoding, step=description.step,
+                                data=pixels),
+        encoding=description.encoding, stamp_ns=description.stamp_ns,
+        frame_id=description.frame_id, intact=intact)
 
 
 def fill_image_msg(msg: Image, array: np.ndarray, encoding: str) -> None:
@@ -152,6 +233,20 @@ def tensor_from_msg(msg: Tensor, payload: Any = None) -> np.ndarray:
     """
     return tensor_from_fields(dtype=msg.dtype, shape=msg.shape,
                               data=msg.data if payload is None else payload)
+
+
+def tensor_frame_from_msg(msg: Tensor, payload: Any = None, *,
+                          intact: Callable[[], bool] = always_intact) -> TensorFrame:
+    """
+    Give a Tensor message as a core frame.
+
+    :param payload: as for :func:`tensor_from_msg`.
+    :raises TensorFormatError, ValueError: the payload or the geometry is inconsistent.
+    """
+    return TensorFrame(tensor=tensor_from_msg(msg, payload),
+                       geometry=geometry_from_msg(msg.geometry),
+                       stamp_ns=time_to_ns(msg.header.stamp), frame_id=msg.header.frame_id,
+                       stages=tuple(stages_from_msgs(msg.trace)), intact=intact)
 
 
 def fill_encoded_msg(msg: Tensor, encoded: EncodedTensor, *, name: str,

@@ -34,22 +34,19 @@ from edge_infer.backends import BackendError
 from edge_infer.backends.onnx_runtime import EXECUTION_MODES, GRAPH_OPTIMIZATIONS
 from edge_infer.core.cards import CardError, load_card, ModelCard
 from edge_infer.core.detector import Detector, DetectorError, resolve_backends
-from edge_infer.core.handoff import TensorFrame
+from edge_infer.core.handoff import ImageFrame, TensorFrame
 from edge_infer.core.image import ImageFormatError, to_color
 from edge_infer.core.latency import Stage
 from edge_infer.core.models import ModelFileError
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.preprocess import Geometry
-from edge_infer.core.tensors import TensorFormatError
 from edge_infer.nodes.base import EdgeInferNode, InProcessInput, main_for, StartupError
 from edge_infer.nodes.conversions import (
-    detections_to_msgs, geometry_from_msg, image_from_msg, model_info_msg, ns_to_time,
-    stage_to_msg, tensor_from_msg)
+    detections_to_msgs, model_info_msg, ns_to_time, stage_to_msg)
 from edge_infer.nodes.frame_transport import (
-    FrameInput, IMAGES, ReceivedFrame, SHARED_MEMORY_PARAMETER, TENSORS)
-from edge_infer_msgs.msg import DetectionArray, ModelInfo, SharedImage, StageTiming, Tensor
+    FrameInput, IMAGES, SHARED_MEMORY_PARAMETER, TENSORS)
+from edge_infer_msgs.msg import DetectionArray, ModelInfo, StageTiming
 import numpy as np
-from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 MODEL_RETRY_PERIOD_S = 5.0
@@ -152,7 +149,7 @@ class DetectorNode(EdgeInferNode):
         self._detections_pub = self.publisher(DetectionArray, 'detections', 'detections')
         self._info_pub = self.publisher(ModelInfo, 'model_info', 'model_info')
         if in_process:
-            self.inbox = InProcessInput(node=self, handle=self._on_frame)
+            self.inbox = InProcessInput(node=self, handle=self._on_tensor)
         elif p['input'] == 'tensor':
             FrameInput(self, kind=TENSORS, topic='input_tensor', profile='tensors',
                        handle=self._on_tensor, shared_memory=p['shared_memory'])
@@ -215,27 +212,13 @@ class DetectorNode(EdgeInferNode):
         info.header.stamp = self.get_clock().now().to_msg()
         return info
 
-    def _on_tensor(self, frame: ReceivedFrame[Tensor]) -> None:
-        # Counted as received by the frame input; copied out of shared memory, since
-        # inference may take longer than the publisher takes to come round its ring.
-        if self._detector is None:
-            self.counters.drop('model_unavailable')
-            return
-        msg = frame.msg
-        try:
-            tensor = tensor_from_msg(msg, frame.payload)
-            geometry = geometry_from_msg(msg.geometry)
-        except (TensorFormatError, ValueError) as error:
-            self.drop_frame('bad_tensor', error)
-            return
-        self._run(tensor, geometry, lambda: (msg.header, list(msg.trace)))
-
     def listeners(self) -> int:
         """Count the subscribers of ``detections``, in this process and outside."""
         return self._detections_pub.get_subscription_count()
 
-    def _on_frame(self, frame: TensorFrame) -> None:
-        # Counted as received by the inbox, when the preprocess node offered it.
+    def _on_tensor(self, frame: TensorFrame) -> None:
+        # Counted as received by the frame input (which copies each tensor out of shared
+        # memory, since inference may outlast the publisher's ring), or by the inbox.
         if self._detector is None:
             self.counters.drop('model_unavailable')
             return
@@ -245,23 +228,24 @@ class DetectorNode(EdgeInferNode):
             Header(stamp=ns_to_time(frame.stamp_ns), frame_id=frame.frame_id),
             [stage_to_msg(stage) for stage in frame.stages]))
 
-    def _on_image(self, frame: ReceivedFrame[Image | SharedImage]) -> None:
-        # As _on_tensor: the image is copied out of shared memory.
+    def _on_image(self, frame: ImageFrame) -> None:
+        # As _on_tensor: the frame input copies the image out of shared memory.
         if self._detector is None:
             self.counters.drop('model_unavailable')
             return
         start_ns = time.time_ns()
-        msg = frame.msg
         color = self._card.input_spec.color
         try:
-            image = to_color(image_from_msg(msg, frame.payload), msg.encoding, order=color)
+            image = to_color(frame.image, frame.encoding, order=color)
         except ImageFormatError as error:
             self.drop_frame('bad_image', error)
             return
         tensor, geometry = self._detector.preprocess(image, color)
         stage = Stage(stage='preprocess', node=self.get_name(), start_ns=start_ns,
                       end_ns=time.time_ns())
-        self._run(tensor, geometry, lambda: (msg.header, [stage_to_msg(stage)]))
+        self._run(tensor, geometry, lambda: (
+            Header(stamp=ns_to_time(frame.stamp_ns), frame_id=frame.frame_id),
+            [stage_to_msg(stage)]))
 
     def _run(self, tensor: np.ndarray, geometry: Geometry,
              frame: Callable[[], tuple[Header, list[StageTiming]]]) -> None:
@@ -288,6 +272,7 @@ class DetectorNode(EdgeInferNode):
         """Finish the frame in hand and take no more."""
         if self.inbox is not None:
             self.inbox.stop()
+        super().stop_inputs()
 
 
 def main() -> None:

@@ -27,14 +27,26 @@ offers it, and ``T`` otherwise (a bag replay, a camera driver that is not ours).
 looks at the graph again every :data:`GRAPH_CHECK_PERIOD_S`, and takes ``T`` for good
 once references keep naming memory it cannot map (a publisher on another host, in a
 container with its own ``/dev/shm``, or run by another user).
+
+Once it has a first reference from a publisher, the subscriber also connects to that
+publisher's frame announcements (:mod:`edge_infer.core.announcements`): from then on
+the publisher sends it each reference through a Unix socket, which wakes it in a
+fraction of a DDS hop's time, and a thread of the subscriber handles the frame. The
+publisher still publishes references on ``T/shm`` for every subscriber that is not
+connected so (``ros2 topic echo``, an older node); the subscriber ignores those of a
+publisher it is connected to, so that no frame is handled twice.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from operator import attrgetter
+import threading
 from typing import Any, Callable, Generic, TypeVar
 
+from edge_infer.core.announcements import (
+    AnnouncementError, AnnouncementReceiver, Announcer)
+from edge_infer.core.handoff import always_intact, ImageFrame, SUPERSEDED, TensorFrame
 from edge_infer.core.image import image_layout
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.shared_frames import (
@@ -43,17 +55,21 @@ from edge_infer.core.shared_frames import (
 from edge_infer.core.stats import FrameCounters
 from edge_infer.nodes.base import EdgeInferNode
 from edge_infer.nodes.conversions import (
-    fill_image_msg, ref_from_msg, ref_to_msg, shared_image_msg)
+    fill_image_msg, image_description, image_frame_from_description, image_frame_from_msg,
+    ns_to_time, read_image_description, ref_from_msg, ref_to_msg, shared_image_msg,
+    tensor_frame_from_msg)
 from edge_infer_msgs.msg import SharedImage, SharedMemoryRef, Tensor
 import numpy as np
 from rclpy.publisher import Publisher
+from rclpy.qos import HistoryPolicy
+from rclpy.serialization import deserialize_message, serialize_message
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 RawT = TypeVar('RawT')
 SharedT = TypeVar('SharedT')
-MsgT = TypeVar('MsgT')
+FrameT = TypeVar('FrameT')
 
 SHARED_SUFFIX = '/shm'
 SHARED_MEMORY_PARAMETER = ParameterSpec(
@@ -72,21 +88,51 @@ NOT_RECEIVED = 'not_received'
 
 
 @dataclass(frozen=True)
-class FrameKind:
-    """The message types of a frame topic and its ``/shm`` twin, and where payloads are."""
+class FrameKind(Generic[FrameT]):
+    """
+    A kind of frame topic: its message types, and how its messages become core frames.
+
+    Subscribers get core frames (``edge_infer.core.handoff``) whichever way a frame came:
+    a raw message, a ``/shm`` reference over DDS, or a frame announcement (bytes that
+    :func:`publish_image` and :func:`publish_tensor` write).
+    """
 
     raw_type: type
     shared_type: type
-    #: The payload of a raw message.
-    raw_payload: Callable[[Any], Any]
     #: The shared-memory reference of a ``/shm`` message.
     shared_ref: Callable[[Any], SharedMemoryRef]
+    #: ``(msg, payload or None for the message's own, intact=...)`` -> frame.
+    from_msg: Callable[..., FrameT]
+    #: Announcement bytes -> the slot and what ``from_description`` needs besides the
+    #: payload; raises ``ValueError`` for bytes it cannot read.
+    read_description: Callable[[bytes], tuple[SharedSlot, Any]]
+    #: ``(what read_description gave, payload, intact=...)`` -> frame.
+    from_description: Callable[..., FrameT]
+    #: What a frame is called in logs, and the drop reason of a message whose fields
+    #: do not describe its payload.
+    item: str
+    malformed: str
 
 
-IMAGES = FrameKind(raw_type=Image, shared_type=SharedImage, raw_payload=attrgetter('data'),
-                   shared_ref=attrgetter('data'))
-TENSORS = FrameKind(raw_type=Tensor, shared_type=Tensor, raw_payload=attrgetter('data'),
-                    shared_ref=attrgetter('shared'))
+def _read_tensor_description(data: bytes) -> tuple[SharedSlot, Tensor]:
+    try:
+        msg = deserialize_message(data, Tensor)
+    except RuntimeError as error:  # rclpy's RMWError: the bytes are no Tensor
+        raise ValueError(f'not a serialised Tensor: {error}') from error
+    return ref_from_msg(msg.shared), msg
+
+
+# Images have a few fixed fields and are the hop that the camera's latency rests on, so
+# they get a description of their own; tensors carry a trace of any length and are
+# described by rclpy's serialisation.
+IMAGES: FrameKind[ImageFrame] = FrameKind(
+    raw_type=Image, shared_type=SharedImage, shared_ref=attrgetter('data'),
+    from_msg=image_frame_from_msg, read_description=read_image_description,
+    from_description=image_frame_from_description, item='image', malformed='bad_image')
+TENSORS: FrameKind[TensorFrame] = FrameKind(
+    raw_type=Tensor, shared_type=Tensor, shared_ref=attrgetter('shared'),
+    from_msg=tensor_frame_from_msg, read_description=_read_tensor_description,
+    from_description=tensor_frame_from_msg, item='tensor', malformed='bad_tensor')
 
 
 class FrameOutput(Generic[RawT, SharedT]):
@@ -100,9 +146,11 @@ class FrameOutput(Generic[RawT, SharedT]):
         :param shared_memory: offer the shortcut (the node's ``shared_memory`` parameter).
         """
         self._node = node
+        self._kind = kind
         self.raw: Publisher = node.publisher(kind.raw_type, topic, profile)
         self._writer: SharedFrameWriter | None = None
         self._shared: Publisher | None = None
+        self._announcer: Announcer | None = None
         if shared_memory:
             try:
                 self._writer = SharedFrameWriter()
@@ -113,37 +161,58 @@ class FrameOutput(Generic[RawT, SharedT]):
                 # From the resolved name, so that a remapped T takes its T/shm along.
                 self._shared = node.publisher(
                     kind.shared_type, self.raw.topic_name + SHARED_SUFFIX, profile)
+                self._announce_from(self._writer.name)
+        node.on_stop(self.close)
+
+    def _announce_from(self, writer: str) -> None:
+        try:
+            self._announcer = Announcer(writer)
+        except AnnouncementError as error:
+            # Subscribers still get every reference over DDS, only later.
+            self._node.get_logger().warning(
+                f"'{self.raw.topic_name}' without frame announcements: {error}")
+        else:
+            self._node.report('announced_to', lambda: self._announcer.readers)
+            self._node.report('announcements_missed', lambda: self._announcer.missed)
 
     def subscriber_counts(self) -> tuple[int, int]:
-        """Count the subscribers of ``T`` and of ``T/shm``."""
-        shared = self._shared.get_subscription_count() if self._shared is not None else 0
+        """Count the subscribers of ``T`` and of ``T/shm`` (those announced to included)."""
+        if self._shared is None:
+            return self.raw.get_subscription_count(), 0
+        shared = max(self._shared.get_subscription_count(), self._announced())
         return self.raw.get_subscription_count(), shared
+
+    def _announced(self) -> int:
+        return self._announcer.readers if self._announcer is not None else 0
 
     def subscribers(self) -> int:
         """Count the subscribers of ``T`` and ``T/shm`` together."""
         return sum(self.subscriber_counts())
 
     def publish(self, payload: np.ndarray, *, raw: Callable[[], RawT],
-                shared: Callable[[SharedMemoryRef], SharedT]) -> bool:
+                shared: Callable[[SharedMemoryRef], SharedT],
+                description: Callable[[SharedSlot], bytes]) -> bool:
         """
         Publish one frame whose payload is ``payload``; return whether anybody got it.
 
         ``shared`` builds the ``T/shm`` message around the payload's reference, ``raw``
         the full message; each is called only if its topic has subscribers, the shortcut
-        first, since its subscribers are the ones waiting for the frame.
+        first, since its subscribers are the ones waiting for the frame. Subscribers
+        connected to the announcements get ``description`` of the ``T/shm`` message
+        (bytes that the kind's ``read_description`` reads), and the message itself is
+        published only if some subscriber of ``T/shm`` is not connected so.
         """
         published = False
-        if self._shared is not None and self._shared.get_subscription_count() > 0:
-            try:
-                slot = self._writer.write(payload)
-            except OSError as error:
-                # A full /dev/shm: keep serving T, which the subscribers fall back to.
-                self._node.get_logger().error(
-                    f"shared memory for '{self.raw.topic_name}' failed, publishing only "
-                    f'the raw topic from now on: {error}')
-                self._node.destroy_publisher(self._shared)
-                self._shared = None
-            else:
+        # Announced first, before asking DDS for its subscriber count: the readers
+        # connected to the announcements are the ones waiting for the frame.
+        announced = self._announced()
+        slot = self._write(payload) if announced else None
+        if slot is not None:
+            published = self._announcer.announce(description(slot)) > 0
+        if self._shared is not None and self._shared.get_subscription_count() > announced:
+            if slot is None:
+                slot = self._write(payload)
+            if slot is not None:
                 self._shared.publish(shared(ref_to_msg(slot)))
                 published = True
         if self.raw.get_subscription_count() > 0:
@@ -151,56 +220,77 @@ class FrameOutput(Generic[RawT, SharedT]):
             published = True
         return published
 
+    def _write(self, payload: np.ndarray) -> SharedSlot | None:
+        try:
+            return self._writer.write(payload)
+        except OSError as error:
+            # A full /dev/shm: keep serving T, which the subscribers fall back to.
+            self._node.get_logger().error(
+                f"shared memory for '{self.raw.topic_name}' failed, publishing only "
+                f'the raw topic from now on: {error}')
+            publisher = self._shared
+            self.close()
+            self._node.destroy_publisher(publisher)
+            return None
+
     def close(self) -> None:
-        """Remove the shared-memory segment."""
+        """Stop announcing and remove the shared-memory segment; publish raw only."""
+        # No frame may go to shared memory any more: it would make a new segment.
+        self._shared = None
+        if self._announcer is not None:
+            self._announcer.close()
         if self._writer is not None:
             self._writer.close()
 
 
-def publish_image(output: FrameOutput, image: np.ndarray, encoding: str,
-                  header: Header) -> bool:
+def publish_image(output: FrameOutput, image: np.ndarray, encoding: str, *, stamp_ns: int,
+                  frame_id: str) -> bool:
     """
     Publish ``image`` on an image topic and its ``/shm`` twin; return whether anybody got it.
+
+    The header is built only for a message: announced subscribers get the stamp and
+    frame id in the image's description.
 
     :raises ImageFormatError: ``image`` does not fit ``encoding``.
     """
     pixels, layout = image_layout(image, encoding)
 
+    def header() -> Header:
+        return Header(stamp=ns_to_time(stamp_ns), frame_id=frame_id)
+
     def raw() -> Image:
-        msg = Image(header=header)
+        msg = Image(header=header())
         fill_image_msg(msg, pixels, encoding)
         return msg
 
     return output.publish(
-        pixels, raw=raw, shared=lambda ref: shared_image_msg(header, layout, encoding, ref))
+        pixels, raw=raw, shared=lambda ref: shared_image_msg(header(), layout, encoding, ref),
+        description=lambda slot: image_description(stamp_ns, frame_id, layout, encoding, slot))
 
 
-class ReceivedFrame(Generic[MsgT]):
+def publish_tensor(output: FrameOutput, tensor: np.ndarray,
+                   message: Callable[[SharedMemoryRef | None], Tensor]) -> bool:
     """
-    A frame as received: its message, and its payload from the message or shared memory.
+    Publish ``tensor`` on a tensor topic and its ``/shm`` twin; return whether anybody got it.
 
-    A payload read in place from shared memory may be overwritten by a newer frame
-    while it is used: results computed from it count only if :meth:`intact` still holds
-    once they are computed.
+    :param message: builds the Tensor message, around a shared-memory reference or
+        (given None) around the tensor's bytes.
+    """
+    return output.publish(tensor, raw=message, shared=message,
+                          description=lambda slot: serialize_message(message(ref_to_msg(slot))))
+
+
+class FrameInput(Generic[FrameT]):
+    """
+    Subscribes ``T/shm`` where every publisher of ``T`` offers it, else ``T``.
+
+    The handler gets each frame as a core frame (``edge_infer.core.handoff``). Frames
+    come from the executor (DDS) and from announcement threads; they are handled one at
+    a time, in whichever thread brought them.
     """
 
-    def __init__(self, msg: MsgT, payload: Any,
-                 intact: Callable[[], bool] | None = None) -> None:
-        """Wrap a message and its payload; ``intact`` checks an in-place payload."""
-        self.msg = msg
-        self.payload = payload
-        self._intact = intact
-
-    def intact(self) -> bool:
-        """Whether the payload still holds this frame."""
-        return self._intact is None or self._intact()
-
-
-class FrameInput(Generic[RawT, SharedT]):
-    """Subscribes ``T/shm`` where every publisher of ``T`` offers it, else ``T``."""
-
-    def __init__(self, node: EdgeInferNode, *, kind: FrameKind, topic: str, profile: str,
-                 handle: Callable[[ReceivedFrame], None], shared_memory: bool,
+    def __init__(self, node: EdgeInferNode, *, kind: FrameKind[FrameT], topic: str,
+                 profile: str, handle: Callable[[FrameT], None], shared_memory: bool,
                  in_place: bool = False) -> None:
         """
         Subscribe ``topic``, and switch to ``topic/shm`` when the graph allows.
@@ -210,7 +300,7 @@ class FrameInput(Generic[RawT, SharedT]):
         :param shared_memory: whether to take the shortcut at all.
         :param in_place: read payloads in shared memory where they are, for a handler
             that is done with the payload long before the publisher comes round its ring
-            and checks :meth:`ReceivedFrame.intact`; otherwise each is copied out.
+            and checks the frame's ``intact()``; otherwise each is copied out.
         """
         self._node = node
         self._counters: FrameCounters = node.counters
@@ -222,16 +312,31 @@ class FrameInput(Generic[RawT, SharedT]):
         self._unreachable = 0
         # The sequence number of the last frame taken, per writer.
         self._taken: dict[str, int] = {}
+        # Reentrant: a frame that finds shared memory unreachable switches to T.
+        self._lock = threading.RLock()
         self._subscription: Subscription = node.subscription(
             kind.raw_type, topic, profile, self._on_raw)
         self.raw_topic = self._subscription.topic_name
         self.shared_topic = self.raw_topic + SHARED_SUFFIX
         self.using_shared = False
+        # How many announced frames waiting at once are taken, as DDS would keep them.
+        self._keep = 1
         self._refused: str | None = None if shared_memory else 'disabled'
-        node.report('input_transport', lambda: 'shared_memory' if self.using_shared else 'raw')
+        self._announcements: AnnouncementReceiver | None = None
+        # Writers whose announcements cannot be had: their references come by DDS.
+        self._unannounced: set[str] = set()
+        node.report('input_transport', self._transport)
+        node.on_stop(self.close)
         if self._refused is None:
+            self._announcements = AnnouncementReceiver(
+                self._on_announcements, name=f'{node.get_name()}_announcements')
             self._check_graph()
             self._timer = node.create_timer(GRAPH_CHECK_PERIOD_S, self._check_graph)
+
+    def _transport(self) -> str:
+        if not self.using_shared:
+            return 'raw'
+        return 'shared_memory_announced' if self._announcements.writers else 'shared_memory'
 
     def _check_graph(self) -> None:
         if self._refused is not None:
@@ -247,21 +352,83 @@ class FrameInput(Generic[RawT, SharedT]):
 
     def _switch(self, shared: bool, why: str) -> None:
         topic = self.shared_topic if shared else self.raw_topic
-        # The old subscription goes first, so that no frame arrives twice.
-        self._node.destroy_subscription(self._subscription)
-        self._subscription = self._node.subscription(
-            self._kind.shared_type if shared else self._kind.raw_type, topic, self._profile,
-            self._on_shared if shared else self._on_raw)
-        self.using_shared = shared
+        with self._lock:
+            # The old subscription goes first, so that no frame arrives twice.
+            self._node.destroy_subscription(self._subscription)
+            self._subscription = self._node.subscription(
+                self._kind.shared_type if shared else self._kind.raw_type, topic,
+                self._profile, self._on_shared if shared else self._on_raw)
+            qos = self._subscription.qos_profile
+            self._keep = (0 if qos.history == HistoryPolicy.KEEP_ALL else max(1, qos.depth))
+            self.using_shared = shared
+            if not shared:
+                self._announcements.disconnect_all()
         self._node.get_logger().info(f"taking frames from '{topic}' ({why})")
 
-    def _on_raw(self, msg: RawT) -> None:
-        self._counters.receive()
-        self._handle(ReceivedFrame(msg, self._kind.raw_payload(msg)))
+    def _on_raw(self, msg: Any) -> None:
+        with self._lock:
+            self._counters.receive()
+            self._deliver(self._kind.from_msg, msg, None)
 
-    def _on_shared(self, msg: SharedT) -> None:
-        self._counters.receive()
+    def _deliver(self, convert: Callable[..., FrameT], what: Any, payload: Any,
+                 intact: Callable[[], bool] = always_intact) -> None:
+        try:
+            frame = convert(what, payload, intact=intact)
+        except ValueError as error:
+            self._node.drop_frame(self._kind.malformed, error, item=self._kind.item)
+            return
+        self._handle(frame)
+
+    def _on_shared(self, msg: Any) -> None:
         slot = ref_from_msg(self._kind.shared_ref(msg))
+        writer = writer_of(slot.segment)
+        if self._announcements.connected(writer):
+            return  # announced already, or about to be
+        if writer not in self._unannounced:
+            self._connect(writer)
+        with self._lock:
+            self._take(slot, self._kind.from_msg, msg)
+
+    def _connect(self, writer: str) -> None:
+        try:
+            self._announcements.connect(writer)
+        except AnnouncementError as error:
+            self._unannounced.add(writer)
+            self._node.get_logger().info(
+                f"frames of '{self.shared_topic}' from {writer} come over DDS: {error}")
+        else:
+            self._node.get_logger().info(
+                f"frames of '{self.shared_topic}' from {writer} come announced")
+
+    def _on_announcements(self, writer: str, descriptions: list[bytes]) -> None:
+        described = []
+        for description in descriptions:
+            try:
+                described.append(self._kind.read_description(description))
+            except ValueError as error:
+                self._counters.receive()
+                self._node.drop_frame(BAD_REFERENCE, error)
+        with self._lock:
+            if not self.using_shared:
+                return  # switched to T, where these frames come too
+            # The older ones were superseded while the handler was busy, as in a DDS
+            # queue of the subscription's depth.
+            superseded = len(described) - self._keep if self._keep else 0
+            for index, (slot, what) in enumerate(described):
+                self._take(slot, self._kind.from_description, what,
+                           superseded=index < superseded)
+
+    def _take(self, slot: SharedSlot, convert: Callable[..., FrameT], what: Any, *,
+              superseded: bool = False) -> None:
+        # Called with the lock held.
+        last = self._taken.get(writer_of(slot.segment))
+        if last is not None and slot.sequence <= last:
+            return  # handled already: it came both announced and over DDS
+        self._counters.receive()
+        if superseded:
+            self._count_missed(slot)
+            self._counters.drop(SUPERSEDED)
+            return
         try:
             payload = self._reader.view(slot) if self._in_place else self._reader.read(slot)
         except SegmentUnavailable as error:
@@ -281,8 +448,10 @@ class FrameInput(Generic[RawT, SharedT]):
             return
         self._unreachable = 0
         self._count_missed(slot)
-        self._handle(ReceivedFrame(msg, payload, lambda: self._reader.intact(slot))
-                     if self._in_place else ReceivedFrame(msg, payload))
+        if self._in_place:
+            self._deliver(convert, what, payload, lambda: self._reader.intact(slot))
+        else:
+            self._deliver(convert, what, payload)
 
     def _count_missed(self, slot: SharedSlot) -> None:
         # The ring numbers every frame its writer wrote for T/shm subscribers, so frames
@@ -295,6 +464,11 @@ class FrameInput(Generic[RawT, SharedT]):
             missed = slot.sequence - last - 1
             self._counters.receive(missed)
             self._counters.drop(NOT_RECEIVED, missed)
+
+    def close(self) -> None:
+        """Take no more announced frames, once the one in hand is handled."""
+        if self._announcements is not None:
+            self._announcements.close()
 
 
 def _publisher_nodes(node: EdgeInferNode, topic: str) -> set[str]:

@@ -42,13 +42,11 @@ from edge_infer.core.tensors import wire_array
 from edge_infer.nodes.base import (
     EdgeInferNode, InProcessInput, main_for, OutputCounts, StartupError)
 from edge_infer.nodes.conversions import (
-    fill_tensor_msg, geometry_to_msg, image_from_msg, ns_to_time, stage_to_msg, time_to_ns)
+    fill_tensor_msg, geometry_to_msg, ns_to_time, stage_to_msg)
 from edge_infer.nodes.frame_transport import (
-    FrameInput, FrameOutput, IMAGES, OVERWRITTEN, ReceivedFrame, SHARED_MEMORY_PARAMETER,
+    FrameInput, FrameOutput, IMAGES, OVERWRITTEN, publish_tensor, SHARED_MEMORY_PARAMETER,
     TENSORS)
-from edge_infer_msgs.msg import SharedImage, SharedMemoryRef, Tensor
-import numpy as np
-from sensor_msgs.msg import Image
+from edge_infer_msgs.msg import SharedMemoryRef, Tensor
 
 PARAMETERS = (
     ParameterSpec(
@@ -73,7 +71,6 @@ class PreprocessNode(EdgeInferNode):
             ``input_tensor`` is then published only for subscribers outside the process.
         """
         self.inbox: InProcessInput[ImageFrame] | None = None
-        self._tensors: FrameOutput | None = None
         super().__init__(node_name='preprocess', parameters=PARAMETERS)
         try:
             self._card = load_card(self.params['model'])
@@ -87,7 +84,7 @@ class PreprocessNode(EdgeInferNode):
         self._downstream = downstream
         self._outputs = OutputCounts(self) if downstream is not None else None
         if in_process:
-            self.inbox = InProcessInput(node=self, handle=self._on_frame)
+            self.inbox = InProcessInput(node=self, handle=self._on_image)
             self.inbox.start()
         else:
             # In place: the resize reads each image once and is done within a
@@ -98,33 +95,20 @@ class PreprocessNode(EdgeInferNode):
             f"'{self._card.name}' input {self._spec.width}x{self._spec.height} "
             f'{self._spec.layout} {self._spec.dtype} ({self._spec.resize})')
 
-    def _on_image(self, frame: ReceivedFrame[Image | SharedImage]) -> None:
-        # Counted as received by the frame input.
+    def _on_image(self, frame: ImageFrame) -> None:
+        # Counted as received by the frame input, or by the inbox when composed.
         start_ns = time.time_ns()
-        msg = frame.msg
         try:
-            image = image_from_msg(msg, frame.payload)
+            image = to_color(frame.image, frame.encoding, order=self._spec.color)
         except ImageFormatError as error:
             self.drop_frame('bad_image', error, item='image')
             return
-        self._process(image, msg.encoding, start_ns=start_ns,
-                      stamp_ns=time_to_ns(msg.header.stamp), frame_id=msg.header.frame_id,
-                      intact=frame.intact)
-
-    def _on_frame(self, frame: ImageFrame) -> None:
-        # Counted as received by the inbox, when the camera offered it.
-        self._process(frame.image, frame.encoding, start_ns=time.time_ns(),
-                      stamp_ns=frame.stamp_ns, frame_id=frame.frame_id)
-
-    def _process(self, image: np.ndarray, encoding: str, *, start_ns: int, stamp_ns: int,
-                 frame_id: str, intact: Callable[[], bool] = lambda: True) -> None:
-        try:
-            image = to_color(image, encoding, order=self._spec.color)
-        except ImageFormatError as error:
-            self.drop_frame('bad_image', error, item='image')
-            return
-        tensor, geometry = self._preprocessor(image, self._spec.color)
-        if not intact():
+        # Composed, the tensor is the detector's to keep while the next frame is
+        # preprocessed: a fresh one per frame, filled in place of a copy.
+        tensor, geometry = self._preprocessor(
+            image, self._spec.color,
+            out=self._preprocessor.new_output() if self._outputs is not None else None)
+        if not frame.intact():
             self.drop_frame(OVERWRITTEN, RuntimeError(
                 'the camera reused the shared-memory slot while the image was resized'),
                 item='image')
@@ -132,24 +116,22 @@ class PreprocessNode(EdgeInferNode):
         stage = Stage(stage='preprocess', node=self.get_name(), start_ns=start_ns,
                       end_ns=time.time_ns())
         if self._outputs is not None:
-            # The preprocessor refills one buffer; the copy (a memcpy) is the detector's
-            # to keep while the next frame is preprocessed.
             self._downstream(TensorFrame(
-                tensor=tensor.copy(), geometry=geometry, stamp_ns=stamp_ns,
-                frame_id=frame_id, stages=(stage,)))
+                tensor=tensor, geometry=geometry, stamp_ns=frame.stamp_ns,
+                frame_id=frame.frame_id, stages=(stage,)))
             self._outputs.in_process += 1
         wire = wire_array(tensor)
 
         def message(shared: SharedMemoryRef | None = None) -> Tensor:
             out = Tensor()
-            out.header.stamp = ns_to_time(stamp_ns)
-            out.header.frame_id = frame_id
+            out.header.stamp = ns_to_time(frame.stamp_ns)
+            out.header.frame_id = frame.frame_id
             fill_tensor_msg(out, wire, name='input', layout=self._spec.layout, shared=shared)
             out.geometry = geometry_to_msg(geometry)
             out.trace = [stage_to_msg(stage)]
             return out
 
-        published = self._tensors.publish(wire, raw=message, shared=message)
+        published = publish_tensor(self._tensors, wire, message)
         if self._outputs is not None:
             self._outputs.count(published)
         self.counters.process()
@@ -158,8 +140,7 @@ class PreprocessNode(EdgeInferNode):
         """Finish the frame in hand and take no more."""
         if self.inbox is not None:
             self.inbox.stop()
-        if self._tensors is not None:
-            self._tensors.close()
+        super().stop_inputs()
 
 
 def main() -> None:
