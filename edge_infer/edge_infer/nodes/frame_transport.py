@@ -146,7 +146,6 @@ class FrameOutput(Generic[RawT, SharedT]):
         :param shared_memory: offer the shortcut (the node's ``shared_memory`` parameter).
         """
         self._node = node
-        self._kind = kind
         self.raw: Publisher = node.publisher(kind.raw_type, topic, profile)
         self._writer: SharedFrameWriter | None = None
         self._shared: Publisher | None = None
