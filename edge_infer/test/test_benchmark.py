@@ -292,5 +292,4 @@ def test_handoff_is_measured(results: dict[str, Any]) -> None:
     assert (handoff['width'], handoff['height']) == (640, 480)
     assert 0 < handoff['latency_ms']['count'] <= handoff['frames']
     assert 0.0 < handoff['latency_ms']['p50'] <= handoff['latency_ms']['p99']
-    assert handoff['tensor_copy_ms']['bytes'] == 224 * 224 * 3 * 4
     assert 'In-process hand-off' in benchmark.format_report(results)

@@ -18,7 +18,6 @@ One in-process hop of the composed pipeline, measured on its own.
 A producer thread offers frames at a fixed rate to a consumer thread through a
 :class:`~edge_infer.core.handoff.LatestSlot`, as the composed camera does to the
 preprocess node; the hop is the time from the offer to the consumer holding the frame.
-The copy of a model input tensor that the preprocess node hands on is timed apart.
 No ROS: the figure is what composition costs in place of a DDS hop.
 """
 
@@ -32,14 +31,10 @@ from edge_infer.core.handoff import ImageFrame, LatestSlot
 from edge_infer.core.latency import percentiles
 import numpy as np
 
-# pose_detection's input tensor: 1x224x224x3 float32 (600 kB).
-TENSOR_SHAPE = (1, 224, 224, 3)
-
-
 def measure_handoff(*, width: int, height: int, rate: float, frames: int,
                     warmup: int) -> dict[str, Any]:
     """
-    Offer ``warmup + frames`` images at ``rate`` Hz; return the hop and copy figures (ms).
+    Offer ``warmup + frames`` images at ``rate`` Hz; return the hop's figures (ms).
 
     :raises ValueError: a non-positive rate or frame count.
     """
@@ -69,15 +64,8 @@ def measure_handoff(*, width: int, height: int, rate: float, frames: int,
         time.sleep(period)
         slot.close()
         consumer.join(timeout=5.0)
-    tensor = np.zeros(TENSOR_SHAPE, np.float32)
-    copies_ms = []
-    for _ in range(frames):
-        started = time.perf_counter_ns()
-        tensor.copy()
-        copies_ms.append((time.perf_counter_ns() - started) / 1e6)
     return {
         'width': width, 'height': height, 'rate': rate, 'frames': frames,
         'warmup_frames': warmup, 'superseded': superseded,
         'latency_ms': {'count': len(hops_ms[warmup:]), **percentiles(hops_ms[warmup:])},
-        'tensor_copy_ms': {'bytes': tensor.nbytes, **percentiles(copies_ms)},
     }

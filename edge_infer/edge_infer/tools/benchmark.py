@@ -1016,11 +1016,10 @@ def _ms2(row: Mapping[str, float], key: str) -> str:
 
 
 def _format_handoff(section: Mapping[str, Any]) -> str:
-    latency, copy = section['latency_ms'], section['tensor_copy_ms']
+    latency = section['latency_ms']
     return (f"In-process hand-off (composed): one {section['width']}x{section['height']} "
             f"frame between two threads at {section['rate']:g} Hz, {latency['count']} "
-            f"frames: p50 {latency['p50']:.3f} ms, p99 {latency['p99']:.3f} ms; copy of "
-            f"the {copy['bytes'] // 1000} kB input tensor p50 {copy['p50']:.3f} ms. In the "
+            f"frames: p50 {latency['p50']:.3f} ms, p99 {latency['p99']:.3f} ms. In the "
             'pipeline, the in-process hops are capture->preprocess and '
             'preprocess->inference of the composed configuration above.')
 
