@@ -85,8 +85,9 @@ def test_pipeline_hops_go_through_shared_memory_and_outside_subscribers_get_imag
         camera_pid = group['camera'].popen.pid
         preprocess_pid = group['preprocess'].popen.pid
         assert segments_of(camera_pid) and segments_of(preprocess_pid)
-        assert int(diagnostics_of(probe, 'camera')['announced_to']) == 1
-        assert int(diagnostics_of(probe, 'preprocess')['announced_to']) == 1
+        for writer in ('camera', 'preprocess'):
+            reported = wait_for_diagnostic(probe, writer, 'announced_to', 1)
+            assert reported['announced_to'] == '1', (writer, reported)
         assert not group.exited(), group.exited()
     # The outside subscribers got whole images and references, the pipeline found the
     # astronaut.

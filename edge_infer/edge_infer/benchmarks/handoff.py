@@ -31,6 +31,7 @@ from edge_infer.core.handoff import ImageFrame, LatestSlot
 from edge_infer.core.latency import percentiles
 import numpy as np
 
+
 def measure_handoff(*, width: int, height: int, rate: float, frames: int,
                     warmup: int) -> dict[str, Any]:
     """

@@ -25,8 +25,10 @@ building and sending the message, transport, and the subscriber's executor and
 conversion (same host, same clock). Configurations:
 
 - ``shm``: edge_infer's nodes as they run by default: the frame goes through the
-  shared-memory ring, a reference over DDS ('images' QoS profile), read by
-  :class:`~edge_infer.nodes.frame_transport.FrameInput` (``image_raw/shm``).
+  shared-memory ring, its description through the writer's announcement socket (over
+  DDS, 'images' QoS profile, until the subscriber has connected), read by
+  :class:`~edge_infer.nodes.frame_transport.FrameInput`; the subscriber connects at
+  the first warm-up frame.
 - ``dds``: the same nodes with ``shared_memory`` off: a full Image over DDS, filled
   from bytes and read as a zero-copy view (what a subscriber on another host gets).
 - ``naive``: as a tutorial writes it: pixels through Python lists (``tolist()`` and

@@ -884,7 +884,8 @@ def run_transport(settings: Settings, *, image: Path, work: Path,
             rows.append({**row, 'qos': qos[config],
                          'dds': NAIVE_DDS if config == 'naive' else OURS_DDS})
     return {
-        'note': 'shm: frames through the shared-memory ring, a reference over DDS; dds: '
+        'note': 'shm: frames through the shared-memory ring, announced through the '
+                "writer's socket; dds: "
                 "full Image messages; both with the 'local' DDS profile so that nothing "
                 'leaves this host; stamp set before the message is built, read once the '
                 'subscriber holds the image',
