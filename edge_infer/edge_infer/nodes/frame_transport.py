@@ -42,6 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from operator import attrgetter
 import threading
+import time
 from typing import Any, Callable, Generic, TypeVar
 
 from edge_infer.core.announcements import (
@@ -320,6 +321,7 @@ class FrameInput(Generic[FrameT]):
         self.using_shared = False
         # How many announced frames waiting at once are taken, as DDS would keep them.
         self._keep = 1
+        self._next_check = 0.0
         self._refused: str | None = None if shared_memory else 'disabled'
         self._announcements: AnnouncementReceiver | None = None
         # Writers whose announcements cannot be had: their references come by DDS.
@@ -338,6 +340,7 @@ class FrameInput(Generic[FrameT]):
         return 'shared_memory_announced' if self._announcements.writers else 'shared_memory'
 
     def _check_graph(self) -> None:
+        self._next_check = time.monotonic() + GRAPH_CHECK_PERIOD_S
         if self._refused is not None:
             return
         raw = _publisher_nodes(self._node, self.raw_topic)
@@ -368,6 +371,11 @@ class FrameInput(Generic[FrameT]):
         with self._lock:
             self._counters.receive()
             self._deliver(self._kind.from_msg, msg, None)
+        # Also from here, once a period: a detector kept busy by raw tensors from its
+        # start was seen to go without its graph timer for seconds (events executor,
+        # rclpy 9.1.2, one launch in four), and so never to take shared memory.
+        if time.monotonic() >= self._next_check:
+            self._check_graph()
 
     def _deliver(self, convert: Callable[..., FrameT], what: Any, payload: Any,
                  intact: Callable[[], bool] = always_intact) -> None:
