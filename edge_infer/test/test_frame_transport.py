@@ -23,18 +23,23 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+import threading
 import time
 
 from edge_infer.bringup import NodeSpec, pipeline_nodes
+from edge_infer.core.handoff import ImageFrame
 from edge_infer.core.shared_frames import (
     SEGMENT_PREFIX, SharedFrameWriter, SHM_DIRECTORY)
+from edge_infer.nodes.base import EdgeInferNode
 from edge_infer.nodes.conversions import ref_to_msg
+from edge_infer.nodes.frame_transport import FrameInput, FrameOutput, IMAGES, publish_image
 from edge_infer.tools.processes import NodeGroup
 from edge_infer.tools.samples import write_sample_photos
 from edge_infer_msgs.msg import DetectionArray, SharedImage, Tensor
 from node_harness import diagnostics_of, Probe, wait_for_diagnostic
 import numpy as np
 import pytest
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
@@ -231,3 +236,39 @@ def test_unreachable_shared_memory_falls_back_to_the_raw_topic(probe: Probe) -> 
         camera.writer.close()
     assert values['dropped.shared_memory_unreachable'] == '3', values
     assert 'another host' in output and "taking frames from '/image_raw'" in output, output
+
+
+def test_a_busy_input_switches_on_its_frames_alone(ros_context: None) -> None:
+    # A node kept busy by raw frames from its start was seen to go without its graph
+    # timer for seconds; here the timer is stopped outright, and the frames must do.
+    reader = EdgeInferNode(node_name='busy_reader', parameters=())
+    writer = EdgeInferNode(node_name='busy_writer', parameters=())
+    taken: list[ImageFrame] = []
+    frame_input = FrameInput(reader, kind=IMAGES, topic='busy_image', profile='images',
+                             handle=taken.append, shared_memory=True)
+    frame_input._timer.cancel()  # as if starved
+    output = FrameOutput(writer, kind=IMAGES, topic='busy_image', profile='images',
+                         shared_memory=True)
+    executor = SingleThreadedExecutor()
+    for node in (reader, writer):
+        executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    image = np.zeros((48, 64, 3), np.uint8)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while frame_input.transport != 'shared_memory_announced':
+            assert time.monotonic() < deadline, frame_input.transport
+            publish_image(output, image, 'bgr8', stamp_ns=time.time_ns(), frame_id='busy')
+            time.sleep(0.05)
+        before = len(taken)
+        publish_image(output, image, 'bgr8', stamp_ns=time.time_ns(), frame_id='busy')
+        while len(taken) == before:
+            assert time.monotonic() < deadline, 'no announced frame arrived'
+            time.sleep(0.01)
+        assert taken[-1].frame_id == 'busy' and taken[-1].image.shape == (48, 64, 3)
+    finally:
+        executor.shutdown()
+        for node in (writer, reader):
+            node.stop_inputs()
+            node.destroy_node()

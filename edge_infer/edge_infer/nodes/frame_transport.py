@@ -326,7 +326,7 @@ class FrameInput(Generic[FrameT]):
         self._announcements: AnnouncementReceiver | None = None
         # Writers whose announcements cannot be had: their references come by DDS.
         self._unannounced: set[str] = set()
-        node.report('input_transport', self._transport)
+        node.report('input_transport', lambda: self.transport)
         node.on_stop(self.close)
         if self._refused is None:
             self._announcements = AnnouncementReceiver(
@@ -334,7 +334,9 @@ class FrameInput(Generic[FrameT]):
             self._check_graph()
             self._timer = node.create_timer(GRAPH_CHECK_PERIOD_S, self._check_graph)
 
-    def _transport(self) -> str:
+    @property
+    def transport(self) -> str:
+        """How frames come: 'shared_memory_announced', 'shared_memory' or 'raw'."""
         if not self.using_shared:
             return 'raw'
         return 'shared_memory_announced' if self._announcements.writers else 'shared_memory'
