@@ -127,12 +127,19 @@ def test_a_busy_handler_gets_everything_that_waited_in_one_call(
 
 def test_the_writer_never_waits_for_a_reader_that_does_not_read(
         announcer: Announcer, directory: Path) -> None:
-    stuck = threading.Event()
-    receiver = AnnouncementReceiver(lambda *_: stuck.wait(), name='test',
-                                    directory=directory)
+    entered, stuck = threading.Event(), threading.Event()
+
+    def never_returns(writer: str, descriptions: list[bytes]) -> None:
+        entered.set()
+        stuck.wait()
+
+    receiver = AnnouncementReceiver(never_returns, name='test', directory=directory)
     try:
         receiver.connect(writer_name(announcer))
         wait_until(lambda: announcer.readers == 1, 'reader accepted')
+        # Once the reader's thread is held in its handler, nothing empties its socket.
+        announcer.announce(b'first')
+        assert entered.wait(TIMEOUT_S)
         started = time.monotonic()
         while announcer.missed == 0:
             announcer.announce(b'x' * 1000)
