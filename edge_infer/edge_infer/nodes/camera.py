@@ -35,12 +35,11 @@ from edge_infer.core.handoff import ImageFrame
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.sources import FrameSource, open_source, SourceError
 from edge_infer.nodes.base import EdgeInferNode, main_for, OutputCounts, StartupError
-from edge_infer.nodes.conversions import ns_to_time
+from edge_infer.nodes.conversions import header_msg
 from edge_infer.nodes.frame_transport import (
     FrameOutput, IMAGES, publish_image, SHARED_MEMORY_PARAMETER)
 import numpy as np
 from sensor_msgs.msg import CameraInfo
-from std_msgs.msg import Header
 
 PARAMETERS = (
     ParameterSpec(
@@ -151,8 +150,8 @@ class CameraNode(EdgeInferNode):
                                   frame_id=frame_id)
         if published:
             height, width = image.shape[:2]
-            header = Header(stamp=ns_to_time(stamp_ns), frame_id=frame_id)
-            self._info_pub.publish(CameraInfo(header=header, height=height, width=width))
+            self._info_pub.publish(CameraInfo(header=header_msg(stamp_ns, frame_id),
+                                              height=height, width=width))
         return published
 
     def stop_inputs(self) -> None:

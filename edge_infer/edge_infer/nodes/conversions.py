@@ -70,6 +70,11 @@ def ns_to_time(ns: int) -> Time:
     return Time(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
 
 
+def header_msg(stamp_ns: int, frame_id: str) -> Header:
+    """Build a frame's header from its capture stamp and frame id."""
+    return Header(stamp=ns_to_time(stamp_ns), frame_id=frame_id)
+
+
 def image_from_msg(msg: Image | SharedImage, payload: Any = None) -> np.ndarray:
     """
     View an image message's pixels; raises ``ImageFormatError`` if inconsistent.

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable
+from typing import Any, Sequence
 
 from edge_infer.backends import BackendError
 from edge_infer.backends.onnx_runtime import EXECUTION_MODES, GRAPH_OPTIMIZATIONS
@@ -42,12 +42,11 @@ from edge_infer.core.params import ParameterSpec
 from edge_infer.core.preprocess import Geometry
 from edge_infer.nodes.base import EdgeInferNode, InProcessInput, main_for, StartupError
 from edge_infer.nodes.conversions import (
-    detections_to_msgs, model_info_msg, ns_to_time, stage_to_msg)
+    detections_to_msgs, header_msg, model_info_msg, stage_to_msg)
 from edge_infer.nodes.frame_transport import (
     FrameInput, IMAGES, SHARED_MEMORY_PARAMETER, TENSORS)
 from edge_infer_msgs.msg import DetectionArray, ModelInfo, StageTiming
 import numpy as np
-from std_msgs.msg import Header
 
 MODEL_RETRY_PERIOD_S = 5.0
 
@@ -222,11 +221,7 @@ class DetectorNode(EdgeInferNode):
         if self._detector is None:
             self.counters.drop('model_unavailable')
             return
-        # Built after inference: before it, building messages (slow in Python) would
-        # stand between the hand-off and the model.
-        self._run(frame.tensor, frame.geometry, lambda: (
-            Header(stamp=ns_to_time(frame.stamp_ns), frame_id=frame.frame_id),
-            [stage_to_msg(stage) for stage in frame.stages]))
+        self._run(frame.tensor, frame.geometry, frame, frame.stages)
 
     def _on_image(self, frame: ImageFrame) -> None:
         # As _on_tensor: the frame input copies the image out of shared memory.
@@ -243,23 +238,23 @@ class DetectorNode(EdgeInferNode):
         tensor, geometry = self._detector.preprocess(image, color)
         stage = Stage(stage='preprocess', node=self.get_name(), start_ns=start_ns,
                       end_ns=time.time_ns())
-        self._run(tensor, geometry, lambda: (
-            Header(stamp=ns_to_time(frame.stamp_ns), frame_id=frame.frame_id),
-            [stage_to_msg(stage)]))
+        self._run(tensor, geometry, frame, (stage,))
 
-    def _run(self, tensor: np.ndarray, geometry: Geometry,
-             frame: Callable[[], tuple[Header, list[StageTiming]]]) -> None:
-        """Infer, then publish with the header and trace so far that ``frame`` gives."""
+    def _run(self, tensor: np.ndarray, geometry: Geometry, source: ImageFrame | TensorFrame,
+             stages: Sequence[Stage]) -> None:
+        """Infer, then publish with ``source``'s header and the trace so far, ``stages``."""
         try:
             detections = self._detector.infer(tensor, geometry)
         except DetectorError as error:
             self.drop_frame('tensor_mismatch', error)
             return
-        header, trace = frame()
-        out = DetectionArray(header=header, image_width=geometry.source_width,
+        # Messages are built after inference: before it, building them (slow in Python)
+        # would stand between the hand-off and the model.
+        out = DetectionArray(header=header_msg(source.stamp_ns, source.frame_id),
+                             image_width=geometry.source_width,
                              image_height=geometry.source_height)
         out.detections = detections_to_msgs(detections)
-        out.trace = trace + self._stages()
+        out.trace = [stage_to_msg(stage) for stage in stages] + self._stages()
         self._detections_pub.publish(out)
         self.counters.process()
 

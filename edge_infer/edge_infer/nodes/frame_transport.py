@@ -56,8 +56,8 @@ from edge_infer.core.shared_frames import (
 from edge_infer.core.stats import FrameCounters
 from edge_infer.nodes.base import EdgeInferNode
 from edge_infer.nodes.conversions import (
-    fill_image_msg, image_description, image_frame_from_description, image_frame_from_msg,
-    ns_to_time, read_image_description, ref_from_msg, ref_to_msg, shared_image_msg,
+    fill_image_msg, header_msg, image_description, image_frame_from_description,
+    image_frame_from_msg, read_image_description, ref_from_msg, ref_to_msg, shared_image_msg,
     tensor_frame_from_msg)
 from edge_infer_msgs.msg import SharedImage, SharedMemoryRef, Tensor
 import numpy as np
@@ -66,7 +66,6 @@ from rclpy.qos import HistoryPolicy
 from rclpy.serialization import deserialize_message, serialize_message
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import Image
-from std_msgs.msg import Header
 
 RawT = TypeVar('RawT')
 SharedT = TypeVar('SharedT')
@@ -255,16 +254,15 @@ def publish_image(output: FrameOutput, image: np.ndarray, encoding: str, *, stam
     """
     pixels, layout = image_layout(image, encoding)
 
-    def header() -> Header:
-        return Header(stamp=ns_to_time(stamp_ns), frame_id=frame_id)
-
     def raw() -> Image:
-        msg = Image(header=header())
+        msg = Image(header=header_msg(stamp_ns, frame_id))
         fill_image_msg(msg, pixels, encoding)
         return msg
 
     return output.publish(
-        pixels, raw=raw, shared=lambda ref: shared_image_msg(header(), layout, encoding, ref),
+        pixels, raw=raw,
+        shared=lambda ref: shared_image_msg(header_msg(stamp_ns, frame_id), layout, encoding,
+                                            ref),
         description=lambda slot: image_description(stamp_ns, frame_id, layout, encoding, slot))
 
 

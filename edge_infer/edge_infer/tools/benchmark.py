@@ -277,6 +277,10 @@ def _report_every(settings: Settings) -> float:
 # -- bare ---------------------------------------------------------------------------
 
 
+def _read_frames(frames_dir: Path) -> list[np.ndarray]:
+    return [cv2.imread(str(path)) for path in sorted(frames_dir.glob('*.png'))]
+
+
 def run_bare(settings: Settings, frames_dir: Path) -> dict[str, Any]:
     """
     Measure the core functions alone, paced like the camera, then unpaced.
@@ -286,7 +290,7 @@ def run_bare(settings: Settings, frames_dir: Path) -> dict[str, Any]:
     would), and that one's latency includes its wait.
     """
     label = 'bare'
-    images = [cv2.imread(str(path)) for path in sorted(frames_dir.glob('*.png'))]
+    images = _read_frames(frames_dir)
     started = time.monotonic()
     detector = Detector(card=load_card(settings.model))
     _progress(label, f'model loaded in {time.monotonic() - started:.1f} s; '
@@ -527,7 +531,7 @@ def run_interleaved(settings: Settings, frames_dir: Path, *, work: Path,
     """
     label = 'interleaved'
     short = replace(settings, duration_s=settings.round_s)
-    images = [cv2.imread(str(path)) for path in sorted(frames_dir.glob('*.png'))]
+    images = _read_frames(frames_dir)
     rounds = []
     with Detector(card=load_card(settings.model)) as detector:
         for index in range(settings.rounds):
