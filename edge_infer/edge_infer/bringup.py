@@ -84,11 +84,35 @@ class NodeSpec:
     # parameters are given per node as 'node:parameter'.
     names_node: bool = True
 
+    def parameter_overrides(
+            self, *, namespace: str = '',
+            overrides: Mapping[str, ParameterOverride] | None = None) -> dict[str, Any]:
+        """
+        Give the deployment's parameters and ``overrides`` as a parameters file's document.
+
+        Keyed by each node's fully qualified name, which outranks every section of the
+        user's parameters file given before it (``/**`` or ``/**/camera``); ``-p`` on
+        the command line would not (rcl takes a file's ``/**/camera`` over ``-p``).
+        Empty when there is nothing to set.
+        """
+        values = {**dict(self.parameters), **(overrides or {})}
+        by_node: dict[str, dict[str, ParameterOverride]] = {}
+        for key, value in values.items():
+            # A process of several nodes takes 'node:parameter'.
+            node, _, name = (self.name, '', key) if self.names_node else key.rpartition(':')
+            by_node.setdefault(node, {})[name] = value
+        prefix = _absolute(namespace).rstrip('/') if namespace else ''
+        return {f'{prefix}/{node}': {'ros__parameters': parameters}
+                for node, parameters in by_node.items()}
+
     def command(
             self, *, executable_dir: Path, namespace: str = '',
-            params_file: Path | None = None,
-            overrides: Mapping[str, ParameterOverride] | None = None) -> list[str]:
-        """Command line that runs this node like ``ros2 launch`` would."""
+            params_file: Path | None = None, overrides_file: Path | None = None) -> list[str]:
+        """
+        Command line that runs this node like ``ros2 launch`` would.
+
+        :param overrides_file: a file holding :meth:`parameter_overrides`, read last.
+        """
         args = [str(executable_dir / self.executable), *self.arguments, '--ros-args']
         if self.names_node:
             args += ['-r', f'__node:={self.name}']
@@ -96,10 +120,9 @@ class NodeSpec:
             args += ['-r', f'__ns:={_absolute(namespace)}']
         for source, target in self.remappings:
             args += ['-r', f'{source}:={target}']
-        if params_file is not None:
-            args += ['--params-file', str(params_file)]
-        for name, value in (*self.parameters, *(overrides or {}).items()):
-            args += ['-p', f'{name}:={_yaml_scalar(value)}']
+        for path in (params_file, overrides_file):
+            if path is not None:
+                args += ['--params-file', str(path)]
         return args
 
 
@@ -227,12 +250,3 @@ def parse_flag(name: str, text: str) -> bool:
 
 def _absolute(namespace: str) -> str:
     return namespace if namespace.startswith('/') else '/' + namespace
-
-
-def _yaml_scalar(value: ParameterOverride) -> str:
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    if isinstance(value, str):
-        # Quoted so that '0' or 'true' stay strings.
-        return "'" + value.replace("'", "''") + "'"
-    return repr(value)

@@ -47,12 +47,17 @@ def test_command_line_matches_ros2_run_conventions(tmp_path: Path) -> None:
                     parameters=(('input', 'image'),))
     command = spec.command(
         executable_dir=tmp_path, namespace='robot1', params_file=tmp_path / 'p.yaml',
-        overrides={'threads': 2, 'model': '0', 'loop': True, 'fps': 7.5})
+        overrides_file=tmp_path / 'o.yaml')
     assert command == [
         str(tmp_path / 'detector'), '--ros-args', '-r', '__node:=detector',
         '-r', '__ns:=/robot1', '-r', 'in:=out', '--params-file', str(tmp_path / 'p.yaml'),
-        '-p', "input:='image'", '-p', 'threads:=2', '-p', "model:='0'",
-        '-p', 'loop:=true', '-p', 'fps:=7.5']
+        '--params-file', str(tmp_path / 'o.yaml')]
+    # Keyed by the fully qualified node name: it outranks the file's '/**/detector'.
+    assert spec.parameter_overrides(namespace='robot1', overrides={
+        'threads': 2, 'model': '0', 'loop': True, 'fps': 7.5}) == {
+        '/robot1/detector': {'ros__parameters': {
+            'input': 'image', 'threads': 2, 'model': '0', 'loop': True, 'fps': 7.5}}}
+    assert NodeSpec(executable='camera', name='camera').parameter_overrides() == {}
 
 
 @pytest.mark.parametrize('text,value', [('true', True), ('False', False), ('1', True),

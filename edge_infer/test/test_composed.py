@@ -15,26 +15,24 @@
 """
 The composed pipeline: camera, preprocess and detector in one process.
 
-The hand-off slot is tested on its own; the composed executable runs as a real process
-over real DDS and is checked from a probe node in the test process: same detections as
-the separate processes, topics visible to outside subscribers, intermediate messages
-not built when nobody outside listens, and frame accounting under overload.
+The composed executable runs as a real process over real DDS and is checked from a probe
+node in the test process: same detections as the separate processes, topics visible to
+outside subscribers, intermediate messages not built when nobody outside listens, and
+frame accounting under overload. The in-memory queue itself: test_frame_queue.py.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-import threading
 import time
 from typing import Any
 
 from builtin_interfaces.msg import Time
-from edge_infer.benchmarks.handoff import measure_handoff
 from edge_infer.bringup import COMPOSED, composed_parameters, NodeSpec, pipeline_nodes
-from edge_infer.core.handoff import LatestSlot, STOPPED, SUPERSEDED
 from edge_infer.nodes.conversions import node_counters
 from edge_infer.tools.processes import NodeGroup
 from edge_infer.tools.samples import write_sample_photos
+from edge_infer.transport.input import SUPERSEDED
 from edge_infer_msgs.msg import DetectionArray, Tensor
 from node_harness import diagnostics_of, Probe, wait_for_diagnostic
 import pytest
@@ -46,62 +44,8 @@ START_TIMEOUT = 60.0
 # Lets the final /diagnostics reports, sent while the process stops, reach the probe.
 FINAL_REPORT_WAIT_S = 1.0
 PIPELINE = ('camera', 'preprocess', 'detector')
-
-
-# -- the hand-off slot, without ROS ---------------------------------------------------
-
-
-def test_slot_hands_over_the_newest_item_and_returns_the_replaced_one() -> None:
-    slot: LatestSlot[int] = LatestSlot()
-    assert slot.put(1) is None
-    assert slot.put(2) == 1
-    assert slot.take(timeout=0.0) == 2
-    assert slot.take(timeout=0.01) is None
-
-
-def test_slot_wakes_a_waiting_consumer_and_refuses_items_once_closed() -> None:
-    slot: LatestSlot[str] = LatestSlot()
-    taken: list[Any] = []
-    consumer = threading.Thread(target=lambda: taken.append(slot.take()))
-    consumer.start()
-    slot.put('frame')
-    consumer.join(timeout=5.0)
-    assert taken == ['frame']
-    slot.put('late')
-    assert slot.close() == 'late'
-    assert slot.closed
-    assert slot.take() is None
-    refused = 'after close'
-    assert slot.put(refused) is refused
-
-
-def test_slot_waits_until_an_idle_consumer_has_taken_the_item() -> None:
-    slot: LatestSlot[str] = LatestSlot(handover_timeout=30.0)
-    taken: list[Any] = []
-    consumer = threading.Thread(target=lambda: taken.append(slot.take()))
-    consumer.start()
-    while not slot.consumer_waiting:
-        time.sleep(0.01)
-    slot.put('first')
-    # put() returned once the consumer had the item: nothing is left to replace.
-    assert slot.put('second') is None
-    consumer.join(timeout=5.0)
-    assert taken == ['first']
-    # A busy consumer is not waited for: the newer item replaces the older one.
-    assert slot.put('third') == 'second'
-
-
-def test_slot_drop_reasons_are_distinct() -> None:
-    assert SUPERSEDED != STOPPED
-
-
-def test_handoff_measurement_times_every_frame_and_refuses_bad_rates() -> None:
-    figures = measure_handoff(width=64, height=48, rate=200.0, frames=20, warmup=2)
-    assert figures['superseded'] == 0
-    assert figures['latency_ms']['count'] == 20
-    assert 0.0 < figures['latency_ms']['p50'] <= figures['latency_ms']['max']
-    with pytest.raises(ValueError, match='rate'):
-        measure_handoff(width=64, height=48, rate=0.0, frames=20, warmup=2)
+# What each composed stage's output is called on /diagnostics.
+OUTPUT = {'camera': 'image', 'preprocess': 'tensor'}
 
 
 # -- the composed executable over DDS -------------------------------------------------
@@ -167,10 +111,9 @@ def test_topics_stay_visible_and_are_built_only_for_outside_subscribers(
     with composed_group(folder, fps=10.0) as group:
         probe.wait_for('detections', count=3, timeout=START_TIMEOUT)
         # Nobody outside listens to the intermediate topics: handed over, never built.
-        for node in ('camera', 'preprocess'):
-            quiet = wait_for_diagnostic(probe, node, 'in_process', 3)
-            assert quiet['published'] == '0', (node, quiet)
-            assert int(quiet['not_built']) == int(quiet['in_process']), (node, quiet)
+        for node, item in OUTPUT.items():
+            quiet = wait_for_diagnostic(probe, node, f'{item}.sent.in_process', 3)
+            assert published(quiet, item) == 0, (node, quiet)
         probe.subscribe(Image, 'image_raw', qos_profile_sensor_data)
         probe.subscribe(Tensor, 'input_tensor', qos_profile_sensor_data)
         images = probe.wait_for('image_raw', count=3, timeout=30.0)
@@ -179,8 +122,9 @@ def test_topics_stay_visible_and_are_built_only_for_outside_subscribers(
         matched = probe.wait_for(
             'detections', timeout=30.0,
             where=lambda array: stamp_ns(array.header.stamp) in image_stamps)
-        watched = {node: wait_for_diagnostic(probe, node, 'published', 3)
-                   for node in ('camera', 'preprocess')}
+        # Images go to the probe as standard messages, tensors as ours (numbered).
+        watched = {node: wait_for_diagnostic(probe, node, key, 3) for node, key in (
+            ('camera', 'image.sent.standard'), ('preprocess', 'tensor.sent.dds'))}
         assert not group.exited(), group[COMPOSED].output()
     assert (images[0].width, images[0].height, images[0].encoding) == (512, 512, 'bgr8')
     # The same frames on both topics, as in the separate pipeline.
@@ -190,7 +134,8 @@ def test_topics_stay_visible_and_are_built_only_for_outside_subscribers(
     assert [s.stage for s in tensors[0].trace] == ['preprocess']
     assert [s.stage for s in matched[0].trace] == ['preprocess', 'inference', 'postprocess']
     for node, values in watched.items():
-        assert int(values['in_process']) >= int(values['published']) >= 3, (node, values)
+        item = OUTPUT[node]
+        assert int(values[f'{item}.sent.in_process']) >= published(values, item) >= 3, values
 
 
 @pytest.mark.ros
@@ -218,11 +163,18 @@ def test_overload_keeps_the_freshest_frame_and_counts_every_drop(
                                 if key.startswith('dropped.'))
         assert dropped_by_reason == int(values['dropped']), (node, values)
     # Each stage takes what the one before it handed over, and nothing more.
-    assert int(final['preprocess']['received']) == int(final['camera']['in_process'])
-    assert int(final['detector']['received']) == int(final['preprocess']['in_process'])
+    assert int(final['preprocess']['received']) == int(final['camera']['image.sent.in_process'])
+    assert int(final['detector']['received']) == int(
+        final['preprocess']['tensor.sent.in_process'])
     for node in ('preprocess', 'detector'):
         # At most one frame waits and one is in hand: no queue.
         assert all(_in_flight(values) <= 2 for values in _reports_of(probe, node)), node
+
+
+def published(values: dict[str, str], item: str) -> int:
+    """Frames a composed stage sent out of the process, any way."""
+    return sum(int(values[f'{item}.sent.{way}'])
+               for way in ('shared_memory', 'dds', 'standard'))
 
 
 def _reports_of(probe: Probe, node: str) -> list[dict[str, str]]:
@@ -236,11 +188,13 @@ def _in_flight(values: dict[str, str]) -> int:
 
 def test_composed_spec_runs_one_process_with_per_node_parameters() -> None:
     (spec,) = pipeline_nodes(composed=True)
-    command = spec.command(executable_dir=Path('/lib'), overrides=composed_parameters(
-        {'camera': {'fps': 60.0}, 'detector': {'model': 'pose_detection'}}))
+    command = spec.command(executable_dir=Path('/lib'), overrides_file=Path('/o.yaml'))
     assert command[0] == '/lib/composed'
     assert '__node:=' not in ' '.join(command)
-    assert command[-4:] == ['-p', 'camera:fps:=60.0', '-p', "detector:model:='pose_detection'"]
+    assert spec.parameter_overrides(namespace='robot1', overrides=composed_parameters(
+        {'camera': {'fps': 60.0}, 'detector': {'model': 'pose_detection'}})) == {
+        '/robot1/camera': {'ros__parameters': {'fps': 60.0}},
+        '/robot1/detector': {'ros__parameters': {'model': 'pose_detection'}}}
     with_control, monitor = pipeline_nodes(composed=True, with_control=True, with_monitor=True)
     assert with_control.command(executable_dir=Path('/lib'))[:3] == [
         '/lib/composed', '--with-control', '--ros-args']

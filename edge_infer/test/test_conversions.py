@@ -16,21 +16,22 @@
 
 from builtin_interfaces.msg import Time
 from edge_infer.core.detector import Detection
-from edge_infer.core.image import ImageFormatError, ImageLayout
+from edge_infer.core.frames import ImageFrame, TensorFrame
+from edge_infer.core.image import ImageFormatError
 from edge_infer.core.latency import Stage
 from edge_infer.core.preprocess import Geometry
-from edge_infer.core.shared_frames import SharedSlot
 from edge_infer.core.tensors import tensor_from_fields, tensor_to_fields, TensorFormatError
-from edge_infer.nodes.conversions import (
-    detections_from_msg, detections_to_msgs, fill_image_msg, fill_tensor_msg,
-    geometry_from_msg, geometry_to_msg, image_description, image_frame_from_description,
-    image_frame_from_msg, image_from_msg, ns_to_time, read_image_description, stage_to_msg,
-    stages_from_msgs, tensor_frame_from_msg, tensor_from_msg, time_to_ns)
-from edge_infer_msgs.msg import DetectionArray, ResizeGeometry, Tensor
+from edge_infer.nodes.conversions import detections_from_msg, detections_to_msgs
+from edge_infer.sharding.wire import encode
+from edge_infer.transport.messages import (
+    fill_encoded_msg, fill_image_msg, fill_tensor_msg, geometry_from_msg, geometry_to_msg,
+    image_frame_from_msg, image_from_msg, image_msg, ns_to_time, numbered_image_msg,
+    stage_to_msg, stages_from_msgs, tensor_frame_from_msg, tensor_from_msg, tensor_msg,
+    time_to_ns)
+from edge_infer_msgs.msg import DetectionArray, FrameOrigin, ResizeGeometry, Tensor
 import numpy as np
 import pytest
 from sensor_msgs.msg import Image
-from std_msgs.msg import Header
 
 
 @pytest.mark.parametrize('dtype', ['uint8', 'int8', 'float16', 'float32', 'int64'])
@@ -79,6 +80,13 @@ def test_geometry_round_trip_and_unset_geometry() -> None:
     assert geometry_from_msg(geometry_to_msg(geometry)) == geometry
     with pytest.raises(ValueError, match='unset or invalid'):
         geometry_from_msg(ResizeGeometry())
+    # NaN and infinity would reach control nodes as box corners.
+    for bad in (float('nan'), float('inf')):
+        for field in ('scale_x', 'offset_y'):
+            msg = geometry_to_msg(geometry)
+            setattr(msg, field, bad)
+            with pytest.raises(ValueError, match='unset or invalid'):
+                geometry_from_msg(msg)
 
 
 def test_detections_round_trip_through_messages() -> None:
@@ -99,44 +107,40 @@ def test_stage_round_trip() -> None:
     assert stages_from_msgs([stage_to_msg(stage)]) == [stage]
 
 
-SLOT = SharedSlot(boot_id='0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0', segment='edge_infer_42_0_3',
-                  slot=2, sequence=10**12 + 7, size=48 * 192)
-
-
-def test_an_image_description_says_what_the_shared_image_message_would() -> None:
+def test_an_image_frame_becomes_the_standard_or_our_numbered_message_and_back() -> None:
     pixels = np.random.default_rng(2).integers(0, 255, (48, 64, 3), dtype=np.uint8)
-    stamp_ns = 1_700_000_000 * 10**9 + 123_456_789
-    layout = ImageLayout(height=48, width=64, step=192)
-    data = image_description(stamp_ns, 'caméra_gauche', layout, 'bgr8', SLOT)
-    slot, description = read_image_description(data)
-    assert slot == SLOT
-    frame = image_frame_from_description(description, pixels.reshape(-1))
-    assert (frame.stamp_ns, frame.frame_id, frame.encoding) == (
-        stamp_ns, 'caméra_gauche', 'bgr8')
-    np.testing.assert_array_equal(frame.image, pixels)
-    # The same frame, from the message a DDS subscriber of '/shm' or the raw topic gets.
-    msg = Image(header=Header(stamp=ns_to_time(stamp_ns), frame_id='caméra_gauche'))
-    fill_image_msg(msg, pixels, 'bgr8')
-    from_msg = image_frame_from_msg(msg)
-    assert (from_msg.stamp_ns, from_msg.frame_id, from_msg.encoding) == (
-        frame.stamp_ns, frame.frame_id, frame.encoding)
-    np.testing.assert_array_equal(from_msg.image, frame.image)
-
-
-@pytest.mark.parametrize('cut', [0, 10, -1])
-def test_a_cut_or_padded_image_description_is_refused(cut: int) -> None:
-    data = image_description(5, 'camera', ImageLayout(height=48, width=64, step=192), 'bgr8',
-                             SLOT)
-    with pytest.raises(ValueError, match='image description'):
-        read_image_description(data[:cut] if cut else data + b'x')
-
-
-def test_an_image_description_that_does_not_fit_its_pixels_is_refused() -> None:
-    data = image_description(5, 'camera', ImageLayout(height=48, width=64, step=192), 'bgr8',
-                             SLOT)
-    _, description = read_image_description(data)
+    frame = ImageFrame(image=pixels, encoding='bgr8',
+                       stamp_ns=1_700_000_000 * 10**9 + 123_456_789, frame_id='caméra_gauche')
+    origin = FrameOrigin(publisher='0123456789abcdef', sequence=10**12 + 7, host='h:1')
+    for msg in (image_msg(frame), numbered_image_msg(frame, origin)):
+        back = image_frame_from_msg(msg)
+        assert (back.stamp_ns, back.frame_id, back.encoding) == (
+            frame.stamp_ns, frame.frame_id, frame.encoding)
+        np.testing.assert_array_equal(back.image, pixels)
+    assert numbered_image_msg(frame, origin).origin == origin
     with pytest.raises(ImageFormatError):
-        image_frame_from_description(description, bytes(48 * 192 - 1))
+        image_msg(ImageFrame(image=pixels[:, :, 0], encoding='bgr8', stamp_ns=0,
+                             frame_id='camera'))
+
+
+def test_a_tensor_frame_becomes_a_message_with_its_origin_and_back() -> None:
+    geometry = Geometry(source_width=640, source_height=480, scale_x=0.5, scale_y=0.5,
+                        offset_x=0.0, offset_y=4.0)
+    frame = TensorFrame(tensor=np.ones((1, 4, 4, 3), np.float32), geometry=geometry,
+                        stamp_ns=99, frame_id='camera', layout='NHWC',
+                        stages=(Stage(stage='preprocess', node='p', start_ns=1, end_ns=2),))
+    origin = FrameOrigin(publisher='0123456789abcdef', sequence=3, host='')
+    msg = tensor_msg(frame, origin)
+    assert (msg.origin, msg.layout, msg.name) == (origin, 'NHWC', 'input')
+    back = tensor_frame_from_msg(msg)
+    assert (back.geometry, back.stamp_ns, back.frame_id, back.stages, back.layout) == (
+        geometry, 99, 'camera', frame.stages, 'NHWC')
+    np.testing.assert_array_equal(back.tensor, frame.tensor)
+    # A shard relay's wire tensor is no model input.
+    wire = Tensor(geometry=geometry_to_msg(geometry))
+    fill_encoded_msg(wire, encode(frame.tensor, codec='int8'), name='cut')
+    with pytest.raises(TensorFormatError, match='not a model input'):
+        tensor_frame_from_msg(wire)
 
 
 def test_a_tensor_message_becomes_a_frame_with_its_trace() -> None:

@@ -13,29 +13,35 @@
 # limitations under the License.
 
 """
-Frames between node processes through shared memory, over real DDS.
+Frames between node processes on one host, over real DDS and the shared-memory link.
 
-The nodes take ``<topic>/shm`` where every publisher offers it and the memory can be
-mapped, the raw topic otherwise; outside subscribers keep getting full messages.
+Nodes link up with publishers whose shared memory they see and take every frame from
+them through it; everything else comes over DDS, numbered; outside subscribers keep
+getting standard messages. Hostile peers (forged numbers, garbled descriptions, silent
+connections) are refused and counted, and hold up nobody.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
+import secrets
+import socket
 import threading
 import time
 
 from edge_infer.bringup import NodeSpec, pipeline_nodes
-from edge_infer.core.handoff import ImageFrame
-from edge_infer.core.shared_frames import (
-    SEGMENT_PREFIX, SharedFrameWriter, SHM_DIRECTORY)
+from edge_infer.core.frames import ImageFrame
 from edge_infer.nodes.base import EdgeInferNode
-from edge_infer.nodes.conversions import ref_to_msg
-from edge_infer.nodes.frame_transport import FrameInput, FrameOutput, IMAGES, publish_image
 from edge_infer.tools.processes import NodeGroup
 from edge_infer.tools.samples import write_sample_photos
-from edge_infer_msgs.msg import DetectionArray, SharedImage, Tensor
+from edge_infer.transport.binary import BinaryWriter
+from edge_infer.transport.input import FrameInput
+from edge_infer.transport.kinds import IMAGES
+from edge_infer.transport.link import link_path, LinkServer, PROTOCOL_VERSION
+from edge_infer.transport.messages import fill_image_msg, fill_tensor_msg, geometry_to_msg
+from edge_infer.transport.output import FrameOutput
+from edge_infer.transport.ring import host_identity, RingWriter
+from edge_infer_msgs.msg import DetectionArray, FrameOrigin, NumberedImage, Tensor
 from node_harness import diagnostics_of, Probe, wait_for_diagnostic
 import numpy as np
 import pytest
@@ -49,59 +55,64 @@ RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 START_TIMEOUT = 60.0
 
 
-def segments_of(pid: int) -> list[str]:
-    return sorted(p.name for p in SHM_DIRECTORY.glob(f'{SEGMENT_PREFIX}{pid}_*'))
-
-
-def wait_for_transport(probe: Probe, node: str, transport: str,
-                       timeout: float = 20.0) -> dict[str, str]:
+def wait_for_value(probe: Probe, node: str, key: str, value: str,
+                   timeout: float = 30.0) -> dict[str, str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         values = diagnostics_of(probe, node)
-        if values.get('input_transport') == transport:
+        if values.get(key) == value:
             return values
         time.sleep(0.1)
-    raise TimeoutError(f'{node} reported {diagnostics_of(probe, node)}, '
-                       f'expected input_transport {transport}')
+    raise TimeoutError(f'{node} reported {diagnostics_of(probe, node)}, expected {key} {value}')
 
 
-def photo_camera(tmp_path: Path) -> dict:
+def wait_for_output(process, text: str, timeout: float = 30.0) -> None:
+    assert process.wait_for_output(text, timeout), process.output()
+
+
+def photo_camera(tmp_path: Path, fps: float = 10.0) -> dict:
     folder = tmp_path / 'photos'
     write_sample_photos(folder, ('astronaut',))
-    return {'source': str(folder), 'width': 0, 'height': 0, 'fps': 10.0, 'loop': True}
+    return {'source': str(folder), 'width': 0, 'height': 0, 'fps': fps, 'loop': True}
+
+
+def link_socket(publisher: str) -> Path:
+    return link_path(publisher)
 
 
 def test_pipeline_hops_go_through_shared_memory_and_outside_subscribers_get_images(
         tmp_path: Path, probe: Probe) -> None:
     probe.subscribe(Image, 'image_raw', qos_profile_sensor_data)
-    # An outside subscriber of the references themselves: the camera then publishes
-    # them over DDS too, and the preprocess node, which has them announced, must not
+    # An outside subscriber of the numbered images: the camera then publishes them over
+    # DDS too, and the preprocess node, which has them through shared memory, must not
     # take a frame twice.
-    probe.subscribe(SharedImage, 'image_raw/shm', qos_profile_sensor_data)
+    probe.subscribe(NumberedImage, 'image_raw/numbered', qos_profile_sensor_data)
     probe.subscribe(DetectionArray, 'detections', RELIABLE)
     with NodeGroup(specs=pipeline_nodes(),
                    overrides={'camera': photo_camera(tmp_path)}) as group:
-        wait_for_transport(probe, 'preprocess', 'shared_memory_announced')
-        wait_for_transport(probe, 'detector', 'shared_memory_announced')
+        for node in ('preprocess', 'detector'):
+            wait_for_value(probe, node, 'input_transport', 'shared_memory')
+            assert diagnostics_of(probe, node)['input_linked'] == '1'
         count = len(probe.messages('detections'))
         arrays = probe.wait_for('detections', count=count + 3, timeout=START_TIMEOUT)
         images = probe.wait_for('image_raw', count=2)
-        references = probe.wait_for('image_raw/shm', count=2)
-        camera_pid = group['camera'].popen.pid
-        preprocess_pid = group['preprocess'].popen.pid
-        assert segments_of(camera_pid) and segments_of(preprocess_pid)
-        for writer in ('camera', 'preprocess'):
-            reported = wait_for_diagnostic(probe, writer, 'announced_to', 1)
-            assert reported['announced_to'] == '1', (writer, reported)
+        numbered = probe.wait_for('image_raw/numbered', count=3)
+        camera = wait_for_diagnostic(probe, 'camera', 'image.announced_to', 1)
+        preprocess = wait_for_diagnostic(probe, 'preprocess', 'tensor.announced_to', 1)
+        sockets = [link_socket(values[key]) for values, key in (
+            (camera, 'image.publisher'), (preprocess, 'tensor.publisher'))]
+        assert all(path.is_socket() for path in sockets)
         assert not group.exited(), group.exited()
-    # The outside subscribers got whole images and references, the pipeline found the
-    # astronaut.
+    # The outside subscribers got whole images, numbered by the camera's output.
     assert (images[-1].width, images[-1].height, images[-1].encoding) == (512, 512, 'bgr8')
     assert len(images[-1].data) == 512 * 512 * 3
-    assert references[-1].data.segment.startswith(f'{SEGMENT_PREFIX}{camera_pid}_')
+    assert {msg.origin.publisher for msg in numbered} == {camera['image.publisher']}
+    assert numbered[-1].origin.host == host_identity()
+    sequences = [msg.origin.sequence for msg in probe.messages('image_raw/numbered')]
+    assert sequences == sorted(sequences) and len(set(sequences)) == len(sequences)
     assert any(d.label == 'person' and d.score > 0.5 for d in arrays[-1].detections)
-    # The final reports (acknowledged before each node exited; a moment for the probe to
-    # take them): every frame counted once, whichever ways it came.
+    assert arrays[-1].origin.publisher and arrays[-1].origin.sequence > 0
+    # The final reports: every frame counted once, whichever ways it came.
     time.sleep(0.5)
     camera, preprocess, detector = (diagnostics_of(probe, name)
                                     for name in ('camera', 'preprocess', 'detector'))
@@ -110,35 +121,22 @@ def test_pipeline_hops_go_through_shared_memory_and_outside_subscribers_get_imag
         (preprocess, detector)
     for values in (preprocess, detector):
         assert int(values['received']) == int(values['processed']) + int(values['dropped'])
-    # Each writer unlinks its segment and its socket when its node stops.
-    assert segments_of(camera_pid) == [] and segments_of(preprocess_pid) == []
+    # Each writer removes its socket when its node stops.
+    assert not any(path.exists() for path in sockets)
 
 
-def test_with_shared_memory_off_every_hop_takes_the_raw_topics(
+def test_with_shared_memory_off_every_hop_comes_numbered_over_dds(
         tmp_path: Path, probe: Probe) -> None:
     probe.subscribe(DetectionArray, 'detections', RELIABLE)
     overrides = {'camera': {**photo_camera(tmp_path), 'shared_memory': False},
                  'preprocess': {'shared_memory': False}}
-    with NodeGroup(specs=pipeline_nodes(), overrides=overrides) as group:
+    with NodeGroup(specs=pipeline_nodes(), overrides=overrides):
         probe.wait_for('detections', count=3, timeout=START_TIMEOUT)
         for name in ('preprocess', 'detector'):
-            wait_for_diagnostic(probe, name, 'processed', 3)
-            assert diagnostics_of(probe, name)['input_transport'] == 'raw', name
-        assert segments_of(group['camera'].popen.pid) == []
-
-
-def test_a_publisher_without_shared_memory_is_taken_raw(probe: Probe) -> None:
-    # Like a bag replay or a camera driver that is not ours.
-    probe.subscribe(Tensor, 'input_tensor', qos_profile_sensor_data)
-    publisher = probe.node.create_publisher(Image, 'image_raw', RELIABLE)
-    with NodeGroup(specs=[NodeSpec(executable='preprocess', name='preprocess')]):
-        deadline = time.monotonic() + START_TIMEOUT
-        while not probe.messages('input_tensor') and time.monotonic() < deadline:
-            publisher.publish(small_image())
-            time.sleep(0.2)
-        values = wait_for_diagnostic(probe, 'preprocess', 'processed', 1)
-    assert values['input_transport'] == 'raw'
-    assert list(probe.messages('input_tensor')[-1].shape) == [1, 224, 224, 3]
+            values = wait_for_diagnostic(probe, name, 'processed', 3)
+            assert (values['input_transport'], values['input_linked']) == ('dds', '0'), name
+        camera = wait_for_diagnostic(probe, 'camera', 'image.sent.dds', 3)
+        assert 'image.announced_to' not in camera, camera
 
 
 def small_image(value: int = 0) -> Image:
@@ -148,127 +146,259 @@ def small_image(value: int = 0) -> Image:
     return image
 
 
-def shared_image(ref) -> SharedImage:
-    image = SharedImage(height=48, width=64, encoding='bgr8', step=64 * 3,
-                        data=ref_to_msg(ref))
-    image.header.frame_id = 'camera'
-    return image
+def test_a_publisher_of_standard_images_only_is_taken_as_it_is(probe: Probe) -> None:
+    # Like a bag replay or a camera driver that is not ours.
+    probe.subscribe(Tensor, 'input_tensor', qos_profile_sensor_data)
+    publisher = probe.node.create_publisher(Image, 'image_raw', RELIABLE)
+    with NodeGroup(specs=[NodeSpec(executable='preprocess', name='preprocess')]) as group:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not probe.messages('input_tensor') and time.monotonic() < deadline:
+            publisher.publish(small_image())
+            time.sleep(0.2)
+        values = wait_for_diagnostic(probe, 'preprocess', 'processed', 1)
+        output = group['preprocess'].output()
+    assert values['input_transport'] == 'standard'
+    assert "taking frames from '/image_raw' (publishers of standard messages only" in output
+    tensor = probe.messages('input_tensor')[-1]
+    assert list(tensor.shape) == [1, 224, 224, 3] and tensor.origin.sequence >= 1
 
 
-class SharedPublisher:
-    """The probe as a camera that offers shared memory: both topics from one node."""
-
-    def __init__(self, probe: Probe) -> None:
-        self.raw = probe.node.create_publisher(Image, 'image_raw', RELIABLE)
-        self.shared = probe.node.create_publisher(SharedImage, 'image_raw/shm', RELIABLE)
-        self.writer = SharedFrameWriter(slots=2)
-
-    def frame(self, value: int):
-        return self.writer.write(np.full((48, 64, 3), value, np.uint8))
-
-    def send(self, ref) -> None:
-        self.shared.publish(shared_image(ref))
-        # The node keeps only the newest frame: give it time to take each one.
-        time.sleep(0.3)
+def numbered(origin: FrameOrigin, value: int = 0) -> NumberedImage:
+    msg = NumberedImage(origin=origin)
+    msg.header.frame_id = 'camera'
+    fill_image_msg(msg, np.full((48, 64, 3), value, np.uint8), 'bgr8')
+    return msg
 
 
-def test_stale_and_malformed_references_are_dropped_with_their_reason(
+def test_forged_and_numbered_frames_from_elsewhere_are_counted_right(probe: Probe) -> None:
+    probe.subscribe(Tensor, 'input_tensor', qos_profile_sensor_data)
+    publisher = probe.node.create_publisher(NumberedImage, 'image_raw/numbered', RELIABLE)
+    camera = secrets.token_hex(8)
+    # Another host: its shared memory is elsewhere, so nobody tries to link to it.
+    elsewhere = 'another-boot-id:1f'
+
+    def send(sequence: int, publisher_id: str = camera) -> None:
+        publisher.publish(numbered(FrameOrigin(publisher=publisher_id, sequence=sequence,
+                                               host=elsewhere), value=sequence % 200))
+        time.sleep(0.3)   # the node keeps only the newest frame: one at a time
+
+    with NodeGroup(specs=[NodeSpec(executable='preprocess', name='preprocess')]) as group:
+        sequence = 1
+        deadline = time.monotonic() + START_TIMEOUT
+        while not probe.messages('input_tensor'):
+            assert time.monotonic() < deadline
+            send(sequence)
+            sequence += 1
+        before = wait_for_diagnostic(probe, 'preprocess', 'processed', 1)
+        time.sleep(1.5)
+        before = diagnostics_of(probe, 'preprocess')
+        send(sequence + 3)                  # three frames lost on the way
+        send(2 ** 62, camera)               # a forged jump no publisher could make
+        send(sequence + 4)                  # the real publisher goes on
+        send(sequence + 2)                  # late: counted lost already
+        after = wait_for_diagnostic(probe, 'preprocess', 'processed',
+                                    int(before['processed']) + 2)
+        output = group['preprocess'].output()
+    delta = {key: int(after.get(key, 0)) - int(before.get(key, 0))
+             for key in ('received', 'processed', 'dropped.not_received',
+                         'dropped.implausible_sequence')}
+    assert delta == {'received': 6, 'processed': 2, 'dropped.not_received': 3,
+                     'dropped.implausible_sequence': 1}, (before, after)
+    assert after['input_transport'] == 'dds' and after['input_linked'] == '0'
+    assert 'implausible_sequence' in output and 'jumped from frame' in output
+    assert 'shared memory cannot be had' not in output   # never tried: another host
+
+
+class Reader:
+    """A frame input in the test process, on a node of its own, spinning in a thread."""
+
+    def __init__(self, topic: str, *, handle=None) -> None:
+        self.node = EdgeInferNode(node_name=f'reader_{secrets.token_hex(3)}', parameters=())
+        self.frames: list[ImageFrame] = []
+        self.input = FrameInput(self.node, kind=IMAGES, topic=topic, profile='images',
+                                handle=handle or self.frames.append)
+        self.node.start()
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._executor.shutdown()
+        self.node.stop_inputs()
+        self.node.destroy_node()
+
+
+def test_a_publisher_that_cannot_be_linked_at_first_is_tried_again_later(
         probe: Probe) -> None:
-    probe.subscribe(Tensor, 'input_tensor', qos_profile_sensor_data)
-    camera = SharedPublisher(probe)
+    topic = f'retry_{secrets.token_hex(3)}'
+    publisher = probe.node.create_publisher(NumberedImage, f'{topic}/numbered', RELIABLE)
+    absent = secrets.token_hex(8)
+    reader = Reader(topic)
+    ring = RingWriter(name='test_retry')
+    ring.write(np.zeros(48 * 64 * 3, np.uint8), sequence=1)
+    server = None
     try:
-        with NodeGroup(specs=[NodeSpec(executable='preprocess', name='preprocess')]) as group:
-            wait_for_transport(probe, 'preprocess', 'shared_memory')
-            deadline = time.monotonic() + START_TIMEOUT
-            while not probe.messages('input_tensor') and time.monotonic() < deadline:
-                camera.send(camera.frame(10))
-            before = wait_for_diagnostic(probe, 'preprocess', 'processed', 1)
-            time.sleep(1.5)
-            before = diagnostics_of(probe, 'preprocess')
-            stale = camera.frame(1)
-            camera.frame(2)
-            camera.frame(3)  # two slots: frame 1's slot now holds frame 3
-            good = camera.frame(200)
-            for ref in (stale, dataclasses.replace(good, segment='../../etc/passwd'),
-                        dataclasses.replace(good, slot=5), good):
-                camera.send(ref)
-            after = wait_for_diagnostic(probe, 'preprocess', 'processed',
-                                        int(before['processed']) + 1)
-            output = group['preprocess'].output()
-        tensor = probe.messages('input_tensor')[-1]
+        origin = FrameOrigin(publisher=absent, sequence=1, host=host_identity())
+        deadline = time.monotonic() + START_TIMEOUT
+        while reader.input._retry.get(absent) is None:
+            assert time.monotonic() < deadline, 'no link was tried'
+            publisher.publish(numbered(origin))
+            origin.sequence += 1
+            time.sleep(0.1)
+        # Frames keep coming over DDS meanwhile; the writer's socket appears later.
+        taken = len(reader.frames)
+        server = LinkServer(publisher=absent, node='/late_writer', host=host_identity())
+        while server.readers == 0:
+            assert time.monotonic() < deadline, 'the link was never tried again'
+            publisher.publish(numbered(origin))
+            origin.sequence += 1
+            time.sleep(0.1)
+        assert len(reader.frames) > taken
+        assert reader.input._linked == {absent}
     finally:
-        camera.writer.close()
-    # Four announced; frames 2 and 3 were written but never announced to the node.
-    assert int(after['received']) - int(before['received']) == 6, (before, after)
-    assert after['dropped.overwritten'] == '1', after
-    assert after['dropped.bad_shared_reference'] == '2', after
-    assert int(after['dropped.not_received']) - int(before.get('dropped.not_received', 0)) \
-        == 2, (before, after)
-    assert after['input_transport'] == 'shared_memory'
-    assert 'dropping frame (overwritten)' in output, output
-    # The good frame's pixels (all 200) made the tensor: that value, normalised by the
-    # card to 200 / 127.5 - 1, and the letterbox's padding.
-    values = np.unique(np.frombuffer(bytes(tensor.data), np.float32))
-    assert values.max() == pytest.approx(200 / 127.5 - 1, abs=1e-3), values
-    assert len(values) == 2, values
+        reader.close()
+        if server is not None:
+            server.close()
+        ring.close()
 
 
-def test_unreachable_shared_memory_falls_back_to_the_raw_topic(probe: Probe) -> None:
+def greet(connection: socket.socket, node: str) -> None:
+    connection.send(b'H' + BinaryWriter().number('u16', PROTOCOL_VERSION).text(node).getvalue())
+
+
+def test_peers_that_connect_and_never_read_or_greet_hold_up_no_reader(
+        tmp_path: Path, probe: Probe) -> None:
     probe.subscribe(Tensor, 'input_tensor', qos_profile_sensor_data)
-    camera = SharedPublisher(probe)
+    camera = NodeSpec(executable='camera', name='camera')
+    preprocess = NodeSpec(executable='preprocess', name='preprocess')
+    squatters = []
+    with NodeGroup(specs=[camera], overrides={'camera': {
+            **photo_camera(tmp_path, fps=20.0), 'min_subscribers': 1}}):
+        path = link_socket(wait_for_diagnostic(probe, 'camera', 'received', 1)[
+            'image.publisher'])
+        # One greets as a node and never reads; one never says a word.
+        for greets in (True, False):
+            squatter = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            squatter.connect(str(path))
+            if greets:
+                greet(squatter, '/preprocess')   # even claims the real reader's name
+            squatters.append(squatter)
+        with NodeGroup(specs=[preprocess]) as group:
+            wait_for_value(probe, 'preprocess', 'input_transport', 'shared_memory')
+            values = wait_for_diagnostic(probe, 'preprocess', 'processed', 20)
+            # The silent one was let go; the one that greeted stays linked, unread.
+            camera = wait_for_value(probe, 'camera', 'image.announced_to', '2')
+            assert not group.exited()
+    for squatter in squatters:
+        squatter.close()
+    assert int(values['processed']) >= 20 and values['input_linked'] == '1', values
+    assert camera['image.announced_to'] == '2', camera
+
+
+def description_garbage() -> list[bytes]:
+    rng = np.random.default_rng(11)
+    return [b'\x00\x01\x00\x01', b'', bytes(8)] + [
+        rng.integers(0, 256, int(n), dtype=np.uint8).tobytes()
+        for n in rng.integers(1, 300, 40)]
+
+
+def test_a_writer_that_announces_garbage_is_refused_frame_by_frame(probe: Probe) -> None:
+    # The test process is the writer: it offers tensors as if it were a preprocess node
+    # on this host, links up with the detector, then announces what is not a description.
+    publisher = probe.node.create_publisher(Tensor, 'input_tensor', RELIABLE)
+    writer = secrets.token_hex(8)
+    server = LinkServer(publisher=writer, node='/impostor', host=host_identity())
+    ring = RingWriter(name='test_garbage')
+    ring.write(np.zeros((1, 224, 224, 3), np.float32), sequence=1)
+    garbage = description_garbage()
     try:
-        with NodeGroup(specs=[NodeSpec(executable='preprocess', name='preprocess')]) as group:
-            wait_for_transport(probe, 'preprocess', 'shared_memory')
-            elsewhere = dataclasses.replace(camera.frame(5), boot_id='another-host')
-            for _ in range(3):
-                camera.send(elsewhere)
-            values = wait_for_transport(probe, 'preprocess', 'raw')
+        with NodeGroup(specs=[NodeSpec(executable='detector', name='detector')]) as group:
+            msg = Tensor(origin=FrameOrigin(publisher=writer, sequence=1,
+                                            host=host_identity()))
+            fill_tensor_msg(msg, np.zeros((1, 224, 224, 3), np.float32), name='input',
+                            layout='NHWC')
+            msg.geometry = geometry_to_msg(_geometry())
             deadline = time.monotonic() + START_TIMEOUT
-            while not probe.messages('input_tensor') and time.monotonic() < deadline:
-                camera.raw.publish(small_image())
+            while server.readers == 0:
+                assert time.monotonic() < deadline, group['detector'].output()
+                publisher.publish(msg)
+                msg.origin.sequence += 1
                 time.sleep(0.2)
-            values = wait_for_diagnostic(probe, 'preprocess', 'processed', 1)
-            output = group['preprocess'].output()
-            # For good: the graph still offers shared memory, the node stays raw.
-            time.sleep(1.5)
-            assert diagnostics_of(probe, 'preprocess')['input_transport'] == 'raw'
+            wait_for_diagnostic(probe, 'detector', 'received', 1)
+            for description in garbage:
+                server.announce(description, ring)
+            values = wait_for_diagnostic(probe, 'detector', 'dropped.bad_shared_reference',
+                                         len(garbage))
+            assert not group.exited(), group['detector'].output()
+            output = group['detector'].output()
     finally:
-        camera.writer.close()
-    assert values['dropped.shared_memory_unreachable'] == '3', values
-    assert 'another host' in output and "taking frames from '/image_raw'" in output, output
+        server.close()
+        ring.close()
+    assert int(values['dropped.bad_shared_reference']) == len(garbage), values
+    assert int(values['received']) == int(values['processed']) + int(values['dropped'])
+    assert 'dropping tensor (bad_shared_reference)' in output
 
 
-def test_a_busy_input_switches_on_its_frames_alone(ros_context: None) -> None:
-    # A node kept busy by raw frames from its start was seen to go without its graph
-    # timer for seconds; here the timer is stopped outright, and the frames must do.
-    reader = EdgeInferNode(node_name='busy_reader', parameters=())
-    writer = EdgeInferNode(node_name='busy_writer', parameters=())
-    taken: list[ImageFrame] = []
-    frame_input = FrameInput(reader, kind=IMAGES, topic='busy_image', profile='images',
-                             handle=taken.append, shared_memory=True)
-    frame_input._timer.cancel()  # as if starved
-    output = FrameOutput(writer, kind=IMAGES, topic='busy_image', profile='images',
-                         shared_memory=True)
-    executor = SingleThreadedExecutor()
-    for node in (reader, writer):
-        executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    image = np.zeros((48, 64, 3), np.uint8)
+def _geometry():
+    from edge_infer.core.preprocess import Geometry
+    return Geometry(source_width=640, source_height=480, scale_x=0.35, scale_y=0.35,
+                    offset_x=0.0, offset_y=28.0)
+
+
+def test_the_ticker_keeps_reporting_while_the_handler_is_busy(probe: Probe) -> None:
+    topic = f'busy_{secrets.token_hex(3)}'
+    release = threading.Event()
+    started = threading.Event()
+
+    def busy(frame: ImageFrame) -> None:
+        started.set()
+        release.wait(30.0)
+
+    reader = Reader(topic, handle=busy)
+    writer = EdgeInferNode(node_name=f'writer_{secrets.token_hex(3)}', parameters=())
+    output = FrameOutput(writer, kind=IMAGES, topic=topic, profile='images')
+    name = reader.node.get_name()
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        while frame_input.transport != 'shared_memory_announced':
-            assert time.monotonic() < deadline, frame_input.transport
-            publish_image(output, image, 'bgr8', stamp_ns=time.time_ns(), frame_id='busy')
+        while not started.is_set():
+            assert time.monotonic() < deadline, 'no frame reached the reader'
+            output.publish(ImageFrame(image=np.zeros((4, 4, 3), np.uint8), encoding='bgr8',
+                                      stamp_ns=time.time_ns(), frame_id='busy'))
             time.sleep(0.05)
-        before = len(taken)
-        publish_image(output, image, 'bgr8', stamp_ns=time.time_ns(), frame_id='busy')
-        while len(taken) == before:
-            assert time.monotonic() < deadline, 'no announced frame arrived'
-            time.sleep(0.01)
-        assert taken[-1].frame_id == 'busy' and taken[-1].image.shape == (48, 64, 3)
+        # The handler holds the input's thread; reports keep coming from the ticker.
+        reports = len([m for m in probe.messages('/diagnostics')
+                       if any(s.name.endswith(name) for s in m.status)])
+        while len([m for m in probe.messages('/diagnostics')
+                   if any(s.name.endswith(name) for s in m.status)]) < reports + 3:
+            assert time.monotonic() < deadline, 'no reports while the handler was busy'
+            time.sleep(0.1)
+        assert not release.is_set()
     finally:
-        executor.shutdown()
-        for node in (writer, reader):
-            node.stop_inputs()
-            node.destroy_node()
+        release.set()
+        reader.close()
+        writer.stop_inputs()
+        writer.destroy_node()
+
+
+def test_the_ring_of_a_publisher_is_no_file_for_others_to_open(probe: Probe) -> None:
+    topic = f'ring_{secrets.token_hex(3)}'
+    writer = EdgeInferNode(node_name=f'writer_{secrets.token_hex(3)}', parameters=())
+    output = FrameOutput(writer, kind=IMAGES, topic=topic, profile='images')
+    reader = Reader(topic)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while reader.input.transport != 'shared_memory':
+            assert time.monotonic() < deadline, reader.input.transport
+            output.publish(ImageFrame(image=np.full((48, 64, 3), 7, np.uint8), encoding='bgr8',
+                                      stamp_ns=time.time_ns(), frame_id='ring'))
+            time.sleep(0.05)
+        assert reader.frames[-1].image.mean() == 7
+        # The only file the publisher made under /dev/shm is its socket.
+        made = sorted(p.name for p in Path('/dev/shm').glob(f'*{output.publisher_id}*'))
+        assert made == [f'edge_infer_{output.publisher_id}.sock']
+    finally:
+        reader.close()
+        writer.stop_inputs()
+        writer.destroy_node()
+    assert not Path(f'/dev/shm/edge_infer_{output.publisher_id}.sock').exists()

@@ -138,9 +138,8 @@ def test_each_device_starts_its_own_nodes(tmp_path: Path) -> None:
     assert [n.name for n in jetson] == ['shard_2']
     assert [n.name for n in sharded_nodes(layout, layout_path=path, inputs='tensor')] == [
         'shard_0', 'shard_1', 'shard_2']
-    command = jetson[0].command(executable_dir=tmp_path, namespace='robot1')
-    assert command[-6:] == ['-p', f"layout:='{path}'", '-p', 'shard:=2',
-                            '-p', "model:='pose_detection_onnx'"]
+    assert jetson[0].parameter_overrides(namespace='robot1') == {'/robot1/shard_2': {
+        'ros__parameters': {'layout': str(path), 'shard': 2, 'model': 'pose_detection_onnx'}}}
     with pytest.raises(LayoutError, match="device 'tpu' runs no shard; devices: 'all', "
                                           "'robot', 'jetson'"):
         sharded_nodes(layout, layout_path=path, device='tpu')

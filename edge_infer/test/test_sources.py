@@ -180,14 +180,16 @@ def test_folder_missing_or_not_a_folder(tmp_path: Path, video_path: Path) -> Non
         ImageFolderSource(path=video_path)
 
 
-def test_folder_is_not_faster_than_asked(photo_folder: Path) -> None:
+@pytest.mark.parametrize('open_paced', [
+    lambda folder, fps: ImageFolderSource(path=folder, loop=True, fps=fps),
+    lambda folder, fps: sources.TestPatternSource(width=64, height=48, fps=fps),
+], ids=['folder', 'pattern'])
+def test_paced_sources_are_not_faster_than_asked(photo_folder: Path, open_paced) -> None:
+    # A machine under load can only make them slower, never faster.
     fps = 40.0
-    with ImageFolderSource(path=photo_folder, loop=True, fps=fps) as source:
-        start = time.monotonic()
-        stamps = [source.read().stamp_ns for _ in range(5)]
-        elapsed = time.monotonic() - start
-    assert elapsed >= 4 / fps - TIMING_SLACK_S
-    assert min(np.diff(stamps)) >= (1.0 / fps - TIMING_SLACK_S) * 1e9
+    with open_paced(photo_folder, fps) as source:
+        stamps = [source.read().stamp_ns for _ in range(9)]
+    assert (stamps[-1] - stamps[0]) / 1e9 >= 8 / fps - TIMING_SLACK_S
 
 
 def test_stamps_come_from_the_clock_at_read(photo_folder: Path) -> None:
@@ -235,8 +237,7 @@ def test_video_file_resize_and_native_rate(video_path: Path) -> None:
         assert source.fps == pytest.approx(VIDEO_FPS)
         frames = [source.read() for _ in range(3)]
     assert all(frame.image.shape == (64, 80, 3) for frame in frames)
-    assert min(np.diff([frame.stamp_ns for frame in frames])) >= (
-        1.0 / VIDEO_FPS - TIMING_SLACK_S) * 1e9
+    assert (frames[-1].stamp_ns - frames[0].stamp_ns) / 1e9 >= 2 / VIDEO_FPS - TIMING_SLACK_S
 
 
 def test_video_file_errors(tmp_path: Path) -> None:

@@ -16,19 +16,22 @@
 One in-process hop of the composed pipeline, measured on its own.
 
 A producer thread offers frames at a fixed rate to a consumer thread through a
-:class:`~edge_infer.core.handoff.LatestSlot`, as the composed camera does to the
-preprocess node; the hop is the time from the offer to the consumer holding the frame.
-No ROS: the figure is what composition costs in place of a DDS hop.
+:class:`~edge_infer.transport.frame_queue.FrameQueue`, which the consumer waits on with a
+selector, as a frame input's thread does (the composed camera hands its frames to the
+preprocess node so); the hop is the time from the offer to the consumer holding the
+frame. No ROS: the figure is what composition costs in place of a DDS hop.
 """
 
 from __future__ import annotations
 
+import selectors
 import threading
 import time
 from typing import Any
 
-from edge_infer.core.handoff import ImageFrame, LatestSlot
+from edge_infer.core.frames import ImageFrame
 from edge_infer.core.latency import percentiles
+from edge_infer.transport.frame_queue import FrameQueue
 import numpy as np
 
 
@@ -42,12 +45,17 @@ def measure_handoff(*, width: int, height: int, rate: float, frames: int,
     if rate <= 0 or frames <= 0 or warmup < 0:
         raise ValueError(f'measure_handoff: rate {rate} and frames {frames} must be '
                          f'positive, warmup {warmup} not negative')
-    slot: LatestSlot[ImageFrame] = LatestSlot()
+    inbox: FrameQueue[ImageFrame] = FrameQueue()
     hops_ms: list[float] = []
 
     def consume() -> None:
-        while (frame := slot.take()) is not None:
-            hops_ms.append((time.perf_counter_ns() - frame.stamp_ns) / 1e6)
+        with selectors.DefaultSelector() as selector:
+            selector.register(inbox.fileno(), selectors.EVENT_READ)
+            while not inbox.closed:
+                inbox.idle()
+                selector.select()
+                for frame in inbox.take():
+                    hops_ms.append((time.perf_counter_ns() - frame.stamp_ns) / 1e6)
 
     consumer = threading.Thread(target=consume, daemon=True)
     consumer.start()
@@ -58,13 +66,14 @@ def measure_handoff(*, width: int, height: int, rate: float, frames: int,
     try:
         for index in range(warmup + frames):
             time.sleep(max(0.0, start + index * period - time.monotonic()))
-            replaced = slot.put(ImageFrame(image=image, encoding='bgr8',
-                                           stamp_ns=time.perf_counter_ns(), frame_id='camera'))
-            superseded += replaced is not None
+            superseded += len(inbox.put(ImageFrame(
+                image=image, encoding='bgr8', stamp_ns=time.perf_counter_ns(),
+                frame_id='camera')))
     finally:
         time.sleep(period)
-        slot.close()
+        inbox.close()
         consumer.join(timeout=5.0)
+        inbox.release()
     return {
         'width': width, 'height': height, 'rate': rate, 'frames': frames,
         'warmup_frames': warmup, 'superseded': superseded,

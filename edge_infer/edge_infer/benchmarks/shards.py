@@ -47,12 +47,12 @@ from edge_infer.core.detector import Detection, Detector
 from edge_infer.core.latency import breakdown, percentiles, Stage, summarise
 from edge_infer.core.preprocess import Geometry, Preprocessor
 from edge_infer.nodes.base import qos_profile
-from edge_infer.nodes.conversions import (
-    detections_from_msg, fill_tensor_msg, geometry_to_msg, node_counters, ns_to_time,
-    stage_to_msg, stages_from_msgs, time_to_ns)
+from edge_infer.nodes.conversions import detections_from_msg, node_counters
 from edge_infer.sharding.layout import load_layout, parse_layout, save_layout
 from edge_infer.tools.processes import config_dir, node_environment, NodeGroup
 from edge_infer.tools.samples import sample_photo, SAMPLE_PHOTOS
+from edge_infer.transport.messages import (
+    fill_tensor_msg, geometry_to_msg, ns_to_time, stage_to_msg, stages_from_msgs, time_to_ns)
 from edge_infer_msgs.msg import DetectionArray, Tensor
 import numpy as np
 import rclpy

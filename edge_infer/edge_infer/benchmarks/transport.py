@@ -24,13 +24,15 @@ reads the clock once it holds the pixels as a numpy image. So the latency covers
 building and sending the message, transport, and the subscriber's executor and
 conversion (same host, same clock). Configurations:
 
-- ``shm``: edge_infer's nodes as they run by default: the frame goes through the
-  shared-memory ring, its description through the writer's announcement socket (over
-  DDS, 'images' QoS profile, until the subscriber has connected), read by
-  :class:`~edge_infer.nodes.frame_transport.FrameInput`; the subscriber connects at
-  the first warm-up frame.
-- ``dds``: the same nodes with ``shared_memory`` off: a full Image over DDS, filled
-  from bytes and read as a zero-copy view (what a subscriber on another host gets).
+- ``shm``: edge_infer's transport as the nodes run it by default: the frame goes
+  through the publisher's shared-memory ring, its description through the
+  publisher's announcement link, read by :class:`~edge_infer.transport.input.FrameInput`;
+  the subscriber links up at the first warm-up frame (which comes over DDS).
+- ``dds``: the same with ``shared_memory`` off: the numbered image over DDS
+  (``NumberedImage``, the 'images' QoS profile), filled from bytes and read as a
+  zero-copy view, as a subscriber on another host gets it.
+- ``hosts``: the nodes as in ``shm``, run on two hosts (``edge_infer.tools.hosts``):
+  nothing links, the numbered images go over DDS with the robots' default profile.
 - ``naive``: as a tutorial writes it: pixels through Python lists (``tolist()`` and
   ``np.array(msg.data)``), rclpy's default depth 10 (reliable), ``rclpy.spin``.
 
@@ -49,11 +51,13 @@ import time
 from typing import Any, Callable, Sequence
 
 import cv2
-from edge_infer.core.handoff import ImageFrame
+from edge_infer.core.frames import ImageFrame
 from edge_infer.core.memory import keep_frame_buffers_mapped
 from edge_infer.nodes.base import EdgeInferNode, run
-from edge_infer.nodes.conversions import ns_to_time, time_to_ns
-from edge_infer.nodes.frame_transport import FrameInput, FrameOutput, IMAGES, publish_image
+from edge_infer.transport.input import FrameInput
+from edge_infer.transport.kinds import IMAGES
+from edge_infer.transport.messages import ns_to_time, time_to_ns
+from edge_infer.transport.output import FrameOutput
 import numpy as np
 import rclpy
 from rclpy.duration import Duration
@@ -68,7 +72,7 @@ SENT_PREFIX = 'sent '
 RECEIVED_PREFIX = 'received '
 WARMUP_FRAME_ID = 'warmup'
 MEASURED_FRAME_ID = 'frame'
-CONFIGS = ('shm', 'dds', 'naive')
+CONFIGS = ('shm', 'dds', 'hosts', 'naive')
 MATCH_TIMEOUT_S = 30.0
 # After the publisher sees the subscription, the subscription may not yet have
 # matched the publisher; frames sent in between would be lost for no transport reason.
@@ -94,7 +98,7 @@ class TransportSubscriber(EdgeInferNode):
         else:
             # In place, as the preprocess node reads its images.
             FrameInput(self, kind=IMAGES, topic=TOPIC, profile='images',
-                       handle=self._on_frame, shared_memory=config == 'shm', in_place=True)
+                       handle=self._on_frame, shared_memory=config != 'dds', in_place=True)
         self.create_timer(PROGRESS_PERIOD_S, self._progress)
         print(READY_LINE, flush=True)
 
@@ -118,10 +122,11 @@ class TransportSubscriber(EdgeInferNode):
         self._latency_ms.append((arrival_ns - stamp_ns) / 1e6)
 
     def destroy_node(self) -> None:
-        """Write the measurements, then release the node."""
+        """Write the measurements and the input's counters, then release the node."""
+        self.stop_inputs()
         self._stats.write_text(json.dumps({
             'received': len(self._latency_ms), 'received_warmup': self._warmup,
-            'latency_ms': self._latency_ms}))
+            'latency_ms': self._latency_ms, 'counters': self.counters.as_dict()}))
         super().destroy_node()
 
 
@@ -152,19 +157,24 @@ class _NaiveOutput:
 class _FrameOutput:
     """edge_infer's image output, with or without the shared-memory ring."""
 
-    def __init__(self, node: EdgeInferNode, *, shared_memory: bool) -> None:
+    def __init__(self, node: EdgeInferNode, *, config: str) -> None:
         self.output = FrameOutput(node, kind=IMAGES, topic=TOPIC, profile='images',
-                                  shared_memory=shared_memory)
-        self._shared_memory = shared_memory
+                                  shared_memory=config != 'dds')
+        self._links = config == 'shm'
 
     def ready(self) -> bool:
-        # With shared memory, the subscriber first takes the raw topic and switches once
-        # it sees this publisher offer the ring: measure only after the switch.
-        raw, shared = self.output.subscriber_counts()
-        return shared > 0 if self._shared_memory else raw > 0
+        # With shared memory, the subscriber links up at the first frame it gets over
+        # DDS: send one at a time until it has.
+        if not self._links:
+            return self.output.subscribers() > 0
+        if self.output.linked_readers == 0:
+            self.send(np.zeros((2, 2, 3), np.uint8), time.time_ns(), WARMUP_FRAME_ID)
+            return False
+        return True
 
     def send(self, image: np.ndarray, stamp_ns: int, frame_id: str) -> None:
-        publish_image(self.output, image, 'bgr8', stamp_ns=stamp_ns, frame_id=frame_id)
+        self.output.publish(ImageFrame(image=image, encoding='bgr8', stamp_ns=stamp_ns,
+                                       frame_id=frame_id))
 
     def finish(self) -> None:
         """Give the last frames a moment (best effort: nothing is acknowledged)."""
@@ -185,8 +195,7 @@ def publish(*, config: str, image: np.ndarray, rate: float, frames: int,
     :returns: the counts, send times and publishing rate, for JSON
     """
     node = EdgeInferNode(node_name='transport_publisher', parameters=())
-    output = (_NaiveOutput(node) if config == 'naive'
-              else _FrameOutput(node, shared_memory=config == 'shm'))
+    output = _NaiveOutput(node) if config == 'naive' else _FrameOutput(node, config=config)
     try:
         deadline = time.monotonic() + MATCH_TIMEOUT_S
         while not output.ready():

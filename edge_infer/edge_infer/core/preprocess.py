@@ -24,6 +24,7 @@ between source and tensor pixels affine and exactly invertible.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 
 import cv2
 from edge_infer.core.cards import InputSpec
@@ -51,6 +52,23 @@ class Geometry:
     scale_y: float
     offset_x: float
     offset_y: float
+
+    def check(self) -> Geometry:
+        """
+        Return this geometry if it can map boxes back, else raise ``ValueError``.
+
+        A geometry read from a message or a description may be anything: a zero scale
+        divides by zero, and NaN or infinity would reach control nodes as box corners.
+        """
+        scales = (self.scale_x, self.scale_y)
+        if self.source_width <= 0 or self.source_height <= 0 \
+                or not all(math.isfinite(v) for v in (*scales, self.offset_x, self.offset_y)) \
+                or min(scales) <= 0:
+            raise ValueError(
+                f'tensor geometry is unset or invalid: source {self.source_width}x'
+                f'{self.source_height}, scale {self.scale_x}x{self.scale_y}, offset '
+                f'{self.offset_x}, {self.offset_y}')
+        return self
 
     def boxes_to_source(self, boxes: np.ndarray, *, clip: bool = True) -> np.ndarray:
         """

@@ -16,10 +16,10 @@
 Frame sources for the camera node: V4L2 cameras, video files, image folders.
 
 Every source delivers :class:`Frame` objects holding HxWx3 uint8 BGR images
-stamped right after capture.  The camera node paces reads with a timer; file
-and folder sources additionally never deliver faster than their ``fps`` so a
-fast timer cannot replay a recording in fast-forward.  :func:`open_source`
-builds a source from a URI string such as a ROS parameter value.
+stamped right after capture.  A camera delivers at its own rate; video files, image
+folders and the test pattern deliver at their ``fps`` on a fixed schedule, so that a
+recording is not replayed in fast-forward and the pattern stands in for a camera.
+:func:`open_source` builds a source from a URI string such as a ROS parameter value.
 """
 
 import abc
@@ -180,25 +180,26 @@ class FrameSource(abc.ABC):
 
 class _Pacer:
     """
-    Keeps successive frames at least one period apart.
+    Delivers frames on a fixed schedule of ``fps``, as a sensor's clock would.
 
-    Sources wait after decoding and right before stamping, so decode time
-    does not count against the period and stamps are spaced at least one
-    period apart.
+    Frame k is due one period after frame k-1 was due, not after it was delivered, so
+    the rate does not drift below ``fps`` by the time each read takes; a frame read
+    late comes at once. A source that falls behind by more than a period starts the
+    schedule afresh instead of catching up in a burst. Sources wait after decoding and
+    right before stamping, so decode time does not count against the period.
     """
 
     def __init__(self, fps: float) -> None:
         self._period_s = 1.0 / fps
-        self._last: float | None = None
+        self._due: float | None = None
 
     def wait(self) -> None:
         now = time.monotonic()
-        if self._last is not None:
-            delay = self._last + self._period_s - now
-            if delay > 0:
-                time.sleep(delay)
-                now = time.monotonic()
-        self._last = now
+        if self._due is None or now - self._due > self._period_s:
+            self._due = now
+        elif self._due > now:
+            time.sleep(self._due - now)
+        self._due += self._period_s
 
 
 def _check_size(width: int, height: int) -> None:
@@ -573,7 +574,7 @@ class TestPatternSource(FrameSource):
     """
     Synthetic frames from :func:`make_test_pattern`, for tests without a camera.
 
-    Frame N shows pattern N.  Reads are not paced.
+    Frame N shows pattern N, at ``fps`` like a camera.
     """
 
     def __init__(
@@ -589,7 +590,7 @@ class TestPatternSource(FrameSource):
 
         :param width: Frame width in pixels, > 0.
         :param height: Frame height in pixels, > 0.
-        :param fps: Nominal frame rate, > 0, reported as :attr:`fps`.
+        :param fps: Frame rate, > 0: frames are delivered at this rate.
         :param clock: Nanosecond clock for frame stamps; see :class:`FrameSource`.
         :raises ValueError: If an argument is out of range.
         """
@@ -601,6 +602,7 @@ class TestPatternSource(FrameSource):
         self.width = width
         self.height = height
         self.fps = fps
+        self._pacer = _Pacer(fps)
 
     def read(self) -> Frame:
         """
@@ -611,6 +613,7 @@ class TestPatternSource(FrameSource):
         """
         self._check_open()
         image = make_test_pattern(width=self.width, height=self.height, index=self._next_index)
+        self._pacer.wait()
         return self._make_frame(image, self._clock())
 
 

@@ -76,6 +76,8 @@ class FrameCounters(FrameTotals):
 
     def drop(self, reason: str, count: int = 1) -> None:
         """Count received frames that were discarded, with a short reason key."""
+        if count <= 0:
+            return  # a reason with nothing under it is no news on /diagnostics
         with self._lock:
             self.dropped[reason] += count
 

@@ -29,14 +29,14 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Generic, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from edge_infer.core.handoff import LatestSlot, STOPPED, SUPERSEDED
 from edge_infer.core.memory import keep_frame_buffers_mapped
 from edge_infer.core.params import ParameterError, ParameterSpec, validate_all
 from edge_infer.core.qos import qos_spec, QosSpec
 from edge_infer.core.stats import DIAGNOSTICS_HARDWARE_ID, FrameCounters
+from edge_infer.transport.ticker import Ticker
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.duration import Duration
@@ -60,8 +60,11 @@ except ImportError:  # Humble and Jazzy have no events executor.
     EventsExecutor = None
 
 MsgT = TypeVar('MsgT')
-ItemT = TypeVar('ItemT')
 
+SHARED_MEMORY_PARAMETER = ParameterSpec(
+    name='shared_memory', default=True,
+    description='Exchange frames with nodes on this host through shared memory; frames '
+                'still go over DDS to every other subscriber.')
 DIAGNOSTICS_PERIOD_S = 1.0
 MISMATCH_REPORT_DELAY_S = 0.5
 FINAL_REPORT_TIMEOUT_S = 0.5
@@ -101,7 +104,10 @@ class EdgeInferNode(Node):
 
     def __init__(self, *, node_name: str, parameters: Sequence[ParameterSpec]) -> None:
         # Before anything that can fail: rclpy may destroy a node whose constructor failed.
+        self._start_callbacks: list[Callable[[], None]] = []
         self._stop_callbacks: list[Callable[[], None]] = []
+        self._diagnostics: Publisher | None = None
+        self.exit_requested = threading.Event()
         super().__init__(node_name)
         self.counters = FrameCounters()
         self._diagnostic_extras: dict[str, Callable[[], Any]] = {}
@@ -110,7 +116,12 @@ class EdgeInferNode(Node):
         self.params = self._declare(parameters)
         self._diagnostics = self.create_publisher(
             DiagnosticArray, '/diagnostics', qos_profile('diagnostics'))
-        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        # Periodic work runs on a thread of its own: executor timers starve under load.
+        self.ticker = Ticker(name=f'{node_name}_ticker', on_error=self._task_failed)
+        self.ticker.every(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+
+    def _task_failed(self, task: str, error: Exception) -> None:
+        self.get_logger().error(f'{task} failed: {error!r}', throttle_duration_sec=10.0)
 
     def _declare(self, specs: Sequence[ParameterSpec]) -> dict[str, Any]:
         values = {}
@@ -188,10 +199,32 @@ class EdgeInferNode(Node):
         that a flood of one kind hides no other kind.
         """
         self.counters.drop(reason)
+        self.log_drop(reason, error, item=item)
+
+    def log_drop(self, reason: str, error: Exception, *, item: str = 'frame') -> None:
+        """Log why an ``item`` was dropped, once per :data:`DROP_LOG_PERIOD_S` per reason."""
         now = time.monotonic()
         if now - self._drop_logged.get(reason, float('-inf')) >= DROP_LOG_PERIOD_S:
             self._drop_logged[reason] = now
             self.get_logger().warning(f'dropping {item} ({reason}): {error}')
+
+    def on_start(self, callback: Callable[[], None]) -> None:
+        """Have :meth:`start` call ``callback``, such as to subscribe or start a thread."""
+        self._start_callbacks.append(callback)
+
+    def start(self) -> None:
+        """
+        Start taking and making frames, once every node of the process is built.
+
+        Separate from construction so that a composed pipeline can join its nodes'
+        outputs to the next ones' inputs first (an input joined so subscribes nothing).
+        """
+        while self._start_callbacks:
+            self._start_callbacks.pop(0)()
+
+    def request_exit(self) -> None:
+        """End the process's spin, from any thread: the node's work is done (exit code 0)."""
+        self.exit_requested.set()
 
     def on_stop(self, callback: Callable[[], None]) -> None:
         """
@@ -216,6 +249,10 @@ class EdgeInferNode(Node):
     def destroy_node(self) -> None:
         """Stop the inputs, publish the final counters, then release the node."""
         self.stop_inputs()
+        if self._diagnostics is None:
+            super().destroy_node()  # its constructor failed before it could report
+            return
+        self.ticker.close()
         if self.context.ok():
             self._publish_diagnostics()
             self._diagnostics.wait_for_all_acked(Duration(seconds=FINAL_REPORT_TIMEOUT_S))
@@ -245,77 +282,6 @@ def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
         read_only=True, dynamic_typing=True)
 
 
-class InProcessInput(Generic[ItemT]):
-    """
-    The input of a node composed with its upstream node in one process.
-
-    The upstream node calls :meth:`offer` from its own thread; a worker thread hands
-    each item to ``handle``. The newest item wins: one the worker had not taken yet is
-    counted as dropped ('superseded'), so under overload the latency stays bounded and
-    nothing queues. Every offered item is counted received by ``node``.
-    """
-
-    def __init__(self, *, node: EdgeInferNode, handle: Callable[[ItemT], None]) -> None:
-        self._counters = node.counters
-        self._handle = handle
-        self._slot: LatestSlot[ItemT] = LatestSlot()
-        self._thread = threading.Thread(
-            target=self._work, name=f'{node.get_name()}_input', daemon=True)
-
-    def start(self) -> None:
-        """Start handing items to the node."""
-        self._thread.start()
-
-    def offer(self, item: ItemT) -> None:
-        """Hand over one item from the upstream node's thread; never waits."""
-        self._counters.receive()
-        replaced = self._slot.put(item)
-        if replaced is item:
-            self._counters.drop(STOPPED)
-        elif replaced is not None:
-            self._counters.drop(SUPERSEDED)
-
-    def _work(self) -> None:
-        while (item := self._slot.take()) is not None:
-            self._handle(item)
-
-    def stop(self) -> None:
-        """Finish the item in hand, count the one still waiting as dropped, stop."""
-        if self._slot.close() is not None:
-            self._counters.drop(STOPPED)
-        if self._thread.is_alive():
-            self._thread.join()
-
-
-class OutputCounts:
-    """
-    How a composed node's output left it: handed on in memory, or also published.
-
-    Reported on /diagnostics as ``in_process``, ``published`` and ``not_built`` (no
-    subscriber outside the process, so the message was never built).
-    """
-
-    def __init__(self, node: EdgeInferNode) -> None:
-        self.in_process = 0
-        self.published = 0
-        self.not_built = 0
-        node.report('in_process', lambda: self.in_process)
-        node.report('published', lambda: self.published)
-        node.report('not_built', lambda: self.not_built)
-
-    def count(self, published: bool) -> None:
-        """
-        Count whether a frame was also published (a subscriber outside the process).
-
-        The in-process hand-off creates no DDS subscription, so only subscribers outside
-        the process make a node build and publish the message.
-        """
-        if published:
-            self.published += 1
-        else:
-            self.not_built += 1
-
-
 class StartupError(RuntimeError):
     """A node cannot start: a missing model, an unopenable camera, a bad card."""
 
@@ -342,12 +308,16 @@ def run(node_factory: Callable[[], Node | Sequence[Node]],
     try:
         built = node_factory()
         nodes = [built] if isinstance(built, Node) else list(built)
+        # Downstream first, so that each node's consumers take frames before it makes any.
+        for node in reversed(nodes):
+            if isinstance(node, EdgeInferNode):
+                node.start()
         kind = executor_kind(nodes)
         executor = make_executor(kind)
         rclpy.logging.get_logger('edge_infer').info(f'spinning with the {kind} executor')
         for node in nodes:
             executor.add_node(node)
-        spin(executor, kind)
+        spin(executor, nodes)
     except (ParameterError, ParameterException, StartupError) as error:
         rclpy.logging.get_logger('edge_infer').fatal(str(error))
         return 2
@@ -373,7 +343,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 EXECUTOR_ENV = 'EDGE_INFER_EXECUTOR'
 EVENTS = 'events'
 SINGLE = 'single'
-# How long one events-executor wait may last: the bound on how late a SIGINT/SIGTERM is
+# How long one executor wait may last: the bound on how late a SIGINT/SIGTERM is
 # handled, since Python runs signal handlers only between those waits.
 SPIN_SLICE_S = 0.1
 
@@ -420,18 +390,18 @@ def make_executor(kind: str) -> Executor:
     return SingleThreadedExecutor()
 
 
-def spin(executor: Executor, kind: str) -> None:
+def spin(executor: Executor, nodes: Sequence[Node] = ()) -> None:
     """
-    Spin until the context shuts down or a signal raises ``KeyboardInterrupt``.
+    Spin until the context shuts down, a node asks to exit, or a signal interrupts.
 
-    The events executor's unbounded ``spin()`` (rclpy 9.1.2) keeps the main thread busy
-    inside C++: timers stop firing and our SIGINT/SIGTERM handler never runs, so the
-    process hangs. Bounded ``spin_once`` waits return to Python often enough for both.
+    Python runs a signal handler only once the main thread is back in Python, and an
+    executor waits in C until something is ready: with nothing due (the nodes' periodic
+    work runs on their tickers), an unbounded wait would never end and the process would
+    never stop. So every wait is bounded by :data:`SPIN_SLICE_S`, under either executor
+    (the events executor's own ``spin()`` never returns to Python in rclpy 9.1.2).
     """
-    if kind != EVENTS:
-        executor.spin()
-        return
-    while rclpy.ok():
+    asked = [node.exit_requested for node in nodes if isinstance(node, EdgeInferNode)]
+    while rclpy.ok() and not any(event.is_set() for event in asked):
         executor.spin_once(timeout_sec=SPIN_SLICE_S)
 
 

@@ -17,29 +17,31 @@ Camera node: frames from a V4L2/USB camera, a video file, an image folder or a t
 
 Publishes ``image_raw`` (sensor_msgs/Image) and ``camera_info``, stamped at capture with
 the node's clock. A capture thread publishes each frame as soon as it is grabbed, so
-no executor queue stands between the sensor and the wire. Subscribers on this host
-can take ``image_raw/shm`` instead, whose pixels stay in shared memory
-(``edge_infer.nodes.frame_transport``); each topic is built only while subscribed.
-
-Composed with the next stage in one process (``edge_infer.nodes.composed``), the frame
-is handed over in memory, and ``image_raw`` is built and published only while a
-subscriber outside the process listens.
+no executor queue stands between the sensor and the wire. The frames go through the
+node's :class:`~edge_infer.transport.output.FrameOutput`: in memory to a composed
+pipeline's next stage, through shared memory to nodes on this host, numbered over DDS
+(``image_raw/numbered``) to nodes elsewhere, and as standard images to everyone else;
+each way only while somebody takes frames that way.
 """
 
 from __future__ import annotations
 
+from collections import deque
 import threading
-from typing import Callable
+import time
 
-from edge_infer.core.handoff import ImageFrame
+from edge_infer.core.frames import ImageFrame
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.sources import FrameSource, open_source, SourceError
-from edge_infer.nodes.base import EdgeInferNode, main_for, OutputCounts, StartupError
-from edge_infer.nodes.conversions import header_msg
-from edge_infer.nodes.frame_transport import (
-    FrameOutput, IMAGES, publish_image, SHARED_MEMORY_PARAMETER)
-import numpy as np
+from edge_infer.nodes.base import (
+    EdgeInferNode, main_for, SHARED_MEMORY_PARAMETER, StartupError)
+from edge_infer.transport.kinds import IMAGES
+from edge_infer.transport.messages import header_msg
+from edge_infer.transport.output import FrameOutput
 from sensor_msgs.msg import CameraInfo
+
+# Frames over which the achieved rate is reported.
+RATE_WINDOW = 30
 
 PARAMETERS = (
     ParameterSpec(
@@ -69,23 +71,13 @@ PARAMETERS = (
 class CameraNode(EdgeInferNode):
     """Publishes frames from one source as they are captured."""
 
-    def __init__(self, *, downstream: Callable[[ImageFrame], None] | None = None,
-                 listeners: Callable[[], int] | None = None) -> None:
-        """
-        Open the source and start capturing.
-
-        :param downstream: the next stage's in-process input, when composed;
-            ``image_raw`` is then published only for subscribers outside the process.
-        :param listeners: with ``downstream``, the subscribers of the composed
-            pipeline's output; they count toward ``min_subscribers`` in place of the
-            in-process stage, so that no frame runs through a pipeline nobody listens to.
-        """
+    def __init__(self) -> None:
+        """Open the source; capturing starts with the node (:meth:`start`)."""
         # Set first: rclpy may destroy a node whose constructor failed.
         self._stop = threading.Event()
-        self._downstream = downstream
-        self._listeners = listeners if listeners is not None else _nobody
         self._thread: threading.Thread | None = None
         self._source: FrameSource | None = None
+        self._captured: deque[float] = deque(maxlen=RATE_WINDOW)
         super().__init__(node_name='camera', parameters=PARAMETERS)
         p = self.params
         try:
@@ -94,21 +86,32 @@ class CameraNode(EdgeInferNode):
                 loop=p['loop'], clock=lambda: self.get_clock().now().nanoseconds)
         except (OSError, ValueError, SourceError) as error:
             raise StartupError(f"camera: cannot open source '{p['source']}': {error}") from error
-        self._images = FrameOutput(self, kind=IMAGES, topic='image_raw', profile='images',
-                                   shared_memory=p['shared_memory'])
+        self.images = FrameOutput(self, kind=IMAGES, topic='image_raw', profile='images',
+                                  shared_memory=p['shared_memory'])
         self._info_pub = self.publisher(CameraInfo, 'camera_info', 'images')
-        self._outputs = OutputCounts(self) if downstream is not None else None
-        self._thread = threading.Thread(target=self._capture_loop, daemon=True)
-        self._thread.start()
+        self.report('fps', self.achieved_fps)
+        self.on_start(self._start_capture)
         self.get_logger().info(
-            f"publishing '{self._images.raw.topic_name}' from '{p['source']}' "
+            f"publishing '{self.images.topic}' from '{p['source']}' "
             f'({self._source.width}x{self._source.height} at {self._source.fps:g} fps)')
+
+    def _start_capture(self) -> None:
+        self._thread = threading.Thread(target=self._capture_loop, name='camera_capture',
+                                        daemon=True)
+        self._thread.start()
+
+    def achieved_fps(self) -> float:
+        """Return the rate frames were captured at, over the last :data:`RATE_WINDOW`."""
+        captured = list(self._captured)
+        if len(captured) < 2 or captured[-1] == captured[0]:
+            return 0.0
+        return round((len(captured) - 1) / (captured[-1] - captured[0]), 1)
 
     def _capture_loop(self) -> None:
         encoding = self.params['encoding']
         needed = self.params['min_subscribers']
         frame_id = self.params['frame_id']
-        listening = self._listening()
+        listening = self.images.subscribers()
         while not self._stop.is_set():
             try:
                 frame = self._source.read()
@@ -118,41 +121,25 @@ class CameraNode(EdgeInferNode):
             if frame is None:
                 self.get_logger().info('camera: source ended (set loop:=true to repeat)')
                 return
+            self._captured.append(time.monotonic())
             self.counters.receive()
             if listening < needed:
                 # Nobody listens yet (or any more): skip the conversion, and say so in
                 # the counters rather than publish into the void.
                 self.counters.drop('no_subscriber')
-                listening = self._listening()
+                listening = self.images.subscribers()
                 continue
             needed = 1
             image = frame.image if encoding == 'bgr8' else frame.image[:, :, ::-1]
-            if self._outputs is not None:
-                self._downstream(ImageFrame(image=image, encoding=encoding,
-                                            stamp_ns=frame.stamp_ns, frame_id=frame_id))
-                self._outputs.in_process += 1
-            published = self._publish(image, encoding, frame.stamp_ns, frame_id)
-            if self._outputs is not None:
-                self._outputs.count(published)
+            if self.images.publish(ImageFrame(image=image, encoding=encoding,
+                                              stamp_ns=frame.stamp_ns, frame_id=frame_id)):
+                height, width = image.shape[:2]
+                self._info_pub.publish(CameraInfo(
+                    header=header_msg(frame.stamp_ns, frame_id), height=height, width=width))
             self.counters.process()
             # Asked once the frame is on its way, for the next one: the graph queries
             # would otherwise stand between capture and hand-off.
-            listening = self._listening()
-
-    def _listening(self) -> int:
-        listening = self._images.subscribers()
-        if self._downstream is not None:
-            listening += self._listeners()
-        return listening
-
-    def _publish(self, image: np.ndarray, encoding: str, stamp_ns: int, frame_id: str) -> bool:
-        published = publish_image(self._images, image, encoding, stamp_ns=stamp_ns,
-                                  frame_id=frame_id)
-        if published:
-            height, width = image.shape[:2]
-            self._info_pub.publish(CameraInfo(header=header_msg(stamp_ns, frame_id),
-                                              height=height, width=width))
-        return published
+            listening = self.images.subscribers()
 
     def stop_inputs(self) -> None:
         """Stop capturing and close the source."""
@@ -162,10 +149,6 @@ class CameraNode(EdgeInferNode):
         if self._source is not None and not self._source.closed:
             self._source.close()
         super().stop_inputs()
-
-
-def _nobody() -> int:
-    return 0
 
 
 def main() -> None:

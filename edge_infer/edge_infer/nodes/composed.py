@@ -15,15 +15,16 @@
 """
 Composed pipeline: camera, preprocess and detector nodes in one process.
 
-The same node classes as the separate executables, wired in memory: the camera hands
-each frame to the preprocess node's worker thread, which hands the tensor to the
-detector's worker thread (:class:`~edge_infer.nodes.base.InProcessInput`: the freshest
-frame wins, replaced ones are counted as 'superseded'). So preprocessing frame N+1
-overlaps inference of frame N, and no message is serialised between the stages.
-``image_raw`` and ``input_tensor`` are still published whenever a subscriber outside
-this process listens (``ros2 topic echo``, a bag recorder); ``detections`` always is.
-Like the separate camera node, the camera hands frames on only while someone listens:
-to ``image_raw`` from outside, or to ``detections`` (``min_subscribers`` of them at first).
+The same node classes as the separate executables, their outputs joined to the next
+ones' inputs in memory (:meth:`~edge_infer.transport.output.FrameOutput.connect`): the
+camera hands each frame to the preprocess node's input thread, which hands the tensor
+to the detector's. So preprocessing frame N+1 overlaps inference of frame N, and no
+message is serialised between the stages; the freshest frame wins, replaced ones are
+counted as 'superseded'. ``image_raw`` and ``input_tensor`` are still published
+whenever a subscriber outside this process listens (``ros2 topic echo``, a bag
+recorder); ``detections`` always is. Like the separate camera node, the camera hands
+frames on only while someone listens: to ``image_raw`` from outside, or to
+``detections`` (``min_subscribers`` of them at first).
 
 Each node keeps its own name, parameters and /diagnostics counters. Parameters come
 from the params file as usual (keys per node name), or on the command line per node:
@@ -37,7 +38,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from edge_infer.nodes.base import EdgeInferNode, run
+from edge_infer.nodes.base import EdgeInferNode, run, StartupError
 from edge_infer.nodes.camera import CameraNode
 from edge_infer.nodes.detector import DetectorNode
 from edge_infer.nodes.follow_person import FollowPersonNode
@@ -46,23 +47,22 @@ from rclpy.utilities import remove_ros_args
 
 
 def build_pipeline(*, with_control: bool = False) -> list[EdgeInferNode]:
-    """
-    Build the composed nodes, downstream first; return them upstream first.
-
-    Upstream first is the order to destroy them in: the camera stops before the stages
-    after it, so that each finishes the frame in hand.
-    """
+    """Build the composed nodes and join them in memory; return them upstream first."""
     built: list[EdgeInferNode] = []
     try:
-        detector = DetectorNode(in_process=True)
+        camera = CameraNode()
+        built.append(camera)
+        preprocess = PreprocessNode()
+        built.append(preprocess)
+        detector = DetectorNode()
         built.append(detector)
-        preprocess = PreprocessNode(in_process=True, downstream=detector.inbox.offer)
-        built.insert(0, preprocess)
+        if detector.tensors is None:
+            raise StartupError("detector: parameter 'input': composed with the preprocess "
+                               "node it must be 'tensor', not 'image'")
         if with_control:
             built.append(FollowPersonNode())
-        # Last: it starts capturing at once.
-        built.insert(0, CameraNode(downstream=preprocess.inbox.offer,
-                                   listeners=detector.listeners))
+        camera.images.connect(preprocess.images)
+        preprocess.tensors.connect(detector.tensors)
     except BaseException:
         for node in built:
             node.destroy_node()

@@ -15,13 +15,12 @@
 """
 Detector node: runs the model on input tensors (or raw images) and publishes detections.
 
-Subscribes ``input_tensor`` (from the preprocess node) or, with ``input: image``,
-``image_raw`` and preprocesses in-process for single-node deployments. Publishes
-``detections`` (edge_infer_msgs/DetectionArray) in source-image pixels with the source
+Takes ``input_tensor`` (from the preprocess node) or, with ``input: image``,
+``image_raw`` and preprocesses in-process for single-node deployments; the frame
+input's thread runs the model on the freshest frame, wherever it came from (in memory
+in a composed pipeline, shared memory, DDS). Publishes ``detections``
+(edge_infer_msgs/DetectionArray, numbered) in source-image pixels with the source
 frame's header and the latency trace, and ``model_info`` once, transient-local.
-
-Composed with the preprocess node in one process (``edge_infer.nodes.composed``),
-tensors arrive in memory and a worker thread runs the model on the freshest one.
 """
 
 from __future__ import annotations
@@ -34,17 +33,19 @@ from edge_infer.backends import BackendError
 from edge_infer.backends.onnx_runtime import EXECUTION_MODES, GRAPH_OPTIMIZATIONS
 from edge_infer.core.cards import CardError, load_card, ModelCard
 from edge_infer.core.detector import Detector, DetectorError, resolve_backends
-from edge_infer.core.handoff import ImageFrame, TensorFrame
+from edge_infer.core.frames import ImageFrame, TensorFrame
 from edge_infer.core.image import ImageFormatError, to_color
 from edge_infer.core.latency import Stage
 from edge_infer.core.models import ModelFileError
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.preprocess import Geometry
-from edge_infer.nodes.base import EdgeInferNode, InProcessInput, main_for, StartupError
-from edge_infer.nodes.conversions import (
-    detections_to_msgs, header_msg, model_info_msg, stage_to_msg)
-from edge_infer.nodes.frame_transport import (
-    FrameInput, IMAGES, SHARED_MEMORY_PARAMETER, TENSORS)
+from edge_infer.nodes.base import (
+    EdgeInferNode, main_for, SHARED_MEMORY_PARAMETER, StartupError)
+from edge_infer.nodes.conversions import detections_to_msgs, model_info_msg
+from edge_infer.transport.input import FrameInput
+from edge_infer.transport.kinds import DETECTIONS, IMAGES, TENSORS
+from edge_infer.transport.messages import header_msg, stage_to_msg
+from edge_infer.transport.output import FrameOutput
 from edge_infer_msgs.msg import DetectionArray, ModelInfo, StageTiming
 import numpy as np
 
@@ -116,19 +117,10 @@ def backend_options(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
 class DetectorNode(EdgeInferNode):
     """Runs one model and publishes its detections in source-image pixels."""
 
-    def __init__(self, *, in_process: bool = False) -> None:
-        """
-        Load the model and subscribe its input.
-
-        :param in_process: take tensors through :attr:`inbox` from a preprocess node in
-            this process instead of subscribing a topic (needs ``input: tensor``).
-        """
-        self.inbox: InProcessInput[TensorFrame] | None = None
+    def __init__(self) -> None:
+        """Load the model; frames come once the node starts."""
         super().__init__(node_name='detector', parameters=PARAMETERS)
         p = self.params
-        if in_process and p['input'] != 'tensor':
-            raise StartupError("detector: parameter 'input': composed with the preprocess "
-                               f"node it must be 'tensor', not {p['input']!r}")
         try:
             card = load_card(p['model'])
         except (CardError, OSError) as error:
@@ -145,22 +137,25 @@ class DetectorNode(EdgeInferNode):
         card = self._apply_threshold_overrides(card)
         self._card = card
         self._detector: Detector | None = None
-        self._detections_pub = self.publisher(DetectionArray, 'detections', 'detections')
+        self.detections = FrameOutput(self, kind=DETECTIONS, topic='detections',
+                                      profile='detections')
         self._info_pub = self.publisher(ModelInfo, 'model_info', 'model_info')
-        if in_process:
-            self.inbox = InProcessInput(node=self, handle=self._on_tensor)
-        elif p['input'] == 'tensor':
-            FrameInput(self, kind=TENSORS, topic='input_tensor', profile='tensors',
-                       handle=self._on_tensor, shared_memory=p['shared_memory'])
+        # One of them, as the 'input' parameter says.
+        self.tensors: FrameInput[TensorFrame] | None = None
+        self.images: FrameInput[ImageFrame] | None = None
+        if p['input'] == 'tensor':
+            self.tensors = FrameInput(
+                self, kind=TENSORS, topic='input_tensor', profile='tensors',
+                handle=self._on_tensor, shared_memory=p['shared_memory'],
+                demand=self.detections.subscribers)
         else:
-            FrameInput(self, kind=IMAGES, topic='image_raw', profile='images',
-                       handle=self._on_image, shared_memory=p['shared_memory'])
+            self.images = FrameInput(
+                self, kind=IMAGES, topic='image_raw', profile='images', handle=self._on_image,
+                shared_memory=p['shared_memory'], demand=self.detections.subscribers)
         if not self._load():
             # A missing or corrupt model file can be fixed while the robot runs (fetch
             # or copy it): keep counting frames and try again, instead of exiting.
-            self._retry_timer = self.create_timer(MODEL_RETRY_PERIOD_S, self._retry_load)
-        if self.inbox is not None:
-            self.inbox.start()
+            self._retry = self.ticker.every(MODEL_RETRY_PERIOD_S, self._retry_load)
 
     def _load(self) -> bool:
         p, card = self.params, self._card
@@ -193,7 +188,7 @@ class DetectorNode(EdgeInferNode):
 
     def _retry_load(self) -> None:
         if self._load():
-            self._retry_timer.cancel()
+            self._retry.cancel()
 
     def _apply_threshold_overrides(self, card: ModelCard) -> ModelCard:
         # The card's thresholds are the defaults, so they are declared only now.
@@ -211,13 +206,9 @@ class DetectorNode(EdgeInferNode):
         info.header.stamp = self.get_clock().now().to_msg()
         return info
 
-    def listeners(self) -> int:
-        """Count the subscribers of ``detections``, in this process and outside."""
-        return self._detections_pub.get_subscription_count()
-
     def _on_tensor(self, frame: TensorFrame) -> None:
         # Counted as received by the frame input (which copies each tensor out of shared
-        # memory, since inference may outlast the publisher's ring), or by the inbox.
+        # memory, since inference may outlast the publisher's ring).
         if self._detector is None:
             self.counters.drop('model_unavailable')
             return
@@ -255,19 +246,13 @@ class DetectorNode(EdgeInferNode):
                              image_height=geometry.source_height)
         out.detections = detections_to_msgs(detections)
         out.trace = [stage_to_msg(stage) for stage in stages] + self._stages()
-        self._detections_pub.publish(out)
+        self.detections.publish(out)
         self.counters.process()
 
     def _stages(self) -> list[StageTiming]:
         return [stage_to_msg(Stage(stage=name, node=self.get_name(), start_ns=start,
                                    end_ns=end))
                 for name, (start, end) in self._detector.last_stages.items()]
-
-    def stop_inputs(self) -> None:
-        """Finish the frame in hand and take no more."""
-        if self.inbox is not None:
-            self.inbox.stop()
-        super().stop_inputs()
 
 
 def main() -> None:

@@ -15,18 +15,25 @@
 """
 Example control node: turn toward the most confident person.
 
-Shows how control code uses the detection topic: it subscribes ``detections``, ignores
+Shows how control code uses the detection topic: it takes ``detections``, ignores
 detections older than ``max_age`` (measured from the source frame's capture stamp), and
 publishes ``cmd_vel`` (geometry_msgs/Twist). When detections stop coming, a watchdog
-publishes a stop, so the robot never keeps turning on old information.
+publishes a stop, so the robot never keeps turning on old information. The watchdog
+runs on the node's ticker thread, which no flood of messages can starve. A plain
+subscription of ``detections`` works as well; the frame input used here also counts
+the detection messages that never arrived (their publisher numbers them).
 """
 
 from __future__ import annotations
 
+import threading
+
 from edge_infer.core.control import Command, DetectionView, FollowController
 from edge_infer.core.params import ParameterError, ParameterSpec
 from edge_infer.nodes.base import EdgeInferNode, main_for
-from edge_infer.nodes.conversions import time_to_ns
+from edge_infer.transport.input import FrameInput
+from edge_infer.transport.kinds import DETECTIONS
+from edge_infer.transport.messages import time_to_ns
 from edge_infer_msgs.msg import DetectionArray
 from geometry_msgs.msg import Twist
 
@@ -62,14 +69,22 @@ class FollowPersonNode(EdgeInferNode):
             raise ParameterError(f'follow_person: {error}') from error
         self._last_stamp_ns: int | None = None
         self._last_width = 1
+        # The detections' thread and the watchdog's both command.
+        self._lock = threading.Lock()
         self._cmd_pub = self.publisher(Twist, 'cmd_vel', 'commands')
-        self.subscription(DetectionArray, 'detections', 'detections', self._on_detections)
-        self.create_timer(p['max_age'] / 2.0, self._watchdog)
+        self.detections = FrameInput(self, kind=DETECTIONS, topic='detections',
+                                     profile='detections', handle=self._on_detections,
+                                     shared_memory=False)
+        self.ticker.every(p['max_age'] / 2.0, self._watchdog)
         self._last_reason = ''
         self.report('last_command', lambda: self._last_reason)
 
     def _on_detections(self, msg: DetectionArray) -> None:
-        self.counters.receive()
+        with self._lock:
+            self._follow(msg)
+
+    def _follow(self, msg: DetectionArray) -> None:
+        # Counted as received by the frame input.
         if msg.image_width == 0:
             self.counters.drop('no_image_width')
             return
@@ -92,14 +107,15 @@ class FollowPersonNode(EdgeInferNode):
 
     def _watchdog(self) -> None:
         # Re-checking the newest stamp turns silence on the topic into a stop.
-        if self._last_stamp_ns is None:
-            return
-        command = self._controller.update(
-            detections=[], stamp_ns=self._last_stamp_ns, image_width=self._last_width,
-            now_ns=self.get_clock().now().nanoseconds)
-        if command.reason == 'stale':
-            self._last_stamp_ns = None
-            self._publish(command)
+        with self._lock:
+            if self._last_stamp_ns is None:
+                return
+            command = self._controller.update(
+                detections=[], stamp_ns=self._last_stamp_ns, image_width=self._last_width,
+                now_ns=self.get_clock().now().nanoseconds)
+            if command.reason == 'stale':
+                self._last_stamp_ns = None
+                self._publish(command)
 
     def _publish(self, command: Command) -> None:
         twist = Twist()

@@ -15,9 +15,10 @@
 """
 Monitor node: prints detections, measures latency, writes annotated frames.
 
-Subscribes ``detections`` (and ``image_raw`` to draw on). For every detection message
-it takes the time of arrival and splits the latency since capture into the stages and
-hops of the message's trace. It keeps a JSON summary up to date in ``output_dir``
+Takes ``detections`` (and ``image_raw`` to draw on, through shared memory where the
+camera is on this host). For every detection message it takes the time of arrival and
+splits the latency since capture into the stages and hops of the message's trace. It
+keeps a JSON summary up to date in ``output_dir``
 (``summary.json``), with the frame counts of every node (read from ``/diagnostics``),
 per-stage percentiles and the detections of the latest frames. It writes the first
 frame of each distinct image (up to ``save_frames``) annotated as JPEG, named in the
@@ -30,21 +31,25 @@ from collections import deque, OrderedDict
 import json
 import os
 from pathlib import Path
+import threading
 import time
 from typing import Any
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 from edge_infer.core.annotate import annotate, fit
+from edge_infer.core.frames import ImageFrame
 from edge_infer.core.image import image_digest, ImageFormatError, to_color
 from edge_infer.core.latency import breakdown, summarise
 from edge_infer.core.params import ParameterSpec
+from edge_infer.core.stats import FrameCounters
 from edge_infer.nodes.base import EdgeInferNode, main_for
-from edge_infer.nodes.conversions import (
-    detections_from_msg, image_from_msg, node_counters, stages_from_msgs, time_to_ns)
+from edge_infer.nodes.conversions import detections_from_msg, node_counters
+from edge_infer.transport.input import FrameInput
+from edge_infer.transport.kinds import DETECTIONS, IMAGES
+from edge_infer.transport.messages import stages_from_msgs, time_to_ns
 from edge_infer_msgs.msg import DetectionArray
 import numpy as np
-from sensor_msgs.msg import Image
 
 PARAMETERS = (
     ParameterSpec(name='output_dir', default='',
@@ -73,7 +78,9 @@ class MonitorNode(EdgeInferNode):
         self._output = Path(p['output_dir']) if p['output_dir'] else None
         if self._output is not None:
             self._output.mkdir(parents=True, exist_ok=True)
-        self._images: OrderedDict[int, Image] = OrderedDict()
+        self._images: OrderedDict[int, ImageFrame] = OrderedDict()
+        # The images' thread, the detections' thread and the summary's share these.
+        self._lock = threading.Lock()
         self._breakdowns: deque[dict[str, float]] = deque(maxlen=_LATENCY_WINDOW)
         self._saved_frames: list[dict[str, Any]] = []
         self._node_counters: dict[str, dict[str, str]] = {}
@@ -82,23 +89,39 @@ class MonitorNode(EdgeInferNode):
         self._video_size = (0, 0)
         self._last_print = 0.0
         self._dirty = False
-        self.subscription(DetectionArray, 'detections', 'detections', self._on_detections)
+        self.detections = FrameInput(self, kind=DETECTIONS, topic='detections',
+                                     profile='detections', handle=self._on_detections,
+                                     shared_memory=False)
         if p['annotate']:
-            self.subscription(Image, 'image_raw', 'images', self._on_image)
+            # Images are what it draws on, not what it counts: they have counters of
+            # their own, reported as 'images.*'.
+            self.image_counters = FrameCounters()
+            FrameInput(self, kind=IMAGES, topic='image_raw', profile='images',
+                       handle=self._on_image, label='images', counters=self.image_counters)
+            for key in ('received', 'processed', 'dropped_total'):
+                self.report(f'images.{key}', lambda key=key: getattr(self.image_counters, key))
         self.subscription(DiagnosticArray, '/diagnostics', 'diagnostics', self._on_diagnostics)
-        self.create_timer(1.0, self._write_summary)
+        self.ticker.every(1.0, self._write_summary)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        self._node_counters.update(node_counters(msg))
+        with self._lock:
+            self._node_counters.update(node_counters(msg))
 
-    def _on_image(self, msg: Image) -> None:
-        self._images[time_to_ns(msg.header.stamp)] = msg
-        while len(self._images) > _IMAGE_BUFFER:
-            self._images.popitem(last=False)
+    def _on_image(self, frame: ImageFrame) -> None:
+        with self._lock:
+            self._images[frame.stamp_ns] = frame
+            while len(self._images) > _IMAGE_BUFFER:
+                self._images.popitem(last=False)
+        self.image_counters.process()
 
     def _on_detections(self, msg: DetectionArray) -> None:
         received_ns = time.time_ns()
-        self.counters.receive()
+        with self._lock:
+            self._note(msg, received_ns)
+        self.counters.process()
+
+    def _note(self, msg: DetectionArray, received_ns: int) -> None:
+        # Counted as received by the frame input.
         stamp_ns = time_to_ns(msg.header.stamp)
         parts = breakdown(stages_from_msgs(msg.trace), capture_ns=stamp_ns,
                           received_ns=received_ns)
@@ -125,19 +148,18 @@ class MonitorNode(EdgeInferNode):
                 f"{found or 'nothing'}")
         if self._output is not None:
             self._annotate(stamp_ns, detections, frame)
-        self.counters.process()
 
     def _annotate(self, stamp_ns: int, detections: list, frame: dict[str, Any]) -> None:
-        image_msg = self._images.pop(stamp_ns, None)
-        if image_msg is None:
+        image_frame = self._images.pop(stamp_ns, None)
+        if image_frame is None:
             return
         try:
-            image = to_color(image_from_msg(image_msg), image_msg.encoding, order='bgr')
+            image = to_color(image_frame.image, image_frame.encoding, order='bgr')
         except ImageFormatError:
             return
         canvas = annotate(image, detections)
         # Digests only while there is room for another saved frame: not per frame.
-        digest = (image_digest(image_msg.data)
+        digest = (image_digest(np.ascontiguousarray(image_frame.image))
                   if len(self._saved_frames) < self.params['save_frames'] else None)
         if digest is not None and all(
                 saved['image_digest'] != digest for saved in self._saved_frames):
@@ -154,6 +176,10 @@ class MonitorNode(EdgeInferNode):
 
     def summary(self) -> dict[str, Any]:
         """Frame counts, latency percentiles (ms) and the latest frames' detections."""
+        with self._lock:
+            return self._summary()
+
+    def _summary(self) -> dict[str, Any]:
         return {
             'counters': self.counters.as_dict(),
             # Its own counters live; the others' as last reported on /diagnostics.

@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 import threading
 import time
-from typing import Any
 
 from builtin_interfaces.msg import Time
 from edge_infer.core.bags import (
@@ -147,7 +146,6 @@ class ReplayNode(EdgeInferNode):
         self._new_stamps: OrderedDict[tuple[int, bytes], int] = OrderedDict()
         self.report('loops', lambda: self._loops)
         self.report('max_lateness_ms', lambda: round(self._max_lateness_s * 1e3, 2))
-        self._exit = self.create_guard_condition(self._shut_down)
         self._thread = threading.Thread(target=self._play, daemon=True)
         self._thread.start()
         names = ', '.join(f"'{pub.topic_name}'" for pub in self._outputs.values())
@@ -168,7 +166,7 @@ class ReplayNode(EdgeInferNode):
             for publisher in self._outputs.values():
                 if publisher.qos_profile.reliability == ReliabilityPolicy.RELIABLE:
                     publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
-            self._exit.trigger()
+            self.request_exit()
 
     def _play_loops(self, started: float) -> bool:
         # True when the bag has been played to its end (never when looping).
@@ -256,12 +254,6 @@ class ReplayNode(EdgeInferNode):
         return (f'sent {sum(self._sent.values())} messages in {elapsed_s:.2f} s '
                 f"({topics or 'none'}{f'; {dropped} dropped' if dropped else ''}), "
                 f'max lateness {self._max_lateness_s * 1e3:.1f} ms')
-
-    def _shut_down(self) -> None:
-        # Runs in the executor: ends its spin, and the node then exits with code 0.
-        executor: Any = self.executor
-        if executor is not None:
-            executor.shutdown(timeout_sec=0)
 
     def destroy_node(self) -> None:
         """Stop playing before the publishers go away."""

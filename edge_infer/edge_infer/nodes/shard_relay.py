@@ -26,25 +26,29 @@ With ``fallback`` ``rest`` (or ``whole`` on shard 0), a relay keeps each forward
 tensor until the frame's detections come back. A frame unanswered after
 ``deadline_ms`` is completed here, and the relay runs the rest of the network itself
 until a probe frame (one per second while a downstream subscriber is matched) is
-answered again. See :mod:`edge_infer.sharding.relay`.
+answered again. See :mod:`edge_infer.sharding.relay`. The tensors and detections go
+through the transport (``edge_infer.transport``), numbered, so every hop counts what it
+lost; the input's thread runs the shards and wakes for the deadline between frames,
+so no load of frames can hold a timed-out frame back.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+import threading
 import time
 
 from edge_infer.backends import BackendError
 from edge_infer.core.cards import CardError, load_card, ModelCard
 from edge_infer.core.detector import Detector, DetectorError
+from edge_infer.core.frames import TensorFrame
 from edge_infer.core.latency import Stage
 from edge_infer.core.models import locate_model, ModelFileError, sha256_file
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.preprocess import Geometry
-from edge_infer.nodes.base import EdgeInferNode, main_for, StartupError
-from edge_infer.nodes.conversions import (
-    detections_to_msgs, encoded_from_msg, fill_encoded_msg, geometry_from_msg,
-    geometry_to_msg, model_info_msg, stage_to_msg, time_to_ns)
+from edge_infer.nodes.base import (
+    EdgeInferNode, main_for, SHARED_MEMORY_PARAMETER, StartupError)
+from edge_infer.nodes.conversions import detections_to_msgs, model_info_msg
 from edge_infer.sharding.layout import (
     DEFAULT_DEADLINE_MS, FALLBACKS, Layout, LayoutError, load_layout, parse_backends,
     ShardSpec)
@@ -52,15 +56,15 @@ from edge_infer.sharding.relay import (
     cached_shards, decode_input, DEFAULT_BACKENDS, EncodingMismatchError, FallbackMonitor,
     run_shards, shard_stage, ShardInputError, ShardRunner)
 from edge_infer.sharding.split import SplitError
-from edge_infer.sharding.wire import CodecError, COMPRESSIONS, encode, WIRE_CODECS
-from edge_infer_msgs.msg import DetectionArray, ModelInfo, StageTiming, Tensor
+from edge_infer.sharding.wire import CodecError, COMPRESSIONS, encode, ShardFrame, WIRE_CODECS
+from edge_infer.transport.input import FrameInput
+from edge_infer.transport.kinds import DETECTIONS, SHARD_TENSORS, TENSORS
+from edge_infer.transport.messages import header_msg, stage_to_msg, time_to_ns
+from edge_infer.transport.output import FrameOutput
+from edge_infer_msgs.msg import DetectionArray, ModelInfo
 import numpy as np
-from std_msgs.msg import Header
 
 FROM_LAYOUT = 'layout'
-# How often forwarded frames are checked against their deadline: a quarter of it,
-# within these bounds, so a timed-out frame waits at most this much longer.
-CHECK_PERIOD_BOUNDS_S = (0.01, 0.1)
 
 PARAMETERS = (
     ParameterSpec(name='layout', default='',
@@ -98,17 +102,19 @@ PARAMETERS = (
                   description="When the downstream shard stops answering: 'rest' runs the "
                               "remaining shards here, 'whole' (shard 0) the whole model, "
                               "'none' nothing; 'layout': the layout's, else 'rest'."),
+    SHARED_MEMORY_PARAMETER,
 )
 
 
 @dataclass(frozen=True)
-class _Kept:
-    """What a relay keeps of a forwarded frame to complete it itself."""
+class _Frame:
+    """A frame in a relay: its tensor at this point of the network, and its data."""
 
     array: np.ndarray
     geometry: Geometry
-    header: Header
-    trace: list[StageTiming]
+    stamp_ns: int
+    frame_id: str
+    stages: tuple[Stage, ...]
 
 
 class ShardRelayNode(EdgeInferNode):
@@ -130,8 +136,7 @@ class ShardRelayNode(EdgeInferNode):
         self._codec = _setting(p['codec'], layout.codec if layout else None, 'raw')
         self._compression = _setting(
             p['compression'], layout.compression if layout else None, '')
-        # Shard 0 takes the preprocess node's tensor, which is always raw.
-        self._input_encoding = (self._codec, self._compression) if index else ('raw', '')
+        self._input_encoding = (self._codec, self._compression)
         self._stage_name = shard_stage(index)
         self._decode_stage = shard_stage(index, 'decode')
         self._encode_stage = shard_stage(index, 'encode')
@@ -157,31 +162,43 @@ class ShardRelayNode(EdgeInferNode):
         self._last_wire_bytes = 0
         deadline_ms = p['deadline_ms'] or (
             layout.deadline_for(index) if layout is not None else DEFAULT_DEADLINE_MS)
-        self._monitor: FallbackMonitor[_Kept] | None = None
+        self._monitor: FallbackMonitor[_Frame] | None = None
+        # The input's thread routes, forwards and expires frames; the executor thread
+        # takes the answers.
+        self._lock = threading.Lock()
         if self._fallback != 'none':
             self._monitor = FallbackMonitor(deadline_s=deadline_ms / 1000.0)
             self.subscription(DetectionArray, 'detections', 'detections', self._on_detections)
-            period = min(max(deadline_ms / 4000.0, CHECK_PERIOD_BOUNDS_S[0]),
-                         CHECK_PERIOD_BOUNDS_S[1])
-            self.create_timer(period, self._expire)
         input_topic = p['input_topic'] or ('input_tensor' if index == 0
                                            else f'shard_{index}/input')
-        self._output_pub = None
+        self._shard_output: FrameOutput[ShardFrame] | None = None
         if not self._last:
-            output_topic = p['output_topic'] or f'shard_{index + 1}/input'
-            self._output_pub = self.publisher(Tensor, output_topic, 'tensors')
+            self._shard_output = FrameOutput(
+                self, kind=SHARD_TENSORS, topic=p['output_topic'] or f'shard_{index + 1}/input',
+                profile='tensors')
         if self._detector is not None:
-            self._detections_pub = self.publisher(DetectionArray, 'detections', 'detections')
+            self.detections = FrameOutput(self, kind=DETECTIONS, topic='detections',
+                                          profile='detections')
             # Transient local: kept for late subscribers as long as this publisher lives.
             self._info_pub = self.publisher(ModelInfo, 'model_info', 'model_info')
             info = model_info_msg(card, model_sha256=self._detector.model_sha256,
                                   backend=self._runner.backend_name)
             info.header.stamp = self.get_clock().now().to_msg()
             self._info_pub.publish(info)
-        self.subscription(Tensor, input_topic, 'tensors', self._on_tensor)
+        expiry = {'deadline': self._next_expiry, 'on_deadline': self._expire} \
+            if self._monitor is not None else {}
+        if index == 0:
+            # The preprocess node's model inputs, through shared memory on this host.
+            self.tensors = FrameInput(self, kind=TENSORS, topic=input_topic, profile='tensors',
+                                      handle=self._on_model_input,
+                                      shared_memory=p['shared_memory'], **expiry)
+        else:
+            self.tensors = FrameInput(self, kind=SHARD_TENSORS, topic=input_topic,
+                                      profile='tensors', handle=self._on_shard_tensor,
+                                      shared_memory=False, **expiry)
         self._report()
         where = ('detections' if self._last else
-                 f"'{self._runner.outputs[0].name}' to '{self._output_pub.topic_name}' as "
+                 f"'{self._runner.outputs[0].name}' to '{self._shard_output.topic}' as "
                  f"{self._codec}{'+' + self._compression if self._compression else ''}")
         fallback = ('' if self._last else f"; fallback '{self._fallback}'" + (
             f' after {deadline_ms:g} ms' if self._monitor else ''))
@@ -271,13 +288,23 @@ class ShardRelayNode(EdgeInferNode):
         self.report('fallback_switches', lambda: monitor.switches)
         self.report('pending', lambda: monitor.pending)
 
-    def _on_tensor(self, msg: Tensor) -> None:
+    def _on_model_input(self, frame: TensorFrame) -> None:
+        # Shard 0: the preprocess node's tensor, counted received by the input.
+        try:
+            self._runner.check(frame.tensor)
+        except ShardInputError as error:
+            self.drop_frame('tensor_mismatch', error)
+            return
+        self._route(_Frame(array=frame.tensor, geometry=frame.geometry,
+                           stamp_ns=frame.stamp_ns, frame_id=frame.frame_id,
+                           stages=frame.stages))
+
+    def _on_shard_tensor(self, frame: ShardFrame) -> None:
+        # The previous relay's cut tensor, in the layout's wire codec.
         received_ns = time.time_ns()
-        self.counters.receive()
         codec, compression = self._input_encoding
         try:
-            geometry = geometry_from_msg(msg.geometry)
-            array = decode_input(encoded_from_msg(msg), spec=self._runner.input_spec,
+            array = decode_input(frame.encoded, spec=self._runner.input_spec,
                                  codec=codec, compression=compression)
         except EncodingMismatchError as error:
             self.drop_frame('codec_mismatch', error)
@@ -288,29 +315,36 @@ class ShardRelayNode(EdgeInferNode):
         except (CodecError, ValueError) as error:
             self.drop_frame('bad_tensor', error)
             return
-        trace = list(msg.trace)
-        if self._index:
-            trace.append(self._stage(self._decode_stage, received_ns))
+        self._route(_Frame(
+            array=array, geometry=frame.geometry, stamp_ns=frame.stamp_ns,
+            frame_id=frame.frame_id,
+            stages=(*frame.stages, self._stage(self._decode_stage, received_ns))))
+
+    def _route(self, frame: _Frame) -> None:
         if self._last:
-            self._complete(array, geometry, msg.header, trace, first=self._index,
-                           runners=[self._runner])
-        elif self._monitor is None:
-            self._forward(array, geometry, msg.header, trace)
-        elif self._monitor.route(time.monotonic(), peer_present=self._peer_present()):
-            self._forward(array, geometry, msg.header, trace)
+            self._complete(frame, first=self._index, runners=[self._runner])
+            return
+        if self._monitor is None:
+            self._forward(frame)
+            return
+        with self._lock:
+            forward = self._monitor.route(time.monotonic(), peer_present=self._peer_present())
+        if forward:
+            self._forward(frame)
+        elif self._fallback == 'whole':
+            self._whole(frame)
         else:
-            self._local(array, geometry, msg.header, trace)
+            self._complete(frame, first=self._index, runners=[self._runner, *self._rest])
 
     def _peer_present(self) -> bool:
-        return self._output_pub.get_subscription_count() > 0
+        return self._shard_output.subscribers() > 0
 
-    def _forward(self, array: np.ndarray, geometry: Geometry, header: Header,
-                 trace: list[StageTiming]) -> None:
+    def _forward(self, frame: _Frame) -> None:
         if self._monitor is None and not self._peer_present():
             self.counters.drop('no_subscriber')
             return
         start = time.time_ns()
-        (output,) = self._runner.run(array).values()
+        (output,) = self._runner.run(frame.array).values()
         shard = self._stage(self._stage_name, start)
         encode_start = time.time_ns()
         try:
@@ -318,66 +352,56 @@ class ShardRelayNode(EdgeInferNode):
         except CodecError as error:
             self.drop_frame('codec_error', error)
             return
-        out = Tensor(header=header, geometry=geometry_to_msg(geometry))
-        fill_encoded_msg(out, encoded, name=self._runner.outputs[0].name)
-        out.trace = trace + [shard, self._stage(self._encode_stage, encode_start)]
-        self._output_pub.publish(out)
+        stages = (*frame.stages, shard, self._stage(self._encode_stage, encode_start))
+        self._shard_output.publish(ShardFrame(
+            encoded=encoded, name=self._runner.outputs[0].name, geometry=frame.geometry,
+            stamp_ns=frame.stamp_ns, frame_id=frame.frame_id, stages=stages))
         self._last_wire_bytes = len(encoded.data)
         self._wire_bytes += self._last_wire_bytes
         self._wire_frames += 1
         if self._monitor is None:
             self.counters.process()
             return
-        if self._was_local():
-            self.get_logger().info(f'probing shard {self._index + 1} with one frame',
-                                   throttle_duration_sec=10.0)
-        kept = array if self._fallback == 'whole' else output
-        # The key that the stage's start in the answer's trace gives back.
-        self._monitor.sent(start, _Kept(
-            array=kept, geometry=geometry, header=header, trace=list(out.trace)),
-            time.monotonic())
+        with self._lock:
+            if self._was_local():
+                self.get_logger().info(f'probing shard {self._index + 1} with one frame',
+                                       throttle_duration_sec=10.0)
+            kept = frame.array if self._fallback == 'whole' else output
+            # The key that the stage's start in the answer's trace gives back.
+            self._monitor.sent(start, _Frame(
+                array=kept, geometry=frame.geometry, stamp_ns=frame.stamp_ns,
+                frame_id=frame.frame_id, stages=stages), time.monotonic())
 
     def _was_local(self) -> bool:
         return self._monitor.state == 'local'
 
-    def _local(self, array: np.ndarray, geometry: Geometry, header: Header,
-               trace: list[StageTiming]) -> None:
-        if self._fallback == 'whole':
-            self._whole(array, geometry, header, trace)
-        else:
-            self._complete(array, geometry, header, trace, first=self._index,
-                           runners=[self._runner, *self._rest])
-
-    def _complete(self, array: np.ndarray, geometry: Geometry, header: Header,
-                  trace: list[StageTiming], *, first: int,
-                  runners: list[ShardRunner]) -> None:
-        outputs, stages = run_shards(runners, array, first_index=first)
-        trace = trace + [self._stage(name, start, end) for name, start, end in stages]
+    def _complete(self, frame: _Frame, *, first: int, runners: list[ShardRunner]) -> None:
+        outputs, stages = run_shards(runners, frame.array, first_index=first)
+        done = (*frame.stages, *(self._stage(name, start, end) for name, start, end in stages))
         start = time.time_ns()
         try:
-            detections = self._detector.postprocess(outputs, geometry)
+            detections = self._detector.postprocess(outputs, frame.geometry)
         except DetectorError as error:
             self.drop_frame('tensor_mismatch', error)
             return
-        self._publish(detections, geometry, header, trace + [self._stage('postprocess', start)])
+        self._publish(detections, frame, (*done, self._stage('postprocess', start)))
 
-    def _whole(self, array: np.ndarray, geometry: Geometry, header: Header,
-               trace: list[StageTiming]) -> None:
+    def _whole(self, frame: _Frame) -> None:
         try:
-            detections = self._detector.infer(array, geometry)
+            detections = self._detector.infer(frame.array, frame.geometry)
         except DetectorError as error:
             self.drop_frame('tensor_mismatch', error)
             return
-        self._publish(detections, geometry, header, trace + [
-            self._stage(name, *times) for name, times in self._detector.last_stages.items()])
+        self._publish(detections, frame, (*frame.stages, *(
+            self._stage(name, *times) for name, times in self._detector.last_stages.items())))
 
-    def _publish(self, detections: list, geometry: Geometry, header: Header,
-                 trace: list[StageTiming]) -> None:
-        out = DetectionArray(header=header, image_width=geometry.source_width,
-                             image_height=geometry.source_height)
+    def _publish(self, detections: list, frame: _Frame, stages: tuple[Stage, ...]) -> None:
+        out = DetectionArray(header=header_msg(frame.stamp_ns, frame.frame_id),
+                             image_width=frame.geometry.source_width,
+                             image_height=frame.geometry.source_height)
         out.detections = detections_to_msgs(detections)
-        out.trace = trace
-        self._detections_pub.publish(out)
+        out.trace = [stage_to_msg(stage) for stage in stages]
+        self.detections.publish(out)
         self.counters.process()
 
     def _on_detections(self, msg: DetectionArray) -> None:
@@ -385,22 +409,27 @@ class ShardRelayNode(EdgeInferNode):
             return  # our own, from running the rest here
         for timing in msg.trace:
             if timing.stage == self._stage_name and timing.node == self.get_name():
-                was_local = self._was_local()
-                superseded = self._monitor.acknowledge(time_to_ns(timing.start))
+                with self._lock:
+                    was_local = self._was_local()
+                    superseded = self._monitor.acknowledge(time_to_ns(timing.start))
                 if superseded is not None:
                     self.counters.process()
                     # Forwarded before this one and dropped downstream for a fresher one.
-                    for _ in range(superseded):
-                        self.counters.drop('superseded_downstream')
+                    self.counters.drop('superseded_downstream', superseded)
                     if was_local:
                         self.get_logger().info(
                             f'shard {self._index + 1} answers again; back to the split')
                         self.set_health(ok=True, message='running')
                 return
 
+    def _next_expiry(self) -> float | None:
+        with self._lock:
+            return self._monitor.next_expiry()
+
     def _expire(self) -> None:
-        was_local = self._was_local()
-        kept, superseded = self._monitor.expire(time.monotonic())
+        with self._lock:
+            was_local = self._was_local()
+            kept, superseded = self._monitor.expire(time.monotonic())
         if kept is None:
             return
         if not was_local:
@@ -412,17 +441,15 @@ class ShardRelayNode(EdgeInferNode):
             self.set_health(ok=True, message=message)
         # Only the freshest unanswered frame is worth completing; the older ones were
         # forwarded to a peer that is gone and are superseded by it.
-        for _ in range(superseded):
-            self.counters.drop('peer_timeout')
+        self.counters.drop('peer_timeout', superseded)
         if self._fallback == 'whole':
-            self._whole(kept.array, kept.geometry, kept.header, kept.trace)
+            self._whole(kept)
         else:
-            self._complete(kept.array, kept.geometry, kept.header, kept.trace,
-                           first=self._index + 1, runners=self._rest)
+            self._complete(kept, first=self._index + 1, runners=self._rest)
 
-    def _stage(self, name: str, start_ns: int, end_ns: int | None = None) -> StageTiming:
-        return stage_to_msg(Stage(stage=name, node=self.get_name(), start_ns=start_ns,
-                                  end_ns=time.time_ns() if end_ns is None else end_ns))
+    def _stage(self, name: str, start_ns: int, end_ns: int | None = None) -> Stage:
+        return Stage(stage=name, node=self.get_name(), start_ns=start_ns,
+                     end_ns=time.time_ns() if end_ns is None else end_ns)
 
 
 def _setting(value: str, from_layout: str | None, default: str) -> str:

@@ -310,8 +310,8 @@ class FallbackMonitor(Generic[T]):
     downstream, not lost to a dead peer. Only when no answer at all comes back within
     the deadline does :meth:`expire` declare the peer gone and hand back the newest
     pending frame to complete here (the older ones are superseded by it). So a frame's
-    result is published at most deadline + the period of the caller's :meth:`expire`
-    checks + the local compute time after it arrived.
+    result is published at most deadline + the caller's delay in calling :meth:`expire`
+    once :meth:`next_expiry` is due + the local compute time after it arrived.
     """
 
     def __init__(self, *, deadline_s: float, probe_period_s: float = PROBE_PERIOD_S) -> None:
@@ -337,6 +337,11 @@ class FallbackMonitor(Generic[T]):
     def pending(self) -> int:
         """Return the number of forwarded frames waiting for an answer."""
         return len(self._pending)
+
+    def next_expiry(self) -> float | None:
+        """When (``now_s`` of :meth:`expire`) the oldest pending frame expires; None if none."""
+        oldest = next(iter(self._pending.values()), None)
+        return None if oldest is None else oldest.sent_s + self.deadline_s
 
     def route(self, now_s: float, *, peer_present: bool) -> bool:
         """
@@ -395,8 +400,8 @@ class FallbackMonitor(Generic[T]):
             while the deadline has not passed), and how many older frames it
             supersedes
         """
-        oldest = next(iter(self._pending.values()), None)
-        if oldest is None or now_s - oldest.sent_s <= self.deadline_s:
+        due = self.next_expiry()
+        if due is None or now_s < due:
             return None, 0
         self._switch('local')
         keys = list(self._pending)

@@ -34,11 +34,14 @@ from dataclasses import dataclass
 import math
 from typing import Any, Callable
 
+from edge_infer.core.latency import Stage
+from edge_infer.core.preprocess import Geometry
 from edge_infer.core.tensors import (
     DTYPES, tensor_from_fields, tensor_to_fields, TensorFormatError)
 import numpy as np
 
-__all__ = ['COMPRESSIONS', 'CodecError', 'EncodedTensor', 'WIRE_CODECS', 'decode', 'encode']
+__all__ = ['COMPRESSIONS', 'CodecError', 'EncodedTensor', 'ShardFrame', 'WIRE_CODECS', 'decode',
+           'encode']
 
 WIRE_CODECS = ('raw', 'fp16', 'int8')
 COMPRESSIONS = ('', 'lz4', 'zstd')
@@ -64,6 +67,19 @@ class EncodedTensor:
     zero_point: int
     compression: str
     data: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShardFrame:
+    """An intermediate tensor on its way to the next shard relay, with its frame's data."""
+
+    encoded: EncodedTensor
+    #: The tensor's name in the network (the cut).
+    name: str
+    geometry: Geometry
+    stamp_ns: int
+    frame_id: str
+    stages: tuple[Stage, ...]
 
 
 def encode(array: np.ndarray, *, codec: str, compression: str = '') -> EncodedTensor:

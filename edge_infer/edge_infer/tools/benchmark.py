@@ -68,6 +68,7 @@ from edge_infer.core.detector import Detector
 from edge_infer.core.latency import breakdown, format_table, percentiles, Stage, summarise
 from edge_infer.core.qos import qos_spec
 from edge_infer.tools.demo import DISCOVERY_WAIT_S, READY_LINE, STARTUP_TIMEOUT_S
+from edge_infer.tools.hosts import Host, hosts_available, SimulatedHosts
 from edge_infer.tools.processes import node_environment, NodeGroup, NodeProcess
 from edge_infer.tools.samples import write_sample_photos
 import numpy as np
@@ -94,6 +95,8 @@ TRANSPORT_TIMEOUT_PER_FRAME_S = 1.0
 OURS_DDS = ("'local' profile: shared memory and UDP on the loopback interface (the "
             "'shared_memory' default would also use the network; the benchmark stays "
             'on this host)')
+HOSTS_DDS = ("'shared_memory' profile (the launch default): shared memory on a host, UDP "
+             'on every interface, between two simulated hosts')
 NAIVE_DDS = ('Fast DDS default transports, no edge_infer profile; discovery on this '
              'host only (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST), so that nothing '
              'leaves it')
@@ -577,9 +580,12 @@ def _naive_environment(settings: Settings) -> dict[str, str]:
 
 
 def _module_process(name: str, module: str, arguments: Sequence[str], *,
-                    env: Mapping[str, str], echo: TextIO | None) -> NodeProcess:
+                    env: Mapping[str, str], echo: TextIO | None,
+                    host: Host | None = None) -> NodeProcess:
+    command = [sys.executable, '-m', module, *arguments]
     return NodeProcess(spec=NodeSpec(executable=module, name=name),
-                       command=[sys.executable, '-m', module, *arguments], env=env, echo=echo)
+                       command=host.command(command) if host is not None else command,
+                       env=env, echo=echo)
 
 
 def _wait_ready(label: str, process: NodeProcess, text: str) -> None:
@@ -870,29 +876,45 @@ def run_transport(settings: Settings, *, image: Path, work: Path,
     """
     Measure one hop of a bgr8 Image between two processes, per size and configuration.
 
+    Where simulated hosts can be made (root), also between two hosts: each its own
+    network namespace, /dev/shm and PID namespace, the robots' default DDS profile.
+
     :param image: the photograph to send, resized to each size
     """
     ours = node_environment(dds_profile='local', base=_ours_environment(settings))
     environments = {
         'shm': ours, 'dds': ours,
+        'hosts': node_environment(dds_profile='shared_memory',
+                                  base=_ours_environment(settings)),
         'naive': node_environment(dds_profile='none', base=_naive_environment(settings)),
     }
     images_qos = f"'images' profile ({qos_spec('images').describe()})"
-    qos = {'shm': images_qos, 'dds': images_qos,
+    qos = {'shm': images_qos, 'dds': images_qos, 'hosts': images_qos,
            'naive': 'rclpy default depth 10 (reliable/volatile/keep_last(10))'}
+    unavailable = hosts_available()
+    configs = [config for config in transport.CONFIGS if config != 'hosts' or not unavailable]
     rows = []
-    for config in transport.CONFIGS:
+    for config in configs:
         for width, height in settings.transport_sizes:
-            row = _transport_pair(settings, config, width, height, image=image,
-                                  env=environments[config], work=work, echo=echo)
-            rows.append({**row, 'qos': qos[config],
-                         'dds': NAIVE_DDS if config == 'naive' else OURS_DDS})
+            if config == 'hosts':
+                with SimulatedHosts(['sender', 'receiver']) as hosts:
+                    row = _transport_pair(settings, config, width, height, image=image,
+                                          env=environments[config], work=work, echo=echo,
+                                          hosts=(hosts['sender'], hosts['receiver']))
+            else:
+                row = _transport_pair(settings, config, width, height, image=image,
+                                      env=environments[config], work=work, echo=echo)
+            rows.append({**row, 'qos': qos[config], 'dds': {
+                'naive': NAIVE_DDS, 'hosts': HOSTS_DDS}.get(config, OURS_DDS)})
     return {
-        'note': 'shm: frames through the shared-memory ring, announced through the '
-                "writer's socket; dds: "
-                "full Image messages; both with the 'local' DDS profile so that nothing "
-                'leaves this host; stamp set before the message is built, read once the '
-                'subscriber holds the image',
+        'note': 'shm: frames through the shared-memory ring, announced over the '
+                "publisher's link; dds: numbered images over DDS (the 'local' DDS profile: "
+                'nothing leaves this host); hosts: the same nodes as shm on two simulated hosts '
+                '(other network namespace, /dev/shm and PIDs), numbered images over DDS with '
+                "the default 'shared_memory' profile"
+                + (f' (not measured: {unavailable})' if unavailable else '')
+                + '; stamp set before the message is built, read once the subscriber '
+                'holds the image',
         'rate': settings.fps, 'frames': settings.transport_frames,
         'warmup_frames': settings.transport_warmup, 'results': rows,
     }
@@ -900,13 +922,16 @@ def run_transport(settings: Settings, *, image: Path, work: Path,
 
 def _transport_pair(settings: Settings, config: str, width: int, height: int, *,
                     image: Path, env: Mapping[str, str], work: Path,
-                    echo: TextIO | None) -> dict[str, Any]:
+                    echo: TextIO | None, hosts: tuple[Host, Host] | None = None
+                    ) -> dict[str, Any]:
     label = f'transport {config} {width}x{height}'
     sub_stats = work / f'transport_{config}_{width}x{height}_sub.json'
     pub_stats = work / f'transport_{config}_{width}x{height}_pub.json'
+    sender, receiver = hosts if hosts is not None else (None, None)
     subscriber = _module_process(
         'subscriber', transport.__name__,
-        ['subscribe', '--config', config, '--stats', str(sub_stats)], env=env, echo=echo)
+        ['subscribe', '--config', config, '--stats', str(sub_stats)], env=env, echo=echo,
+        host=receiver)
     publisher: NodeProcess | None = None
     total = settings.transport_frames + settings.transport_warmup
     try:
@@ -917,7 +942,7 @@ def _transport_pair(settings: Settings, config: str, width: int, height: int, *,
              '--width', str(width), '--height', str(height),
              '--rate', repr(float(settings.fps)), '--frames', str(settings.transport_frames),
              '--warmup', str(settings.transport_warmup), '--stats', str(pub_stats)],
-            env=env, echo=echo)
+            env=env, echo=echo, host=sender)
         _await_publisher(settings, label, publisher, timeout=(
             transport.MATCH_TIMEOUT_S + total * TRANSPORT_TIMEOUT_PER_FRAME_S))
         time.sleep(DRAIN_S)
@@ -928,10 +953,13 @@ def _transport_pair(settings: Settings, config: str, width: int, height: int, *,
     sent = _read_json(pub_stats, label, publisher)
     got = _read_json(sub_stats, label, subscriber)
     latency = percentiles(got['latency_ms'])
+    counters = got.get('counters', {})
     row = {
         'config': config, 'width': width, 'height': height,
         'sent': sent['sent'], 'received': got['received'],
         'lost': sent['sent'] - got['received'],
+        # What the subscriber counted as never received or replaced, warm-up included.
+        'counted_missing': counters.get('dropped', 0),
         'latency_ms': {'count': got['received'], **latency},
         'send_ms': percentiles(sent['send_ms']),
         'publish_rate': sent['achieved_rate'],
@@ -1063,8 +1091,8 @@ def _format_transport(section: Mapping[str, Any]) -> str:
         f"Transport: one hop of a bgr8 Image between two processes at {section['rate']:g} Hz, "
         f"{section['frames']} frames after {section['warmup_frames']} warm-up frames",
         f"({section['note']}).",
-        f"{'config':<8}{'size':>11}{'sent':>6}{'lost':>6}{'p50 ms':>8}{'p90 ms':>8}"
-        f"{'p99 ms':>8}{'send ms':>9}{'pub Hz':>8}{'x naive':>9}",
+        f"{'config':<8}{'size':>11}{'sent':>6}{'lost':>6}{'counted':>8}{'p50 ms':>8}"
+        f"{'p90 ms':>8}{'p99 ms':>8}{'send ms':>9}{'pub Hz':>8}{'x naive':>9}",
     ]
     naive = {(row['width'], row['height']): row['latency_ms'].get('p50')
              for row in section['results'] if row['config'] == 'naive'}
@@ -1075,11 +1103,15 @@ def _format_transport(section: Mapping[str, Any]) -> str:
                  else 'n/a')
         lines.append(
             f"{row['config']:<8}{row['width']:>6}x{row['height']:<4}{row['sent']:>6}"
-            f"{row['lost']:>6}{_ms2(latency, 'p50'):>8}{_ms2(latency, 'p90'):>8}"
+            f"{row['lost']:>6}{row.get('counted_missing', 'n/a'):>8}"
+            f"{_ms2(latency, 'p50'):>8}{_ms2(latency, 'p90'):>8}"
             f"{_ms2(latency, 'p99'):>8}{_ms2(row['send_ms'], 'p50'):>9}"
             f"{row['publish_rate']:>8.1f}{ratio:>9}")
-    lines.append('send: the publisher building and publishing one frame (p50, inside the '
-                 'latency); x naive: p50 over the naive p50 at the same size.')
+    lines.append('lost: measured frames that never reached the subscriber; counted: frames '
+                 'its input counted as never received or replaced (warm-up included; n/a: '
+                 'naive counts nothing); send: the publisher building and publishing one '
+                 'frame (p50, inside the latency); x naive: p50 over the naive p50 at the '
+                 'same size.')
     return '\n'.join(lines)
 
 

@@ -45,10 +45,10 @@ from edge_infer.core.evaluation import (
 from edge_infer.core.image import image_digest
 from edge_infer.core.latency import breakdown, format_table, summarise
 from edge_infer.core.plots import plot_latency_over_time, plot_stage_breakdown
-from edge_infer.nodes.conversions import (
-    detections_from_msg, node_counters, stages_from_msgs, time_to_ns)
+from edge_infer.nodes.conversions import detections_from_msg, node_counters
 from edge_infer.tools.processes import node_environment, NodeGroup
 from edge_infer.tools.sample_bags import load_ground_truth, make_sample_bags, truth_path
+from edge_infer.transport.messages import stages_from_msgs, time_to_ns
 from edge_infer_msgs.msg import DetectionArray
 import rclpy
 from rclpy.executors import SingleThreadedExecutor

@@ -25,15 +25,19 @@ from __future__ import annotations
 import ctypes
 import os
 from pathlib import Path
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Mapping, Sequence, TextIO
 
 from ament_index_python.packages import get_package_prefix, get_package_share_directory
 from edge_infer.bringup import dds_environment, NodeSpec, PACKAGE, ParameterOverride
+from edge_infer.tools.hosts import Host
+import yaml
 
 
 def executable_dir(package: str = PACKAGE) -> Path:
@@ -129,8 +133,15 @@ class NodeGroup:
             params_file: Path | None = None,
             overrides: Mapping[str, Mapping[str, ParameterOverride]] | None = None,
             dds_profile: str = 'local', env: Mapping[str, str] | None = None,
-            echo: TextIO | None = None) -> None:
+            echo: TextIO | None = None, host: Host | None = None) -> None:
+        """
+        Prepare the nodes; :meth:`start` (or ``with``) starts them.
+
+        :param host: a simulated host to run them in (``edge_infer.tools.hosts``).
+        """
         self._specs = list(specs)
+        self._host = host
+        self._scratch: Path | None = None
         self._namespace = namespace
         self._params_file = params_file
         self._overrides = overrides or {}
@@ -141,10 +152,19 @@ class NodeGroup:
     def start(self) -> NodeGroup:
         """Start every node; returns self for ``with`` statements."""
         directory = executable_dir()
+        self._scratch = Path(tempfile.mkdtemp(prefix='edge_infer_nodes_'))
         for spec in self._specs:
+            overrides = spec.parameter_overrides(namespace=self._namespace,
+                                                 overrides=self._overrides.get(spec.name))
+            overrides_file = None
+            if overrides:
+                overrides_file = self._scratch / f'{spec.name}.yaml'
+                overrides_file.write_text(yaml.safe_dump(overrides))
             command = spec.command(
                 executable_dir=directory, namespace=self._namespace,
-                params_file=self._params_file, overrides=self._overrides.get(spec.name))
+                params_file=self._params_file, overrides_file=overrides_file)
+            if self._host is not None:
+                command = self._host.command(command)
             self.processes[spec.name] = NodeProcess(
                 spec=spec, command=command, env=self._env, echo=self._echo)
         return self
@@ -164,7 +184,10 @@ class NodeGroup:
         Upstream first, so that each downstream node still takes in what was in flight
         and hears the final reports of the nodes before it.
         """
-        return {name: process.stop() for name, process in self.processes.items()}
+        codes = {name: process.stop() for name, process in self.processes.items()}
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+        return codes
 
     def __enter__(self) -> NodeGroup:
         return self.start()

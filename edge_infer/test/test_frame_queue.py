@@ -1,0 +1,137 @@
+# Copyright 2026 The edge_infer Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The frame queue between threads, the ticker, and the in-process hop's benchmark."""
+
+from __future__ import annotations
+
+import selectors
+import threading
+import time
+from typing import Any
+
+from edge_infer.benchmarks.handoff import measure_handoff
+from edge_infer.transport.frame_queue import FrameQueue
+from edge_infer.transport.ticker import Ticker
+import pytest
+
+TIMEOUT_S = 5.0
+
+
+def wait_readable(queue: FrameQueue, timeout: float = TIMEOUT_S) -> bool:
+    with selectors.DefaultSelector() as selector:
+        selector.register(queue.fileno(), selectors.EVENT_READ)
+        return bool(selector.select(timeout))
+
+
+def test_the_newest_frames_win_and_the_pushed_out_ones_come_back() -> None:
+    queue: FrameQueue[int] = FrameQueue(depth=2)
+    assert queue.put(1) == [] and queue.put(2) == []
+    assert queue.put(3) == [1]
+    assert wait_readable(queue)
+    assert queue.take() == [2, 3]
+    assert not wait_readable(queue, timeout=0.05)
+    queue.release()
+
+
+def test_a_keep_all_queue_keeps_every_frame() -> None:
+    queue: FrameQueue[int] = FrameQueue(depth=0)
+    for n in range(100):
+        assert queue.put(n) == []
+    assert queue.take() == list(range(100))
+    queue.release()
+
+
+def test_a_waiting_consumer_wakes_and_a_closed_queue_refuses() -> None:
+    queue: FrameQueue[str] = FrameQueue()
+    taken: list[Any] = []
+
+    def consume() -> None:
+        queue.idle()
+        wait_readable(queue)
+        taken.extend(queue.take())
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    queue.put('frame')
+    consumer.join(timeout=TIMEOUT_S)
+    assert taken == ['frame']
+    queue.put('late')
+    assert queue.close() == ['late']
+    assert wait_readable(queue)   # a closed queue wakes its consumer for good
+    assert queue.put('after close') == ['after close']
+    queue.release()
+
+
+def test_a_producer_waits_until_an_idle_consumer_has_taken_the_frame() -> None:
+    queue: FrameQueue[str] = FrameQueue(handover_timeout=30.0)
+    taken: list[Any] = []
+    ready = threading.Event()
+
+    def consume() -> None:
+        queue.idle()
+        ready.set()
+        wait_readable(queue)
+        taken.extend(queue.take())
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    ready.wait(TIMEOUT_S)
+    queue.put('first')
+    # put() returned once the consumer had the frame: nothing is left to push out.
+    assert taken == ['first']
+    consumer.join(timeout=TIMEOUT_S)
+    # A busy consumer is not waited for: the newer frame pushes the older one out.
+    queue.put('second')
+    assert queue.put('third') == ['second']
+    queue.release()
+
+
+def test_the_ticker_runs_each_task_on_its_period_on_a_thread_of_its_own() -> None:
+    failures: list[str] = []
+    ticker = Ticker(name='test_ticker', on_error=lambda task, error: failures.append(task))
+    runs: list[float] = []
+    threads: set[str] = set()
+
+    def task() -> None:
+        runs.append(time.monotonic())
+        threads.add(threading.current_thread().name)
+
+    def failing() -> None:
+        raise RuntimeError('a task that fails')
+
+    try:
+        ticker.every(0.02, task)
+        handle = ticker.every(0.02, failing)
+        deadline = time.monotonic() + TIMEOUT_S
+        while len(runs) < 5 or len(failures) < 2:
+            assert time.monotonic() < deadline, (runs, failures)
+            time.sleep(0.01)
+        handle.cancel()
+    finally:
+        ticker.close()
+    assert threads == {'test_ticker'}
+    # A failing task neither stops itself nor the others.
+    assert len(failures) >= 2 and len(runs) >= 5
+    with pytest.raises(ValueError, match='period'):
+        Ticker(name='t', on_error=print).every(0.0, task)
+
+
+def test_handoff_measurement_times_every_frame_and_refuses_bad_rates() -> None:
+    figures = measure_handoff(width=64, height=48, rate=200.0, frames=20, warmup=2)
+    assert figures['superseded'] == 0
+    assert figures['latency_ms']['count'] == 20
+    assert 0.0 < figures['latency_ms']['p50'] <= figures['latency_ms']['max']
+    with pytest.raises(ValueError, match='rate'):
+        measure_handoff(width=64, height=48, rate=0.0, frames=20, warmup=2)
