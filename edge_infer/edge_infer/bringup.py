@@ -45,6 +45,10 @@ ParameterOverride = Union[bool, int, float, str]
 # with default settings do not discover; 'none' leaves the environment alone.
 DDS_PROFILES = ('shared_memory', 'local', 'large_data', 'none')
 _PROFILE_FILES = {'shared_memory': 'fastdds_shared_memory.xml', 'local': 'fastdds_local.xml'}
+# LARGE_DATA sends over TCP between hosts. A blocking send to a peer behind a cut link
+# would hold the writer, and rclpy keeps the GIL while it publishes: the whole node froze
+# for the length of a 5 s cut. Non-blocking sockets drop what does not fit instead.
+LARGE_DATA = 'LARGE_DATA?non_blocking=true&sockets_size=8MB'
 
 
 def dds_environment(
@@ -62,7 +66,7 @@ def dds_environment(
                     else 'FASTDDS_DEFAULT_PROFILES_FILE')
         return {variable: str(config_dir / _PROFILE_FILES[profile])}
     if profile == 'large_data':
-        return {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
+        return {'FASTDDS_BUILTIN_TRANSPORTS': LARGE_DATA}
     if profile == 'none':
         return {}
     raise ValueError(f"dds_profile: {profile!r} is not one of {', '.join(DDS_PROFILES)}")

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from edge_infer.backends import BackendError
 from edge_infer.backends.onnx_runtime import EXECUTION_MODES, GRAPH_OPTIMIZATIONS
 from edge_infer.core.cards import CardError, load_card, ModelCard
 from edge_infer.core.detector import Detector, DetectorError, resolve_backends
-from edge_infer.core.frames import ImageFrame, TensorFrame
+from edge_infer.core.frames import always_intact, ImageFrame, TensorFrame
 from edge_infer.core.image import ImageFormatError, to_color
 from edge_infer.core.latency import Stage
 from edge_infer.core.models import ModelFileError
@@ -42,7 +42,7 @@ from edge_infer.core.preprocess import Geometry
 from edge_infer.nodes.base import (
     EdgeInferNode, main_for, SHARED_MEMORY_PARAMETER, StartupError)
 from edge_infer.nodes.conversions import detections_to_msgs, model_info_msg
-from edge_infer.transport.input import FrameInput
+from edge_infer.transport.input import FrameInput, OVERWRITTEN
 from edge_infer.transport.kinds import DETECTIONS, IMAGES, TENSORS
 from edge_infer.transport.messages import header_msg, stage_to_msg
 from edge_infer.transport.output import FrameOutput
@@ -144,14 +144,18 @@ class DetectorNode(EdgeInferNode):
         self.tensors: FrameInput[TensorFrame] | None = None
         self.images: FrameInput[ImageFrame] | None = None
         if p['input'] == 'tensor':
+            # In place, as the preprocess node reads its images: inference is done long
+            # before the preprocess node comes round its ring, and a frame overwritten
+            # meanwhile is found out and dropped.
             self.tensors = FrameInput(
                 self, kind=TENSORS, topic='input_tensor', profile='tensors',
-                handle=self._on_tensor, shared_memory=p['shared_memory'],
+                handle=self._on_tensor, shared_memory=p['shared_memory'], in_place=True,
                 demand=self.detections.subscribers)
         else:
             self.images = FrameInput(
                 self, kind=IMAGES, topic='image_raw', profile='images', handle=self._on_image,
-                shared_memory=p['shared_memory'], demand=self.detections.subscribers)
+                shared_memory=p['shared_memory'], in_place=True,
+                demand=self.detections.subscribers)
         if not self._load():
             # A missing or corrupt model file can be fixed while the robot runs (fetch
             # or copy it): keep counting frames and try again, instead of exiting.
@@ -207,15 +211,14 @@ class DetectorNode(EdgeInferNode):
         return info
 
     def _on_tensor(self, frame: TensorFrame) -> None:
-        # Counted as received by the frame input (which copies each tensor out of shared
-        # memory, since inference may outlast the publisher's ring).
+        # Counted as received by the frame input.
         if self._detector is None:
             self.counters.drop('model_unavailable')
             return
         self._run(frame.tensor, frame.geometry, frame, frame.stages)
 
     def _on_image(self, frame: ImageFrame) -> None:
-        # As _on_tensor: the frame input copies the image out of shared memory.
+        # Counted as received by the frame input.
         if self._detector is None:
             self.counters.drop('model_unavailable')
             return
@@ -229,15 +232,29 @@ class DetectorNode(EdgeInferNode):
         tensor, geometry = self._detector.preprocess(image, color)
         stage = Stage(stage='preprocess', node=self.get_name(), start_ns=start_ns,
                       end_ns=time.time_ns())
-        self._run(tensor, geometry, frame, (stage,))
+        if not frame.intact():
+            self.drop_frame(OVERWRITTEN, RuntimeError(
+                'the camera reused the shared-memory slot while the image was resized'))
+            return
+        # The tensor is the detector's own now: the image may go.
+        self._run(tensor, geometry, frame, (stage,), intact=always_intact)
 
     def _run(self, tensor: np.ndarray, geometry: Geometry, source: ImageFrame | TensorFrame,
-             stages: Sequence[Stage]) -> None:
-        """Infer, then publish with ``source``'s header and the trace so far, ``stages``."""
+             stages: Sequence[Stage], intact: Callable[[], bool] | None = None) -> None:
+        """
+        Infer, then publish with ``source``'s header and the trace so far, ``stages``.
+
+        :param intact: whether ``tensor`` still holds the frame once inference is done;
+            ``source.intact`` by default.
+        """
         try:
             detections = self._detector.infer(tensor, geometry)
         except DetectorError as error:
             self.drop_frame('tensor_mismatch', error)
+            return
+        if not (intact or source.intact)():
+            self.drop_frame(OVERWRITTEN, RuntimeError(
+                'the preprocess node reused the shared-memory slot during inference'))
             return
         # Messages are built after inference: before it, building them (slow in Python)
         # would stand between the hand-off and the model.

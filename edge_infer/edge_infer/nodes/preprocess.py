@@ -60,8 +60,10 @@ class PreprocessNode(EdgeInferNode):
         self._spec = self._card.input_spec
         self._preprocessor = Preprocessor(spec=self._spec)
         shared_memory = self.params['shared_memory']
+        # Eight slots: the detector reads its tensor in place for as long as inference
+        # takes.
         self.tensors = FrameOutput(self, kind=TENSORS, topic='input_tensor',
-                                   profile='tensors', shared_memory=shared_memory)
+                                   profile='tensors', shared_memory=shared_memory, slots=8)
         # In place: the resize reads each image once and is done within a millisecond
         # or two, long before the camera comes round its ring.
         self.images = FrameInput(self, kind=IMAGES, topic='image_raw', profile='images',

@@ -109,10 +109,11 @@ DESCRIPTIONS = {
              'tolist()/np.array conversions, JSON string results',
 }
 HOP_REASONS = {
-    'ours': 'not delivered: replaced by a newer frame in the keep-last-1 queue while the '
-            'node was busy, or lost in transport (best effort)',
-    'composed': 'not delivered: lost in transport to the collector (best effort); the '
-                'in-process hand-offs count their drops in the nodes',
+    'ours': 'not counted by the next node: sent before it took the first frame or after '
+            'it took the last (frames lost in between it counts as not_received)',
+    'composed': 'not counted by the next node: sent before it took the first frame or '
+                'after it took the last; the in-process hand-offs count their drops in '
+                'the nodes',
     'naive': 'not delivered: overwritten in the depth-10 history while the subscriber '
              'fell behind, or sent before the subscription matched',
 }
@@ -772,8 +773,12 @@ def _pipeline_result(label: str, data: Mapping[str, Any], ran: _Run, *,
                           if value.isdigit()}
         if 'input_transport' in values:
             transports[name] = values['input_transport']
+    # The detections are numbered: the collector counts the ones that never came.
+    missed = data.get('not_received', 0)
+    collector = {'received': data['received'] + missed, 'processed': data['received'],
+                 'dropped.not_received': missed}
     chain = [('camera', counters['camera']), ('preprocess', counters['preprocess']),
-             ('detector', counters['detector']), ('collector', {'received': data['received']})]
+             ('detector', counters['detector']), ('collector', collector)]
     result['frames'] = _accounting(
         sent=counters['camera']['processed'], received=data['received'],
         drops=_hop_drops(chain, HOP_REASONS[label]))
