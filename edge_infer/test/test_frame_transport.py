@@ -402,3 +402,46 @@ def test_the_ring_of_a_publisher_is_no_file_for_others_to_open(probe: Probe) -> 
         writer.stop_inputs()
         writer.destroy_node()
     assert not Path(f'/dev/shm/edge_infer_{output.publisher_id}.sock').exists()
+
+
+def test_the_last_frame_before_a_writer_goes_is_still_taken(probe: Probe) -> None:
+    # The last description and the end of the link can come in one read: the frame
+    # must still be read from the ring, not refused.
+    topic = f'last_{secrets.token_hex(3)}'
+    held, release = threading.Event(), threading.Event()
+    taken: list[str] = []
+
+    def handle(frame: ImageFrame) -> None:
+        taken.append(frame.frame_id)
+        if frame.frame_id == 'hold':
+            held.set()
+            release.wait(30.0)
+
+    reader = Reader(topic, handle=handle)
+    writer = EdgeInferNode(node_name=f'writer_{secrets.token_hex(3)}', parameters=())
+    output = FrameOutput(writer, kind=IMAGES, topic=topic, profile='images')
+
+    def send(frame_id: str) -> None:
+        output.publish(ImageFrame(image=np.full((48, 64, 3), 9, np.uint8), encoding='bgr8',
+                                  stamp_ns=time.time_ns(), frame_id=frame_id))
+
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while reader.input.transport != 'shared_memory':
+            assert time.monotonic() < deadline, reader.input.transport
+            send('warm')
+            time.sleep(0.05)
+        send('hold')
+        assert held.wait(START_TIMEOUT)
+        send('last')
+        output.close()   # the end of the link, right behind the last description
+        release.set()
+        while taken[-1] != 'last':
+            assert time.monotonic() < deadline, taken[-3:]
+            time.sleep(0.01)
+        assert 'bad_shared_reference' not in reader.node.counters.dropped
+    finally:
+        release.set()
+        reader.close()
+        writer.stop_inputs()
+        writer.destroy_node()

@@ -392,8 +392,9 @@ class FrameInput(Generic[FrameT]):
         """Drop ``link``; with ``why``, try it again only after a while."""
         publisher = link.client.publisher
         selector.unregister(link.client)
+        # The ring stays mapped while frames of this batch that came before the end
+        # still refer to it; it goes with the last of them.
         link.client.close()
-        link.reader.close()
         del self._links[publisher]
         self._linked = frozenset(self._links)
         if why is not None:
