@@ -138,8 +138,8 @@ def report(summary: dict[str, Any], photos: list[Path], output: Path,
         arrived = nodes.get(downstream, {}).get('received')
         if sent is not None and arrived is not None:
             gaps.append(f'{upstream} -> {downstream} {int(sent) - int(arrived)}')
-    lines += ['Not delivered between nodes (sent before a subscriber matched, lost in '
-              'transport, or replaced', 'by a newer frame in a keep-last-1 queue): '
+    lines += ['Not counted by the next node (sent before it took its first frame or after its '
+              'last; frames lost', 'in between it counts itself, as not_received): '
               + ', '.join(gaps)]
     lines += ['', 'Latency per stage and hop, capture to monitor (ms):',
               format_table(summary['latency_ms']), '',
