@@ -233,8 +233,9 @@ class FrameOutput(Generic[FrameT]):
         self._unlinked_for = None
 
     def _close_shortcut(self) -> None:
-        # No frame may go to shared memory any more.
+        # No frame may go to shared memory any more, and none says it could.
         link, ring, self._link, self._ring = self._link, self._ring, None, None
+        self._host = ''
         if link is not None:
             link.close()
         if ring is not None:
