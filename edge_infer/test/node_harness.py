@@ -27,6 +27,8 @@ import threading
 import time
 from typing import Any, Callable
 
+from edge_infer.core.stats import DIAGNOSTICS_HARDWARE_ID
+from edge_infer.nodes.base import STOPPED_MESSAGE
 from edge_infer.nodes.conversions import node_counters
 from edge_infer.tools.processes import node_environment
 from rclpy.executors import SingleThreadedExecutor
@@ -107,6 +109,24 @@ def diagnostics_of(probe: Probe, node_name: str) -> dict[str, str]:
             if name.endswith('/' + node_name):
                 return values
     return {}
+
+
+def final_reports(probe: Probe, names: tuple[str, ...],
+                  timeout: float = 30.0) -> list[dict[str, str]]:
+    """Wait for the report each node sent as it stopped; return their values, in order."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        final = {}
+        for msg in probe.messages('/diagnostics'):
+            for status in msg.status:
+                if status.hardware_id == DIAGNOSTICS_HARDWARE_ID \
+                        and status.message == STOPPED_MESSAGE:
+                    final[status.name.rsplit('/', 1)[-1]] = {
+                        kv.key: kv.value for kv in status.values}
+        if all(name in final for name in names):
+            return [final[name] for name in names]
+        time.sleep(0.05)
+    raise TimeoutError(f'no final report from each of {names} within {timeout} s')
 
 
 def wait_for_diagnostic(probe: Probe, node_name: str, key: str, minimum: int,

@@ -24,7 +24,6 @@ frame accounting under overload. The in-memory queue itself: test_frame_queue.py
 from __future__ import annotations
 
 from pathlib import Path
-import time
 from typing import Any
 
 from builtin_interfaces.msg import Time
@@ -34,15 +33,13 @@ from edge_infer.tools.processes import NodeGroup
 from edge_infer.tools.samples import write_sample_photos
 from edge_infer.transport.input import SUPERSEDED
 from edge_infer_msgs.msg import DetectionArray, Tensor
-from node_harness import diagnostics_of, Probe, wait_for_diagnostic
+from node_harness import final_reports, Probe, wait_for_diagnostic
 import pytest
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 START_TIMEOUT = 60.0
-# Lets the final /diagnostics reports, sent while the process stops, reach the probe.
-FINAL_REPORT_WAIT_S = 1.0
 PIPELINE = ('camera', 'preprocess', 'detector')
 # What each composed stage's output is called on /diagnostics.
 OUTPUT = {'camera': 'image', 'preprocess': 'tensor'}
@@ -149,8 +146,7 @@ def test_overload_keeps_the_freshest_frame_and_counts_every_drop(
         running = {node: wait_for_diagnostic(probe, node, 'received', 100)
                    for node in PIPELINE}
         assert not group.exited(), group[COMPOSED].output()
-    time.sleep(FINAL_REPORT_WAIT_S)
-    final = {node: diagnostics_of(probe, node) for node in PIPELINE}
+    final = dict(zip(PIPELINE, final_reports(probe, PIPELINE)))
     superseded = sum(int(values.get(f'dropped.{SUPERSEDED}', '0'))
                      for values in final.values())
     assert superseded > 0, final
@@ -163,9 +159,10 @@ def test_overload_keeps_the_freshest_frame_and_counts_every_drop(
                                 if key.startswith('dropped.'))
         assert dropped_by_reason == int(values['dropped']), (node, values)
     # Each stage takes what the one before it handed over, and nothing more.
-    assert int(final['preprocess']['received']) == int(final['camera']['image.sent.in_process'])
+    assert int(final['preprocess']['received']) == int(
+        final['camera']['image.sent.in_process']), final
     assert int(final['detector']['received']) == int(
-        final['preprocess']['tensor.sent.in_process'])
+        final['preprocess']['tensor.sent.in_process']), final
     for node in ('preprocess', 'detector'):
         # At most one frame waits and one is in hand: no queue.
         assert all(_in_flight(values) <= 2 for values in _reports_of(probe, node)), node

@@ -49,9 +49,19 @@ def tensor_frame() -> TensorFrame:
                 Stage(stage='shard0', node='shard_0', start_ns=10, end_ns=20)))
 
 
+def described_image() -> bytes:
+    frame = image_frame()
+    return describe_image(SLOT, frame, frame.image)
+
+
+def described_tensor() -> bytes:
+    frame = tensor_frame()
+    return describe_tensor(SLOT, frame, frame.tensor)
+
+
 def test_an_image_description_gives_back_the_frame_around_its_pixels() -> None:
     frame = image_frame()
-    slot, described = read_image_description(describe_image(SLOT, frame))
+    slot, described = read_image_description(describe_image(SLOT, frame, frame.image))
     assert slot == SLOT
     back = image_frame_from_description(described, frame.image.reshape(-1))
     assert (back.stamp_ns, back.frame_id, back.encoding) == (
@@ -61,7 +71,7 @@ def test_an_image_description_gives_back_the_frame_around_its_pixels() -> None:
 
 def test_a_tensor_description_gives_back_the_frame_with_its_trace() -> None:
     frame = tensor_frame()
-    slot, described = read_tensor_description(describe_tensor(SLOT, frame))
+    slot, described = read_tensor_description(describe_tensor(SLOT, frame, frame.tensor))
     assert slot == SLOT
     back = tensor_frame_from_description(described, frame.tensor.reshape(-1).view(np.uint8))
     assert (back.stamp_ns, back.frame_id, back.layout, back.geometry, back.stages) == (
@@ -70,8 +80,8 @@ def test_a_tensor_description_gives_back_the_frame_with_its_trace() -> None:
 
 
 @pytest.mark.parametrize('read,describe', [
-    (read_image_description, lambda: describe_image(SLOT, image_frame())),
-    (read_tensor_description, lambda: describe_tensor(SLOT, tensor_frame())),
+    (read_image_description, described_image),
+    (read_tensor_description, described_tensor),
 ], ids=['image', 'tensor'])
 def test_cut_padded_and_garbled_descriptions_are_refused_and_nothing_else_escapes(
         read, describe) -> None:
@@ -97,7 +107,7 @@ def test_cut_padded_and_garbled_descriptions_are_refused_and_nothing_else_escape
 @pytest.mark.parametrize('value', [math.nan, math.inf, -math.inf, 0.0, -1.0])
 def test_a_tensor_geometry_that_cannot_map_boxes_back_is_refused(value: float) -> None:
     frame = tensor_frame()
-    data = bytearray(describe_tensor(SLOT, frame))
+    data = bytearray(describe_tensor(SLOT, frame, frame.tensor))
     # The scale_x field: the first f64 equal to 0.35 in the bytes.
     at = bytes(data).index(struct.pack('<d', 0.35))
     data[at:at + 8] = struct.pack('<d', value)
@@ -106,10 +116,10 @@ def test_a_tensor_geometry_that_cannot_map_boxes_back_is_refused(value: float) -
 
 
 def test_a_description_whose_fields_do_not_fit_its_payload_is_refused_as_a_frame() -> None:
-    _, described = read_image_description(describe_image(SLOT, image_frame()))
+    _, described = read_image_description(described_image())
     with pytest.raises(ValueError):
         image_frame_from_description(described, bytes(100))
-    _, described = read_tensor_description(describe_tensor(SLOT, tensor_frame()))
+    _, described = read_tensor_description(described_tensor())
     with pytest.raises(ValueError):
         tensor_frame_from_description(described, bytes(100))
 

@@ -28,11 +28,11 @@ import signal
 import time
 from typing import Any, Iterator
 
-from edge_infer.benchmarks.collector import CollectorProcess, node_values
+from edge_infer.benchmarks.collector import CollectorProcess, node_values, results_from
 from edge_infer.bringup import NodeSpec, pipeline_nodes, sharded_nodes
 from edge_infer.sharding.layout import load_layout, parse_layout, save_layout
-from edge_infer.tools.hosts import hosts_available, SimulatedHosts
-from edge_infer.tools.processes import config_dir, node_environment, NodeGroup, NodeProcess
+from edge_infer.tools.hosts import behind_door, hosts_available, pid_in_host, SimulatedHosts
+from edge_infer.tools.processes import config_dir, node_environment, NodeGroup
 from edge_infer.tools.samples import write_sample_photos
 import pytest
 
@@ -48,22 +48,6 @@ PROFILE = 'shared_memory'
 def collector(host, folder: Path) -> CollectorProcess:
     return CollectorProcess(folder / 'collector.json', host=host,
                             env=node_environment(dds_profile=PROFILE))
-
-
-def made_by(node: str, count: int):
-    """Say whether the last ``count`` results came from ``node``."""
-    def condition(seen: dict[str, Any]) -> bool:
-        return len([f for f in seen['frames'][-count:] if f['last_node'] == node]) >= count
-    return condition
-
-
-def inner_pid(process: NodeProcess) -> int:
-    """Return the PID a node has inside its host (the door to the host forks it)."""
-    outer = process.popen.pid
-    child = Path(f'/proc/{outer}/task/{outer}/children').read_text().split()[0]
-    status = Path(f'/proc/{child}/status').read_text()
-    (line,) = [line for line in status.splitlines() if line.startswith('NSpid:')]
-    return int(line.split()[-1])
 
 
 def photos(tmp_path: Path) -> dict[str, Any]:
@@ -96,12 +80,12 @@ def test_camera_on_one_host_and_the_detector_on_another(scratch: Path) -> None:
             local = NodeGroup(specs=[camera], overrides={'camera': photos(scratch)},
                               dds_profile=PROFILE, host=hosts['robot']).start()
             watcher.wait('60 detections', lambda seen: seen['received'] >= 60, START_TIMEOUT)
-            camera_pid = inner_pid(local['camera'])
-            jetson_pids = {inner_pid(remote[name]) for name in ('preprocess', 'detector')}
+            camera_pid = pid_in_host(behind_door(local['camera'].popen.pid))
+            jetson_pids = {pid_in_host(behind_door(remote[name].popen.pid))
+                           for name in ('preprocess', 'detector')}
             during = {name: node_values(watcher.read(), name)
                       for name in ('preprocess', 'detector')}
             local.stop()
-            time.sleep(1.0)   # what is in flight arrives
         finally:
             remote.stop()
             seen = watcher.stop()
@@ -164,14 +148,6 @@ def test_containers_on_one_machine_share_memory_only_where_they_share_dev_shm(
     assert node_values(seen, 'camera')['image.announced_to'] == 1
 
 
-def kill_node(process: NodeProcess) -> None:
-    """Kill the node itself with SIGKILL, not the door to its host."""
-    outer = process.popen.pid
-    child = int(Path(f'/proc/{outer}/task/{outer}/children').read_text().split()[0])
-    os.kill(child, signal.SIGKILL)
-    process.popen.wait(timeout=10.0)
-
-
 def test_a_split_network_across_hosts_survives_a_killed_shard_and_a_cut_link(
         scratch: Path) -> None:
     layout = load_layout(config_dir() / 'shards.yaml')
@@ -189,19 +165,21 @@ def test_a_split_network_across_hosts_survives_a_killed_shard_and_a_cut_link(
             groups.append(NodeGroup(specs=robot_nodes, dds_profile=PROFILE,
                                     host=hosts['robot'],
                                     overrides={'camera': photos(scratch)}).start())
-            watcher.wait('detections through the split', made_by('shard_1', 5), START_TIMEOUT)
-            kill_node(jetson['shard_1'])
-            watcher.wait('detections of the fallback', made_by('shard_0', 5), START_TIMEOUT)
+            watcher.wait('detections through the split', results_from('shard_1', 5), START_TIMEOUT)
+            os.kill(behind_door(jetson['shard_1'].popen.pid), signal.SIGKILL)
+            jetson['shard_1'].popen.wait(timeout=START_TIMEOUT)
+            watcher.wait('detections of the fallback', results_from('shard_0', 5), START_TIMEOUT)
             restarted = NodeGroup(specs=[jetson_node], dds_profile=PROFILE,
                                   host=hosts['jetson'])
             groups.append(restarted.start())
-            watcher.wait('the split again after a restart', made_by('shard_1', 5), START_TIMEOUT)
+            watcher.wait('the split again after a restart', results_from('shard_1', 5),
+                         START_TIMEOUT)
             hosts['jetson'].cut()
-            watcher.wait('detections of the fallback during the cut', made_by('shard_0', 5),
+            watcher.wait('detections of the fallback during the cut', results_from('shard_0', 5),
                          START_TIMEOUT)
             time.sleep(5.0)
             hosts['jetson'].restore()
-            seen = watcher.wait('the split again after the cut', made_by('shard_1', 5),
+            seen = watcher.wait('the split again after the cut', results_from('shard_1', 5),
                                 START_TIMEOUT)
             assert not restarted.exited(), restarted['shard_1'].output()
             output = groups[1]['shard_0'].output()

@@ -45,6 +45,18 @@ def test_the_newest_frames_win_and_the_pushed_out_ones_come_back() -> None:
     queue.release()
 
 
+def test_frames_pushed_out_can_stay_for_the_consumer_in_order() -> None:
+    # As a frame input keeps them, without their payload, to count each one in turn.
+    queue: FrameQueue[int] = FrameQueue(depth=1, overflow=lambda frame: -frame)
+    assert [queue.put(frame) for frame in (1, 2, 3)] == [[], [], []]
+    assert queue.take() == [-1, -2, 3]
+    queue.put(4)
+    queue.put(5)
+    assert queue.close() == [-4, 5]
+    assert queue.put(6) == [6]   # refused once closed
+    queue.release()
+
+
 def test_a_keep_all_queue_keeps_every_frame() -> None:
     queue: FrameQueue[int] = FrameQueue(depth=0)
     for n in range(100):

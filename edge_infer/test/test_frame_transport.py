@@ -42,7 +42,7 @@ from edge_infer.transport.messages import fill_image_msg, fill_tensor_msg, geome
 from edge_infer.transport.output import FrameOutput
 from edge_infer.transport.ring import host_identity, RingWriter
 from edge_infer_msgs.msg import DetectionArray, FrameOrigin, NumberedImage, Tensor
-from node_harness import diagnostics_of, Probe, wait_for_diagnostic
+from node_harness import diagnostics_of, final_reports, Probe, wait_for_diagnostic
 import numpy as np
 import pytest
 from rclpy.executors import SingleThreadedExecutor
@@ -64,10 +64,6 @@ def wait_for_value(probe: Probe, node: str, key: str, value: str,
             return values
         time.sleep(0.1)
     raise TimeoutError(f'{node} reported {diagnostics_of(probe, node)}, expected {key} {value}')
-
-
-def wait_for_output(process, text: str, timeout: float = 30.0) -> None:
-    assert process.wait_for_output(text, timeout), process.output()
 
 
 def photo_camera(tmp_path: Path, fps: float = 10.0) -> dict:
@@ -113,9 +109,7 @@ def test_pipeline_hops_go_through_shared_memory_and_outside_subscribers_get_imag
     assert any(d.label == 'person' and d.score > 0.5 for d in arrays[-1].detections)
     assert arrays[-1].origin.publisher and arrays[-1].origin.sequence > 0
     # The final reports: every frame counted once, whichever ways it came.
-    time.sleep(0.5)
-    camera, preprocess, detector = (diagnostics_of(probe, name)
-                                    for name in ('camera', 'preprocess', 'detector'))
+    camera, preprocess, detector = final_reports(probe, ('camera', 'preprocess', 'detector'))
     assert 0 < int(preprocess['received']) <= int(camera['processed']), (camera, preprocess)
     assert 0 < int(detector['received']) <= int(preprocess['processed']), \
         (preprocess, detector)
@@ -180,7 +174,6 @@ def test_forged_and_numbered_frames_from_elsewhere_are_counted_right(probe: Prob
     def send(sequence: int, publisher_id: str = camera) -> None:
         publisher.publish(numbered(FrameOrigin(publisher=publisher_id, sequence=sequence,
                                                host=elsewhere), value=sequence % 200))
-        time.sleep(0.3)   # the node keeps only the newest frame: one at a time
 
     with NodeGroup(specs=[NodeSpec(executable='preprocess', name='preprocess')]) as group:
         sequence = 1
@@ -189,13 +182,18 @@ def test_forged_and_numbered_frames_from_elsewhere_are_counted_right(probe: Prob
             assert time.monotonic() < deadline
             send(sequence)
             sequence += 1
-        before = wait_for_diagnostic(probe, 'preprocess', 'processed', 1)
-        time.sleep(1.5)
-        before = diagnostics_of(probe, 'preprocess')
+            time.sleep(0.2)
+        # Frames sent before the subscription matched never arrive: the report that
+        # counts the one frame each tensor came from is the settled one.
+        before = wait_for_diagnostic(probe, 'preprocess', 'processed',
+                                     len(probe.messages('input_tensor')))
+        # Each sent once the one before is counted: the node keeps only the newest.
         send(sequence + 3)                  # three frames lost on the way
+        wait_for_diagnostic(probe, 'preprocess', 'received', int(before['received']) + 4)
         send(2 ** 62, camera)               # a forged jump no publisher could make
-        send(sequence + 4)                  # the real publisher goes on
+        wait_for_diagnostic(probe, 'preprocess', 'dropped.implausible_sequence', 1)
         send(sequence + 2)                  # late: counted lost already
+        send(sequence + 4)                  # the real publisher goes on
         after = wait_for_diagnostic(probe, 'preprocess', 'processed',
                                     int(before['processed']) + 2)
         output = group['preprocess'].output()

@@ -189,6 +189,18 @@ class CollectorProcess:
         return self.read()
 
 
+def results_from(node: str, count: int) -> Callable[[Mapping[str, Any]], bool]:
+    """
+    Make a :meth:`CollectorProcess.wait` condition: the last results came from ``node``.
+
+    True once the last ``count`` results all have ``node`` last in their trace.
+    """
+    def condition(seen: Mapping[str, Any]) -> bool:
+        recent = seen['frames'][-count:]
+        return len(recent) == count and all(f['last_node'] == node for f in recent)
+    return condition
+
+
 def node_values(seen: Mapping[str, Any], name: str) -> dict[str, Any]:
     """Return a node's last reported values in what a collector saw, numbers as ints."""
     for full_name, values in seen['nodes'].items():

@@ -34,18 +34,20 @@ from __future__ import annotations
 import argparse
 from contextlib import ExitStack
 import json
+import os
 from pathlib import Path
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from typing import Any, Sequence
 
-from edge_infer.benchmarks.collector import CollectorProcess, node_values
+from edge_infer.benchmarks.collector import CollectorProcess, node_values, results_from
 from edge_infer.bringup import sharded_nodes
 from edge_infer.core.latency import percentiles
 from edge_infer.sharding.layout import load_layout, parse_layout, save_layout
-from edge_infer.tools.hosts import hosts_available, SimulatedHosts
+from edge_infer.tools.hosts import behind_door, hosts_available, SimulatedHosts
 from edge_infer.tools.processes import config_dir, node_environment, NodeGroup
 from edge_infer.tools.samples import write_sample_photos
 
@@ -53,13 +55,6 @@ WAIT_S = 60.0
 # Results in a row from one node that show the chain is (again) in that state.
 SETTLED = 5
 BUSY_LOOP = 'while True: pass'
-
-
-def _made_by(node: str):
-    def condition(seen: dict[str, Any]) -> bool:
-        recent = seen['frames'][-SETTLED:]
-        return len(recent) == SETTLED and all(f['last_node'] == node for f in recent)
-    return condition
 
 
 def _published_ms(frame: dict[str, Any]) -> float:
@@ -73,13 +68,6 @@ def _compute_ms(frame: dict[str, Any]) -> float:
     return sum(ms for name, ms in frame['parts'].items()
                if '->' not in name and name not in ('preprocess', 'shard0', 'shard0.encode',
                                                     'total'))
-
-
-def _kill_node(process: Any) -> None:
-    outer = process.popen.pid
-    child = int(Path(f'/proc/{outer}/task/{outer}/children').read_text().split()[0])
-    subprocess.run(['kill', '-9', str(child)], check=True)
-    process.popen.wait(timeout=10.0)
 
 
 def measure(*, cycles: int, load: int, profile: str, deadline_ms: float, cut_s: float,
@@ -107,18 +95,19 @@ def measure(*, cycles: int, load: int, profile: str, deadline_ms: float, cut_s: 
                           overrides={'camera': camera})
         stack.callback(robot.stop)
         robot.start()
-        watcher.wait('the split', _made_by('shard_1'), WAIT_S)
+        watcher.wait('the split', results_from('shard_1', SETTLED), WAIT_S)
         busy = [subprocess.Popen([sys.executable, '-c', BUSY_LOOP]) for _ in range(load)]
         for process in busy:
             stack.callback(process.kill)
 
         def expect(what: str, node: str) -> None:
             started = time.monotonic()
-            watcher.wait(what, _made_by(node), WAIT_S)
+            watcher.wait(what, results_from(node, SETTLED), WAIT_S)
             events.append({'event': what, 'after_s': round(time.monotonic() - started, 2)})
 
         for _ in range(cycles):
-            _kill_node(jetson['shard_1'])
+            os.kill(behind_door(jetson['shard_1'].popen.pid), signal.SIGKILL)
+            jetson['shard_1'].popen.wait(timeout=WAIT_S)
             expect('fallback after a kill', 'shard_0')
             jetson = NodeGroup(specs=[jetson_node], dds_profile=profile, host=hosts['jetson'])
             stack.callback(jetson.stop)

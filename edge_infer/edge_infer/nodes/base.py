@@ -66,6 +66,8 @@ SHARED_MEMORY_PARAMETER = ParameterSpec(
     description='Exchange frames with nodes on this host through shared memory; frames '
                 'still go over DDS to every other subscriber.')
 DIAGNOSTICS_PERIOD_S = 1.0
+#: The message of a node's last /diagnostics report, sent as it stops.
+STOPPED_MESSAGE = 'stopped'
 MISMATCH_REPORT_DELAY_S = 0.5
 FINAL_REPORT_TIMEOUT_S = 0.5
 DROP_LOG_PERIOD_S = 5.0
@@ -254,6 +256,8 @@ class EdgeInferNode(Node):
             return
         self.ticker.close()
         if self.context.ok():
+            # Marked, so that whoever reads the counters knows they are the last ones.
+            self._health = (self._health[0], STOPPED_MESSAGE)
             self._publish_diagnostics()
             self._diagnostics.wait_for_all_acked(Duration(seconds=FINAL_REPORT_TIMEOUT_S))
         super().destroy_node()

@@ -185,17 +185,17 @@ class ShardRelayNode(EdgeInferNode):
                                   backend=self._runner.backend_name)
             info.header.stamp = self.get_clock().now().to_msg()
             self._info_pub.publish(info)
-        expiry = {'deadline': self._next_expiry, 'on_deadline': self._expire} \
-            if self._monitor is not None else {}
         if index == 0:
             # The preprocess node's model inputs, through shared memory on this host.
             self.tensors = FrameInput(self, kind=TENSORS, topic=input_topic, profile='tensors',
                                       handle=self._on_model_input,
-                                      shared_memory=p['shared_memory'], **expiry)
+                                      shared_memory=p['shared_memory'],
+                                      deadline=self._next_expiry, on_deadline=self._expire)
         else:
             self.tensors = FrameInput(self, kind=SHARD_TENSORS, topic=input_topic,
                                       profile='tensors', handle=self._on_shard_tensor,
-                                      shared_memory=False, **expiry)
+                                      shared_memory=False, deadline=self._next_expiry,
+                                      on_deadline=self._expire)
         self._report()
         where = ('detections' if self._last else
                  f"'{self._runner.outputs[0].name}' to '{self._shard_output.topic}' as "
@@ -423,6 +423,8 @@ class ShardRelayNode(EdgeInferNode):
                 return
 
     def _next_expiry(self) -> float | None:
+        if self._monitor is None:
+            return None  # no fallback, nothing to wait for
         with self._lock:
             return self._monitor.next_expiry()
 

@@ -45,7 +45,8 @@ import time
 from typing import Sequence
 import uuid
 
-__all__ = ['Host', 'HostsUnavailable', 'SimulatedHosts', 'hosts_available']
+__all__ = ['Host', 'HostsUnavailable', 'SimulatedHosts', 'behind_door', 'hosts_available',
+           'pid_in_host']
 
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWNET = 0x40000000
@@ -98,10 +99,6 @@ class Host:
         """Return the command line that runs ``argv`` inside this host."""
         return [sys.executable, '-m', 'edge_infer.tools.hosts', 'enter',
                 '--target', str(self.init_pid), '--cwd', os.getcwd(), '--', *argv]
-
-    def run(self, argv: Sequence[str], **options: object) -> subprocess.CompletedProcess:
-        """Run ``argv`` inside this host to its end (``subprocess.run`` options)."""
-        return subprocess.run(self.command(argv), **options)
 
     def cut(self) -> None:
         """Cut the host's cable at the switch: no packet in or out."""
@@ -261,6 +258,23 @@ def _descendant_in_other_pid_namespace(pid: int) -> int:
             continue
         pending += [int(child) for child in children]
     raise HostsUnavailable(f'no process of a PID namespace of its own under {pid}')
+
+
+def behind_door(door_pid: int) -> int:
+    """
+    Return the PID (as seen here) of the program a door to a host started.
+
+    :meth:`Host.command` runs ``enter``, which forks the program into the host: to
+    signal the program itself (``kill -9`` a node), signal this PID, not the door's.
+    """
+    return int(Path(f'/proc/{door_pid}/task/{door_pid}/children').read_text().split()[0])
+
+
+def pid_in_host(pid: int) -> int:
+    """Return the PID that process ``pid`` has inside its own PID namespace."""
+    status = Path(f'/proc/{pid}/status').read_text()
+    (line,) = [line for line in status.splitlines() if line.startswith('NSpid:')]
+    return int(line.split()[-1])
 
 
 def _setns(descriptor: int, kind: int) -> None:

@@ -31,12 +31,13 @@ import struct
 from typing import Any, Callable, NamedTuple
 
 from edge_infer.core.frames import always_intact, ImageFrame, TensorFrame
-from edge_infer.core.image import image_from_buffer, image_layout
+from edge_infer.core.image import image_from_buffer
 from edge_infer.core.latency import Stage
 from edge_infer.core.preprocess import Geometry
 from edge_infer.core.tensors import tensor_from_fields
 from edge_infer.transport.binary import BinaryReader, BinaryWriter, DescriptionError
 from edge_infer.transport.ring import RingSlot
+import numpy as np
 
 __all__ = ['ImageDescription', 'TensorDescription', 'describe_image', 'describe_tensor',
            'image_frame_from_description', 'read_image_description',
@@ -86,11 +87,11 @@ def _read_slot(data: bytes, what: str) -> tuple[RingSlot, int, BinaryReader]:
             stamp_ns, reader)
 
 
-def describe_image(slot: RingSlot, frame: ImageFrame) -> bytes:
-    """Describe ``frame``, whose pixels (unpadded, little-endian) lie in ``slot``."""
-    _, layout = image_layout(frame.image, frame.encoding)
+def describe_image(slot: RingSlot, frame: ImageFrame, pixels: np.ndarray) -> bytes:
+    """Describe ``frame``, whose ``pixels`` (unpadded, little-endian) lie in ``slot``."""
+    height, width = pixels.shape[:2]
     writer = _slot_writer(slot, frame.stamp_ns)
-    writer.packed(_IMAGE, layout.height, layout.width, layout.step)
+    writer.packed(_IMAGE, height, width, pixels.nbytes // height)
     return writer.text(frame.frame_id).text(frame.encoding).getvalue()
 
 
@@ -119,11 +120,11 @@ def image_frame_from_description(description: ImageDescription, pixels: Any, *,
         frame_id=description.frame_id, intact=intact)
 
 
-def describe_tensor(slot: RingSlot, frame: TensorFrame) -> bytes:
-    """Describe ``frame``, whose tensor (C order, little-endian) lies in ``slot``."""
+def describe_tensor(slot: RingSlot, frame: TensorFrame, payload: np.ndarray) -> bytes:
+    """Describe ``frame``, whose tensor (C order, little-endian: ``payload``) lies in ``slot``."""
     writer = _slot_writer(slot, frame.stamp_ns).text(frame.frame_id).text(frame.layout)
-    writer.text(frame.tensor.dtype.name).number('u8', frame.tensor.ndim)
-    for dimension in frame.tensor.shape:
+    writer.text(payload.dtype.name).number('u8', payload.ndim)
+    for dimension in payload.shape:
         writer.number('u32', dimension)
     geometry = frame.geometry
     writer.number('u32', geometry.source_width).number('u32', geometry.source_height)

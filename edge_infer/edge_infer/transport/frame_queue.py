@@ -34,7 +34,7 @@ from collections import deque
 import os
 import queue
 import threading
-from typing import Generic, TypeVar
+from typing import Callable, Generic, TypeVar
 
 __all__ = ['FrameQueue', 'HANDOVER_TIMEOUT_S']
 
@@ -47,13 +47,18 @@ HANDOVER_TIMEOUT_S = 0.002
 class FrameQueue(Generic[ItemT]):
     """Up to ``depth`` frames between threads, oldest pushed out first; one consumer."""
 
-    def __init__(self, *, depth: int = 1, handover_timeout: float = HANDOVER_TIMEOUT_S) -> None:
+    def __init__(self, *, depth: int = 1, handover_timeout: float = HANDOVER_TIMEOUT_S,
+                 overflow: Callable[[ItemT], ItemT] | None = None) -> None:
         """
         Create an empty queue.
 
         :param depth: most frames waiting; 0 keeps every frame (a keep-all queue); the
             consumer's owner may change it (:attr:`depth`) before frames come.
         :param handover_timeout: longest wait (s) for an idle consumer to take a frame.
+        :param overflow: keep the frames pushed out, as it gives them back (without their
+            payload, say), and hand them to the consumer in order before the frames
+            waiting, so that it counts each one in turn; without it, :meth:`put` returns
+            them to the producer.
         """
         if depth < 0:
             raise ValueError(f'a frame queue depth cannot be negative, got {depth}')
@@ -61,6 +66,8 @@ class FrameQueue(Generic[ItemT]):
         self._handover_timeout = handover_timeout
         self._lock = threading.Lock()
         self._items: deque[ItemT] = deque()
+        self._overflow = overflow
+        self._pushed_out: list[ItemT] = []
         self._wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self._signalled = False
         self._idle = False
@@ -73,7 +80,7 @@ class FrameQueue(Generic[ItemT]):
 
     def put(self, item: ItemT) -> list[ItemT]:
         """
-        Offer ``item``; return the frames it pushed out, oldest first.
+        Offer ``item``; return the frames it pushed out, oldest first (none with ``overflow``).
 
         A closed queue refuses the item and returns ``[item]``.
         """
@@ -84,6 +91,9 @@ class FrameQueue(Generic[ItemT]):
             pushed_out = []
             while self.depth and len(self._items) > self.depth:
                 pushed_out.append(self._items.popleft())
+            if self._overflow is not None:
+                self._pushed_out += map(self._overflow, pushed_out)
+                pushed_out = []
             wake, self._signalled = not self._signalled, True
             idle = self._idle
         if wake:
@@ -101,10 +111,9 @@ class FrameQueue(Generic[ItemT]):
             self._idle = not self._items
 
     def take(self) -> list[ItemT]:
-        """Remove and return every frame waiting, oldest first (the consumer's call)."""
+        """Remove and return every frame waiting (and kept overflow), oldest first."""
         with self._lock:
-            items = list(self._items)
-            self._items.clear()
+            items = self._drain()
             acknowledge = self._idle and bool(items)
             self._idle = False
             if self._signalled and not self.closed:
@@ -121,9 +130,15 @@ class FrameQueue(Generic[ItemT]):
         """Wake the consumer for good; return the frames left untaken."""
         with self._lock:
             self.closed = True
-            items = list(self._items)
-            self._items.clear()
+            items = self._drain()
         os.eventfd_write(self._wake, 1)
+        return items
+
+    def _drain(self) -> list[ItemT]:
+        # Called with the lock held: what was pushed out came before what waits.
+        items = [*self._pushed_out, *self._items]
+        self._pushed_out.clear()
+        self._items.clear()
         return items
 
     def release(self) -> None:

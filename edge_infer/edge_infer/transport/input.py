@@ -132,13 +132,13 @@ class FrameInput(Generic[FrameT]):
         self.standard_topic = self.numbered_topic = topic
         self._using_numbered = True
         self._subscription: Any = None
-        self._queue: FrameQueue[_Arrival] = FrameQueue()
+        # Frames pushed out stay in the queue without their payload: still to be counted,
+        # in order, by the worker.
+        self._queue: FrameQueue[_Arrival] = FrameQueue(
+            overflow=lambda arrival: arrival._replace(payload=None))
         # The queue's depth in frames (0: all), as the subscription's QoS keeps them.
         self._keep = 1
-        # Frames pushed out of the queue, still to be counted by the worker.
-        self._pushed_out: list[_Arrival] = []
         self._lock = threading.Lock()
-        self._closed = False
         self._tracker = SequenceTracker()
         self._links: dict[str, _Link] = {}
         # A snapshot of the linked publishers, for the executor thread to read.
@@ -163,16 +163,10 @@ class FrameInput(Generic[FrameT]):
         self._put(_Arrival(IN_PROCESS, publisher, sequence, frame))
 
     def _put(self, arrival: _Arrival) -> None:
-        pushed_out = self._queue.put(arrival)
-        if not pushed_out:
-            return
-        with self._lock:
-            if not self._closed:
-                self._pushed_out.extend(a._replace(payload=None) for a in pushed_out)
-                return
-        # Refused by the closed queue: the input has stopped.
-        self._counters.receive(len(pushed_out))
-        self._counters.drop(STOPPED, len(pushed_out))
+        if self._queue.put(arrival):
+            # Refused: the input has stopped, and this frame is newer than any it counted.
+            self._counters.receive()
+            self._counters.drop(STOPPED)
 
     # -- DDS -----------------------------------------------------------------------
 
@@ -242,10 +236,7 @@ class FrameInput(Generic[FrameT]):
                 for key, _ in events:
                     if isinstance(key.data, _Link):
                         arrivals += self._from_link(key.data, selector)
-                queued = self._queue.take()
-                with self._lock:
-                    pushed_out, self._pushed_out = self._pushed_out, []
-                self._process(pushed_out + queued + arrivals)
+                self._process(self._queue.take() + arrivals)
                 self._link_wanted(selector)
                 self._run_deadline()
         finally:
@@ -414,15 +405,13 @@ class FrameInput(Generic[FrameT]):
 
     def close(self) -> None:
         """Take no more frames, once the one in hand is handled; count those left."""
-        with self._lock:
-            self._closed = True
-            left = self._queue.close() + self._pushed_out
-            self._pushed_out = []
-        if left:
-            self._counters.receive(len(left))
-            self._counters.drop(STOPPED, len(left))
+        left = self._queue.close()
         if self._thread is threading.current_thread():
             return
         if self._thread.is_alive():
             self._thread.join()
+        # Counted as the worker would have, numbers and all (its thread has ended).
+        for arrival in left:
+            if self._count(arrival):
+                self._counters.drop(STOPPED)
         self._queue.release()

@@ -55,8 +55,8 @@ class SharedMemoryCodec(Generic[FrameT]):
 
     #: The array that goes into the ring (C order, little-endian).
     payload: Callable[[FrameT], Any]
-    #: ``(slot, frame)`` -> the description sent over the announcement link.
-    describe: Callable[[RingSlot, FrameT], bytes]
+    #: ``(slot, frame, payload)`` -> the description sent over the announcement link.
+    describe: Callable[[RingSlot, FrameT, Any], bytes]
     #: Description bytes -> the slot and what ``frame`` needs besides the payload;
     #: raises ``DescriptionError``.
     read: Callable[[bytes], tuple[RingSlot, Any]]

@@ -199,7 +199,8 @@ class FrameOutput(Generic[FrameT]):
     def _announce(self, frame: FrameT, sequence: int) -> bool:
         codec = self._kind.shared_memory
         try:
-            slot = self._ring.write(codec.payload(frame), sequence=sequence)
+            payload = codec.payload(frame)
+            slot = self._ring.write(payload, sequence=sequence)
         except OSError as error:
             # No memory for a larger ring: subscribers get the frames over DDS.
             self._node.get_logger().error(
@@ -207,7 +208,7 @@ class FrameOutput(Generic[FrameT]):
                 f'now on: {error}')
             self._close_shortcut()
             return False
-        if self._link.announce(codec.describe(slot, frame), self._ring) > 0:
+        if self._link.announce(codec.describe(slot, frame, payload), self._ring) > 0:
             self.sent['shared_memory'] += 1
             return True
         return False

@@ -86,7 +86,3 @@ class SequenceTracker:
         if len(self._last) > MAX_PUBLISHERS:
             self._last.popitem(last=False)
         return 0 if last is None else sequence - last.sequence - 1
-
-    def forget(self, publisher: str) -> None:
-        """Forget ``publisher`` (it is gone); its next frame starts afresh."""
-        self._last.pop(publisher, None)
