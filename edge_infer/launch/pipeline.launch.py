@@ -20,18 +20,18 @@ config/pipeline.yaml), namespace (of all nodes and topics, for example a robot's
 detector_input ('tensor': separate preprocess node; 'image': the detector
 preprocesses), with_control (start the follow-person control example) and with_monitor
 (start the monitor that prints detections and latency), dds_profile
-('shared_memory', 'local', 'large_data' or 'none', see edge_infer.bringup) and composed
+('shared_memory', 'local', 'large_data' or 'none', see edge_infer.bringup.plan) and composed
 (true: camera, preprocess and detector, and the control example, in one process that
 hands frames over in memory and still publishes every topic for outside subscribers).
 
-Which nodes run is decided by edge_infer.bringup.pipeline_nodes, which the tests check.
+Which nodes run is decided by edge_infer.bringup.plan.pipeline_nodes, which the tests check.
 """
 
 import os
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
-from edge_infer.bringup import (
+from edge_infer.bringup.plan import (
     dds_environment, DDS_PROFILES, launch_nodes, parse_flag, pipeline_nodes)
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction

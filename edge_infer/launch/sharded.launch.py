@@ -26,14 +26,14 @@ this machine), inputs ('camera', 'image' or 'tensor': what feeds shard 0), names
 params_file (default config/pipeline.yaml), with_monitor and dds_profile (as in
 pipeline.launch.py; between machines use 'shared_memory' or 'large_data', not 'local').
 
-Which nodes run is decided by edge_infer.bringup.sharded_nodes, which the tests check.
+Which nodes run is decided by edge_infer.bringup.plan.sharded_nodes, which the tests check.
 """
 
 import os
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
-from edge_infer.bringup import (
+from edge_infer.bringup.plan import (
     dds_environment, DDS_PROFILES, launch_nodes, parse_flag, SHARDED_INPUTS, sharded_nodes)
 from edge_infer.sharding.layout import load_layout
 from launch import LaunchContext, LaunchDescription

@@ -22,7 +22,8 @@ where only the ROS-free part of the package is installed.
 from pathlib import Path
 from typing import Any, Iterator
 
-from edge_infer.core.models import fetch_bundled_models, model_dir
+from edge_infer.core.models import model_dir
+from edge_infer.preparation.bundled import fetch_bundled_models
 import pytest
 
 
@@ -60,5 +61,5 @@ def probe(ros_context: None) -> Iterator[Any]:
 @pytest.fixture(scope='session')
 def sample_bags(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Write the sample bags once per test run; return them by name."""
-    from edge_infer.tools.sample_bags import make_sample_bags
+    from edge_infer.data.sample_bags import make_sample_bags
     return {path.name: path for path in make_sample_bags(tmp_path_factory.mktemp('bags'))}

@@ -27,10 +27,10 @@ import threading
 import time
 from typing import Any, Callable
 
+from edge_infer.bringup.processes import node_environment
 from edge_infer.core.stats import DIAGNOSTICS_HARDWARE_ID
 from edge_infer.nodes.base import STOPPED_MESSAGE
 from edge_infer.nodes.conversions import node_counters
-from edge_infer.tools.processes import node_environment
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile

@@ -14,8 +14,8 @@
 
 """Drawing detections for people to look at."""
 
-from edge_infer.core.annotate import annotate, fit
-from edge_infer.core.detector import Detection
+from edge_infer.core.detections import Detection
+from edge_infer.data.annotate import annotate, fit
 import numpy as np
 
 

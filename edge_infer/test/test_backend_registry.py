@@ -28,13 +28,14 @@ import sys
 import textwrap
 from typing import Iterator
 
-from edge_infer.backends import (
-    BackendError, create_backend, describe_backends, ENTRY_POINT_GROUP, load_with_fallback,
-    parse_backend_list, refresh_backends, register_backend, registry_problems)
+from edge_infer.backends.base import BackendError
+from edge_infer.backends.registry import (
+    create_backend, describe_backends, ENTRY_POINT_GROUP, load_with_fallback, parse_backend_list,
+    refresh_backends, register_backend, registry_problems)
 from edge_infer.core.cards import load_card
-from edge_infer.core.detector import Detector
 from edge_infer.core.params import ParameterError, validate_all
 from edge_infer.core.preprocess import Preprocessor
+from edge_infer.inference.detector import Detector
 import numpy as np
 import onnxruntime
 import psutil
@@ -361,8 +362,8 @@ def test_a_runtime_that_is_not_installed_is_probed_not_loaded(
 
 def run_detector(overrides: dict, *, params: dict | None = None,
                  tmp_path: Path | None = None, wait_for: str = '') -> tuple[int | None, str]:
-    from edge_infer.bringup import NodeSpec
-    from edge_infer.tools.processes import NodeGroup
+    from edge_infer.bringup.plan import NodeSpec
+    from edge_infer.bringup.processes import NodeGroup
     import yaml
     params_file = None
     if params is not None:

@@ -17,8 +17,9 @@
 from pathlib import Path
 import sys
 
-from edge_infer.backends import (
-    available_backends, Backend, BackendError, create_backend, default_backend_for_format)
+from edge_infer.backends.base import Backend, BackendError
+from edge_infer.backends.registry import (
+    available_backends, create_backend, default_backend_for_format)
 from edge_infer.core.cards import load_card
 from edge_infer.core.preprocess import Preprocessor
 import numpy as np

@@ -20,14 +20,14 @@ from itertools import islice
 from pathlib import Path
 import sqlite3
 
-from edge_infer.core.bags import (
+from edge_infer.core.cards import load_card
+from edge_infer.core.qos import QosSpec
+from edge_infer.data.bags import (
     BagError, BagReader, BagTopic, BagWriter, MessageTypes, plan_replay, replay_qos,
     SkippedMessage)
-from edge_infer.core.cards import load_card
-from edge_infer.core.detector import Detector
-from edge_infer.core.qos import QosSpec
-from edge_infer.tools.sample_bags import (
+from edge_infer.data.sample_bags import (
     load_ground_truth, make_sample_bags, sample_frames, truth_path)
+from edge_infer.inference.detector import Detector
 from edge_infer_msgs.msg import Detection, DetectionArray
 import numpy as np
 from photo_truth import iou, PERSON_BOXES
@@ -327,5 +327,5 @@ def test_default_model_finds_the_people_of_the_ground_truth(bundled_model_dir: P
 
 
 def test_person_boxes_of_the_tool_match_the_tests_photo_truth() -> None:
-    from edge_infer.tools import sample_bags
+    from edge_infer.data import sample_bags
     assert sample_bags.PERSON_BOXES == PERSON_BOXES

@@ -32,8 +32,8 @@ from typing import Any
 
 import cv2
 from edge_infer.benchmarks.process_stats import ProcessSampler
+from edge_infer.bringup.hosts import hosts_available
 from edge_infer.tools import benchmark
-from edge_infer.tools.hosts import hosts_available
 from node_harness import isolate_ros_graph, TEST_DOMAIN_ID
 import pytest
 

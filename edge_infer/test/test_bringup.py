@@ -17,7 +17,7 @@
 from pathlib import Path
 from xml.etree import ElementTree
 
-from edge_infer.bringup import dds_environment, NodeSpec, parse_flag, pipeline_nodes
+from edge_infer.bringup.plan import dds_environment, NodeSpec, parse_flag, pipeline_nodes
 from launch_harness import launched_nodes, PACKAGE_DIR
 import pytest
 import yaml

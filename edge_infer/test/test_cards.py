@@ -22,6 +22,7 @@ import zipfile
 
 from edge_infer.core import models
 from edge_infer.core.cards import bundled_card_names, CardError, load_card, parse_card
+from edge_infer.preparation import bundled
 from edge_infer.tools import cli
 import pytest
 import yaml
@@ -222,7 +223,7 @@ def test_fetch_refuses_a_member_with_the_wrong_hash(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(subprocess, 'run', fake_pip(
         {pose.member: b'tampered', face.member: b'tampered'}, calls))
     with pytest.raises(models.ModelHashError, match='sha256 mismatch for mediapipe==0.10.21'):
-        models.fetch_bundled_models(dest=tmp_path, progress=lambda message: None)
+        bundled.fetch_bundled_models(dest=tmp_path, progress=lambda message: None)
     assert not (tmp_path / 'pose_detection.tflite').exists()
     command = calls[0]
     assert 'mediapipe==0.10.21' in command and '--no-deps' in command
@@ -237,7 +238,7 @@ def test_fetch_is_idempotent(bundled_model_dir: Path, monkeypatch: pytest.Monkey
     calls: list[list[str]] = []
     monkeypatch.setattr(subprocess, 'run', fake_pip({}, calls))
     messages: list[str] = []
-    paths = models.fetch_bundled_models(dest=tmp_path, progress=messages.append)
+    paths = bundled.fetch_bundled_models(dest=tmp_path, progress=messages.append)
     assert calls == []
     assert sorted(path.name for path in paths) == ['face_detection_short_range.onnx',
                                                    'pose_detection.onnx',
@@ -253,7 +254,7 @@ def test_fetch_extracts_and_converts(bundled_model_dir: Path, monkeypatch: pytes
                face.member: (bundled_model_dir / face.member_name).read_bytes()}
     calls: list[list[str]] = []
     monkeypatch.setattr(subprocess, 'run', fake_pip(members, calls))
-    models.fetch_bundled_models(dest=tmp_path, progress=lambda message: None)
+    bundled.fetch_bundled_models(dest=tmp_path, progress=lambda message: None)
     assert len(calls) == 1
     assert hashlib.sha256((tmp_path / 'pose_detection.tflite').read_bytes()).hexdigest() \
         == pose.sha256

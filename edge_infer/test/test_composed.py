@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from builtin_interfaces.msg import Time
-from edge_infer.bringup import COMPOSED, composed_parameters, NodeSpec, pipeline_nodes
+from edge_infer.bringup.plan import COMPOSED, composed_parameters, NodeSpec, pipeline_nodes
+from edge_infer.bringup.processes import NodeGroup
+from edge_infer.data.samples import write_sample_photos
 from edge_infer.nodes.conversions import node_counters
-from edge_infer.tools.processes import NodeGroup
-from edge_infer.tools.samples import write_sample_photos
 from edge_infer.transport.input import SUPERSEDED
 from edge_infer_msgs.msg import DetectionArray, Tensor
 from node_harness import final_reports, Probe, wait_for_diagnostic

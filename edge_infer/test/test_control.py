@@ -12,13 +12,13 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Tests for the follow-the-target control law in edge_infer.core.control."""
+"""Tests for the follow-the-target control law in edge_infer.control.follow."""
 
 import math
 
-from edge_infer.core.control import Command
-from edge_infer.core.control import DetectionView
-from edge_infer.core.control import FollowController
+from edge_infer.control.follow import Command
+from edge_infer.control.follow import DetectionView
+from edge_infer.control.follow import FollowController
 import pytest
 
 WIDTH = 640

@@ -15,7 +15,7 @@
 """Tensors and messages: conversions in both directions, and bad payloads."""
 
 from builtin_interfaces.msg import Time
-from edge_infer.core.detector import Detection
+from edge_infer.core.detections import Detection
 from edge_infer.core.frames import ImageFrame, TensorFrame
 from edge_infer.core.image import ImageFormatError
 from edge_infer.core.latency import Stage

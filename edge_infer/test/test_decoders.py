@@ -22,7 +22,7 @@ from edge_infer.core.cards import (
 from edge_infer.core.decoders import (
     create_decoder, DecoderError, generate_ssd_anchors, recognise_yolo_output,
     SsdAnchorDecoder, YoloV5Decoder, YoloV8Decoder)
-from edge_infer.core.detector import Detector
+from edge_infer.inference.detector import Detector
 import numpy as np
 import pytest
 import yaml

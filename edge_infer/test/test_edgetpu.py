@@ -32,11 +32,12 @@ import subprocess
 import sys
 
 from ai_edge_litert import schema_py_generated as schema
-from edge_infer.backends import (available_backends, backend_class, BackendError,
-                                 create_backend, load_with_fallback)
+from edge_infer.backends.base import BackendError
 from edge_infer.backends.edgetpu import (EDGETPU_CUSTOM_OP, edgetpu_library_name,
                                          EdgeTpuBackend, is_compiled_for_edgetpu,
                                          list_edge_tpus)
+from edge_infer.backends.registry import (
+    available_backends, backend_class, create_backend, load_with_fallback)
 from edge_infer.core.cards import load_card
 from edge_infer.core.models import model_path
 import numpy as np
@@ -162,10 +163,10 @@ void edgetpu_free_devices(struct edgetpu_device* devices) { free(devices); }
 """
 
 CHILD = """
-import sys
-from pathlib import Path
-from edge_infer.backends import BackendError
+from edge_infer.backends.base import BackendError
 from edge_infer.backends.edgetpu import EdgeTpuBackend, list_edge_tpus
+from pathlib import Path
+import sys
 print([(device.name, device.path) for device in list_edge_tpus()])
 print(EdgeTpuBackend.probe())
 try:

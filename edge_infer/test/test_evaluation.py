@@ -16,8 +16,8 @@
 
 import json
 
-from edge_infer.core.detector import Detection
-from edge_infer.core.evaluation import (
+from edge_infer.core.detections import Detection
+from edge_infer.data.evaluation import (
     AccountingError, box_iou, evaluate, format_accounting, format_report, FrameAccounting,
     GroundTruthBox)
 import pytest

@@ -27,13 +27,13 @@ import signal
 import time
 from typing import Iterator
 
-from edge_infer.bringup import NodeSpec
+from edge_infer.bringup.plan import NodeSpec
+from edge_infer.bringup.processes import NodeGroup
+from edge_infer.data.samples import write_sample_photos
 from edge_infer.nodes import base
 from edge_infer.nodes.base import (
     DIAGNOSTICS_PERIOD_S, EVENTS, EXECUTOR_ENV, executor_kind, SINGLE, StartupError)
 from edge_infer.nodes.conversions import node_counters
-from edge_infer.tools.processes import NodeGroup
-from edge_infer.tools.samples import write_sample_photos
 from node_harness import Probe, wait_for_diagnostic
 import pytest
 from rclpy.node import Node

@@ -15,7 +15,7 @@
 """
 The pipeline spread over hosts: network namespaces with their own /dev/shm and PIDs.
 
-Each test makes its hosts (``edge_infer.tools.hosts``), runs real node processes in
+Each test makes its hosts (``edge_infer.bringup.hosts``), runs real node processes in
 them over real DDS on a LAN of their own, watches through a collector on one of them,
 and removes everything at the end. Needs root; skipped with the reason elsewhere.
 """
@@ -29,11 +29,11 @@ import time
 from typing import Any, Iterator
 
 from edge_infer.benchmarks.collector import CollectorProcess, node_values, results_from
-from edge_infer.bringup import NodeSpec, pipeline_nodes, sharded_nodes
+from edge_infer.bringup.hosts import behind_door, hosts_available, pid_in_host, SimulatedHosts
+from edge_infer.bringup.plan import NodeSpec, pipeline_nodes, sharded_nodes
+from edge_infer.bringup.processes import config_dir, node_environment, NodeGroup
+from edge_infer.data.samples import write_sample_photos
 from edge_infer.sharding.layout import load_layout, parse_layout, save_layout
-from edge_infer.tools.hosts import behind_door, hosts_available, pid_in_host, SimulatedHosts
-from edge_infer.tools.processes import config_dir, node_environment, NodeGroup
-from edge_infer.tools.samples import write_sample_photos
 import pytest
 
 UNAVAILABLE = hosts_available()

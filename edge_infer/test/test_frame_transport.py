@@ -29,11 +29,11 @@ import socket
 import threading
 import time
 
-from edge_infer.bringup import NodeSpec, pipeline_nodes
+from edge_infer.bringup.plan import NodeSpec, pipeline_nodes
+from edge_infer.bringup.processes import NodeGroup
 from edge_infer.core.frames import ImageFrame
+from edge_infer.data.samples import write_sample_photos
 from edge_infer.nodes.base import EdgeInferNode
-from edge_infer.tools.processes import NodeGroup
-from edge_infer.tools.samples import write_sample_photos
 from edge_infer.transport.binary import BinaryWriter
 from edge_infer.transport.input import FrameInput
 from edge_infer.transport.kinds import IMAGES

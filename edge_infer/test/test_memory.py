@@ -23,8 +23,8 @@ import pytest
 # field holds, and a numpy copy out of it; prints the page faults that cost.
 FRAMES = """
 import array, resource, sys
-import numpy as np
 from edge_infer.core.memory import keep_frame_buffers_mapped
+import numpy as np
 if sys.argv[1] == 'tuned':
     assert keep_frame_buffers_mapped()
 image = np.ones((480, 640, 3), np.uint8)

@@ -19,10 +19,11 @@ from pathlib import Path
 import time
 
 import cv2
-from edge_infer.backends import BackendError
+from edge_infer.backends.base import BackendError
 from edge_infer.core.cards import load_card
-from edge_infer.core.detector import Detection, Detector, DetectorError, InputMismatchError
+from edge_infer.core.detections import Detection
 from edge_infer.core.models import ModelNotFoundError
+from edge_infer.inference.detector import Detector, DetectorError, InputMismatchError
 import numpy as np
 from photo_truth import ASTRONAUT_FACE, Box, iou, NO_PEOPLE, PERSON_BOXES
 import pytest

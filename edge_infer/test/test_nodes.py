@@ -29,10 +29,10 @@ from typing import Any
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
-from edge_infer.bringup import NodeSpec, pipeline_nodes
+from edge_infer.bringup.plan import NodeSpec, pipeline_nodes
+from edge_infer.bringup.processes import NodeGroup
 from edge_infer.core.models import model_dir
-from edge_infer.tools.processes import NodeGroup
-from edge_infer.tools.samples import write_sample_photos
+from edge_infer.data.samples import write_sample_photos
 from edge_infer_msgs.msg import Detection, DetectionArray, ModelInfo, Tensor
 from geometry_msgs.msg import Twist
 from node_harness import (

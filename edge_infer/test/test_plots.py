@@ -17,8 +17,8 @@
 from pathlib import Path
 
 import cv2
-from edge_infer.core import plots
 from edge_infer.core.latency import breakdown, Stage, summarise
+from edge_infer.data import plots
 import numpy
 import pytest
 

@@ -33,9 +33,11 @@ import sys
 
 import cv2
 from edge_infer.core.cards import load_card
-from edge_infer.core.detector import Detection, Detector
-from edge_infer.core.evaluation import box_iou
+from edge_infer.core.detections import Detection
 from edge_infer.core.models import locate_model, ModelHashError, sha256_file
+from edge_infer.data.evaluation import box_iou
+from edge_infer.data.samples import sample_photo
+from edge_infer.inference.detector import Detector
 from edge_infer.preparation.compare import agreement, compare_models, format_comparison
 from edge_infer.preparation.derive import PreparationError, resolve_source
 from edge_infer.preparation.fp16 import convert_to_fp16, prepare_fp16
@@ -43,7 +45,6 @@ from edge_infer.preparation.quantize import (
     calibration_images, head_nodes, prepare_int8, preprocess_images, quantize_int8,
     sample_images)
 from edge_infer.preparation.yolo_card import write_yolo_card
-from edge_infer.tools.samples import sample_photo
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper, TensorProto

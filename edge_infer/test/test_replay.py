@@ -27,10 +27,10 @@ import statistics
 import time
 
 from builtin_interfaces.msg import Time
-from edge_infer.bringup import NodeSpec
-from edge_infer.core.bags import BagReader
-from edge_infer.tools.processes import NodeGroup
-from edge_infer.tools.sample_bags import load_ground_truth
+from edge_infer.bringup.plan import NodeSpec
+from edge_infer.bringup.processes import NodeGroup
+from edge_infer.data.bags import BagReader
+from edge_infer.data.sample_bags import load_ground_truth
 from edge_infer_msgs.msg import DetectionArray
 from node_harness import (
     diagnostics_of, DIAGNOSTICS_SETTLE_S, Probe, wait_for_diagnostic)

@@ -18,8 +18,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from edge_infer.backends import BackendError, TensorSpec
-from edge_infer.bringup import sharded_nodes
+from edge_infer.backends.base import BackendError, TensorSpec
+from edge_infer.bringup.plan import sharded_nodes
 from edge_infer.core.cards import load_card
 from edge_infer.core.models import locate_model, sha256_file
 from edge_infer.sharding.layout import (

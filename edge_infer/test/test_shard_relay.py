@@ -29,12 +29,12 @@ import time
 from typing import Any, Iterator
 
 from edge_infer.benchmarks.shards import PhotoTensors
-from edge_infer.bringup import NodeSpec, sharded_nodes
-from edge_infer.core.detector import Detection
+from edge_infer.bringup.plan import NodeSpec, sharded_nodes
+from edge_infer.bringup.processes import config_dir, NodeGroup
+from edge_infer.core.detections import Detection
 from edge_infer.nodes.conversions import detections_from_msg
 from edge_infer.sharding.layout import Layout, load_layout, parse_layout, save_layout
 from edge_infer.sharding.wire import encode
-from edge_infer.tools.processes import config_dir, NodeGroup
 from edge_infer.transport.messages import fill_encoded_msg, time_to_ns
 from edge_infer_msgs.msg import DetectionArray, Tensor
 from node_harness import diagnostics_of, Probe, wait_for_diagnostic, warm_up

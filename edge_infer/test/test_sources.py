@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Tests for edge_infer.core.sources on real images and videos written to tmp_path."""
+"""Tests for edge_infer.data.sources on real images and videos written to tmp_path."""
 
 import itertools
 import logging
@@ -21,14 +21,14 @@ from pathlib import Path
 import time
 
 import cv2
-from edge_infer.core import sources
-from edge_infer.core.sources import Frame
-from edge_infer.core.sources import ImageFolderSource
-from edge_infer.core.sources import make_test_pattern
-from edge_infer.core.sources import open_source
-from edge_infer.core.sources import SourceError
-from edge_infer.core.sources import V4L2Source
-from edge_infer.core.sources import VideoFileSource
+from edge_infer.data import sources
+from edge_infer.data.sources import Frame
+from edge_infer.data.sources import ImageFolderSource
+from edge_infer.data.sources import make_test_pattern
+from edge_infer.data.sources import open_source
+from edge_infer.data.sources import SourceError
+from edge_infer.data.sources import V4L2Source
+from edge_infer.data.sources import VideoFileSource
 import numpy as np
 import pytest
 from skimage import data as skdata
@@ -147,7 +147,7 @@ def test_folder_skips_and_counts_unreadable_images(
         photo_folder: Path, photos, caplog: pytest.LogCaptureFixture) -> None:
     broken = photo_folder / 'b_001_broken.png'
     broken.write_bytes(b'\x89PNG truncated')
-    caplog.set_level(logging.WARNING, logger='edge_infer.core.sources')
+    caplog.set_level(logging.WARNING, logger='edge_infer.data.sources')
     with ImageFolderSource(path=photo_folder, loop=True, fps=1000.0) as source:
         frames = [source.read() for _ in range(9)]
         assert source.skipped_count == 1

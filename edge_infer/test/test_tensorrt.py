@@ -28,18 +28,21 @@ import shutil
 import sys
 from typing import Iterator
 
-from edge_infer.backends import BackendError, create_backend, load_with_fallback
+from edge_infer.backends import tensorrt_engines as engines
+from edge_infer.backends.base import BackendError
+from edge_infer.backends.registry import create_backend, load_with_fallback
 from edge_infer.backends.tensorrt import TensorRtBackend
-from edge_infer.core.cards import load_card
-from edge_infer.core.detector import Detection, Detector
-from edge_infer.core.models import locate_model
-from edge_infer.preparation import engines
-from edge_infer.preparation.engines import (
+from edge_infer.backends.tensorrt_engines import (
     build_engine, calibration_sha256, engine_cache_key, engine_facts,
     engine_metadata_mismatch, EngineError)
+from edge_infer.core.cards import load_card
+from edge_infer.core.detections import Detection
+from edge_infer.core.models import locate_model
+from edge_infer.data.samples import sample_photo, SAMPLE_PHOTOS
+from edge_infer.inference.detector import Detector
+from edge_infer.preparation.engines import compare_latency
 from edge_infer.preparation.quantize import (
     CardCalibrationReader, head_nodes, preprocess_images, quantize_int8, sample_images)
-from edge_infer.tools.samples import sample_photo, SAMPLE_PHOTOS
 import numpy as np
 from photo_truth import ASTRONAUT_FACE, iou
 import pytest
@@ -434,8 +437,8 @@ def test_int8_detections_match_onnxruntime(
 def test_latency_comparison_is_printed(engine_cache: Path, capsys: pytest.CaptureFixture
                                        ) -> None:
     lines: list[str] = []
-    results = engines.compare_latency(FACE, iterations=100, warmup=10,
-                                      cache_dir=engine_cache, output=lines.append)
+    results = compare_latency(FACE, iterations=100, warmup=10,
+                              cache_dir=engine_cache, output=lines.append)
     assert set(results) == {'onnxruntime', 'tensorrt fp16', 'tensorrt int8'}
     assert all(figure > 0 for figures in results.values() for figure in figures.values())
     with capsys.disabled():

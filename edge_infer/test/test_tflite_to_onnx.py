@@ -20,10 +20,12 @@ import shutil
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 from edge_infer.core.cards import load_card, ModelCard
-from edge_infer.core.detector import Detection, Detector
-from edge_infer.core.models import fetch_bundled_models, model_path, sha256_file
+from edge_infer.core.detections import Detection
+from edge_infer.core.models import model_path, sha256_file
+from edge_infer.data.samples import sample_photo, SAMPLE_PHOTOS
+from edge_infer.inference.detector import Detector
+from edge_infer.preparation.bundled import fetch_bundled_models
 from edge_infer.preparation.tflite_to_onnx import ConversionError, convert_tflite_to_onnx
-from edge_infer.tools.samples import sample_photo, SAMPLE_PHOTOS
 import numpy as np
 import onnxruntime
 from photo_truth import iou

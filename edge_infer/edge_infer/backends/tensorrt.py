@@ -16,7 +16,7 @@
 TensorRT backend: runs ``.onnx`` models through engines built for this GPU.
 
 ``load`` takes the ONNX file and looks up its cached engine
-(:mod:`edge_infer.preparation.engines`: keyed by the file's sha256, the
+(:mod:`edge_infer.backends.tensorrt_engines`: keyed by the file's sha256, the
 precision, the TensorRT version and the GPU).  A missing engine is built on the
 spot with ``build_missing=True`` (progress goes to the log, never silent), or
 refused with a message naming the command that builds it.  Inference uses
@@ -33,9 +33,11 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
 
+from edge_infer.backends import tensorrt_engines as engines
 from edge_infer.backends.base import _installed, Backend, BackendError, TensorSpec
 from edge_infer.backends.cuda_runtime import (
     CUDA_PYTHON_PACKAGE, CudaError, CudaMemory, device_facts, import_cudart)
+from edge_infer.backends.tensorrt_engines import PRECISIONS
 import numpy as np
 
 __all__ = ['TensorRtBackend']
@@ -89,7 +91,6 @@ class TensorRtBackend(Backend):
             logger at warning level, so that a build at start-up is always visible
         """
         super().__init__(threads=threads)
-        from edge_infer.preparation.engines import PRECISIONS
         if precision not in PRECISIONS:
             raise BackendError(f'tensorrt: unknown precision {precision!r}; choose one of '
                                f'{", ".join(PRECISIONS)}')
@@ -130,7 +131,6 @@ class TensorRtBackend(Backend):
                 f'(device {self._device}): {self._engine_path}')
 
     def _load(self, path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-        from edge_infer.preparation import engines
         if path.suffix.lower() != '.onnx':
             raise BackendError(f'tensorrt: {path} is not an ONNX model (.onnx); the backend '
                                'builds and caches engines from ONNX files')
@@ -139,7 +139,7 @@ class TensorRtBackend(Backend):
             cudart = import_cudart()
             self._gpu, _ = device_facts(cudart, self._device)
             self._memory = CudaMemory(cudart=cudart, device=self._device)
-            return self._open(self._find_or_build(engines, path))
+            return self._open(self._find_or_build(path))
         except (engines.EngineError, CudaError) as exc:
             self._release()
             raise BackendError(f'tensorrt: {exc}') from exc
@@ -147,7 +147,7 @@ class TensorRtBackend(Backend):
             self._release()
             raise
 
-    def _find_or_build(self, engines: Any, path: Path) -> Path:
+    def _find_or_build(self, path: Path) -> Path:
         try:
             return engines.find_engine(path, precision=self._precision,
                                        cache_dir=self._cache_dir, device=self._device)

@@ -13,12 +13,16 @@
 # limitations under the License.
 
 """
-Benchmarks of the edge_infer pipeline against a bare loop and a tutorial-style baseline.
+Benchmarks: the pipeline against a tutorial-style baseline, hop by hop.
 
-The modules here run as separate processes started by ``edge_infer benchmark``
-(:mod:`edge_infer.tools.benchmark`): ``python -m edge_infer.benchmarks.naive`` (the
-baseline's nodes), ``python -m edge_infer.benchmarks.collector`` (the subscriber that
-measures end-to-end latency) and ``python -m edge_infer.benchmarks.transport`` (one
-hop of an image between two processes). :mod:`~edge_infer.benchmarks.process_stats`
-samples their CPU and memory use.
+``run`` plans and runs ``edge_infer benchmark`` (the verb in
+:mod:`edge_infer.tools.benchmark` only parses its arguments) and ``report`` prints and
+plots what it measured. The other modules run as processes it starts: ``naive`` (the
+baseline's nodes), ``collector`` (the subscriber that measures end-to-end latency),
+``transport`` (one hop of an image between two processes), ``shards`` and ``fallback``
+(the shard relay); ``process_stats`` samples their CPU and memory and ``handoff`` times
+the in-process hand-over.
+
+May import: core, backends, inference, data, control, preparation, sharding, transport,
+nodes, bringup.
 """

@@ -38,12 +38,12 @@ import time
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
 from diagnostic_msgs.msg import DiagnosticArray
-from edge_infer.bringup import NodeSpec
+from edge_infer.bringup.hosts import Host
+from edge_infer.bringup.plan import NodeSpec
+from edge_infer.bringup.processes import NodeProcess
 from edge_infer.core.latency import breakdown, Stage
 from edge_infer.nodes.base import qos_profile, run
 from edge_infer.nodes.conversions import node_counters
-from edge_infer.tools.hosts import Host
-from edge_infer.tools.processes import NodeProcess
 from edge_infer.transport.messages import stages_from_msgs, time_to_ns
 from edge_infer.transport.sequence import ImplausibleSequence, SequenceTracker
 from edge_infer_msgs.msg import DetectionArray

@@ -17,7 +17,7 @@ The shard relay's fallback across two hosts, under load: its bound per frame, it
 
 ``python -m edge_infer.benchmarks.fallback [--cycles 3] [--load 2] [--profile P]``
 
-The example layout's two shards run on two simulated hosts (``edge_infer.tools.hosts``,
+The example layout's two shards run on two simulated hosts (``edge_infer.bringup.hosts``,
 root only): camera, preprocess and shard 0 on 'robot', shard 1 on 'jetson'. Each cycle
 kills shard 1 with SIGKILL, starts it again, then cuts the jetson's link for a while
 and restores it; after each failure the first relay must complete frames itself, after
@@ -44,12 +44,12 @@ import time
 from typing import Any, Sequence
 
 from edge_infer.benchmarks.collector import CollectorProcess, node_values, results_from
-from edge_infer.bringup import sharded_nodes
+from edge_infer.bringup.hosts import behind_door, hosts_available, SimulatedHosts
+from edge_infer.bringup.plan import sharded_nodes
+from edge_infer.bringup.processes import config_dir, node_environment, NodeGroup
 from edge_infer.core.latency import percentiles
+from edge_infer.data.samples import write_sample_photos
 from edge_infer.sharding.layout import load_layout, parse_layout, save_layout
-from edge_infer.tools.hosts import behind_door, hosts_available, SimulatedHosts
-from edge_infer.tools.processes import config_dir, node_environment, NodeGroup
-from edge_infer.tools.samples import write_sample_photos
 
 WAIT_S = 60.0
 # Results in a row from one node that show the chain is (again) in that state.

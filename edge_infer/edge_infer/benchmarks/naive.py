@@ -21,7 +21,7 @@ keep last 10), Fast DDS with its default transports, pixels copied through Pytho
 lists (``msg.data = frame.flatten().tolist()``) and back through
 ``np.array(msg.data, dtype=np.uint8)``, a timer callback as the camera loop, and the
 results as a std_msgs/String holding JSON. The detector runs the same
-:class:`~edge_infer.core.detector.Detector` as the edge_infer nodes.
+:class:`~edge_infer.inference.detector.Detector` as the edge_infer nodes.
 
 ``python -m edge_infer.benchmarks.naive camera --ros-args -p folder:=DIR -p fps:=30.0``
 ``python -m edge_infer.benchmarks.naive detector --ros-args -p model:=pose_detection``
@@ -41,7 +41,7 @@ from typing import Sequence
 
 import cv2
 from edge_infer.core.cards import load_card
-from edge_infer.core.detector import Detector
+from edge_infer.inference.detector import Detector
 import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException

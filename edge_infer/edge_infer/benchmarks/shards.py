@@ -41,16 +41,17 @@ import time
 from typing import Any, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
-from edge_infer.bringup import NodeSpec, sharded_nodes
+from edge_infer.bringup.plan import NodeSpec, sharded_nodes
+from edge_infer.bringup.processes import config_dir, node_environment, NodeGroup
 from edge_infer.core.cards import load_card
-from edge_infer.core.detector import Detection, Detector
+from edge_infer.core.detections import Detection
 from edge_infer.core.latency import breakdown, percentiles, Stage, summarise
 from edge_infer.core.preprocess import Geometry, Preprocessor
+from edge_infer.data.samples import sample_photo, SAMPLE_PHOTOS
+from edge_infer.inference.detector import Detector
 from edge_infer.nodes.base import qos_profile
 from edge_infer.nodes.conversions import detections_from_msg, node_counters
 from edge_infer.sharding.layout import load_layout, parse_layout, save_layout
-from edge_infer.tools.processes import config_dir, node_environment, NodeGroup
-from edge_infer.tools.samples import sample_photo, SAMPLE_PHOTOS
 from edge_infer.transport.messages import (
     fill_tensor_msg, geometry_to_msg, ns_to_time, stage_to_msg, stages_from_msgs, time_to_ns)
 from edge_infer_msgs.msg import DetectionArray, Tensor

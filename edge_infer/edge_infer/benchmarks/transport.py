@@ -31,7 +31,7 @@ conversion (same host, same clock). Configurations:
 - ``dds``: the same with ``shared_memory`` off: the numbered image over DDS
   (``NumberedImage``, the 'images' QoS profile), filled from bytes and read as a
   zero-copy view, as a subscriber on another host gets it.
-- ``hosts``: the nodes as in ``shm``, run on two hosts (``edge_infer.tools.hosts``):
+- ``hosts``: the nodes as in ``shm``, run on two hosts (``edge_infer.bringup.hosts``):
   nothing links, the numbered images go over DDS with the robots' default profile.
 - ``naive``: as a tutorial writes it: pixels through Python lists (``tolist()`` and
   ``np.array(msg.data)``), rclpy's default depth 10 (reliable), ``rclpy.spin``.

@@ -12,4 +12,16 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""ROS-free core: images, preprocessing, decoding, model cards."""
+"""
+The inference core: images, preprocessing, model cards, decoders, NMS and detections.
+
+Everything a detector computes that does not depend on which runtime runs the model:
+camera images and their encodings (``image``), letterbox and normalisation
+(``preprocess``), model cards and where their files live (``cards``, ``models``), output
+decoders and non-maximum suppression (``decoders``, ``nms``), the detections they make
+(``detections``), frames as nodes pass them (``frames``, ``tensors``), and the plain data
+the upper layers share: latency stages, counters, named QoS profiles and parameter specs
+(``latency``, ``stats``, ``qos``, ``params``), and allocator settings (``memory``).
+
+May import: nothing of edge_infer (never rclpy).
+"""

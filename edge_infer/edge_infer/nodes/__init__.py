@@ -12,4 +12,14 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Thin rclpy node wrappers over the core."""
+"""
+The ROS 2 nodes: each wires topics, parameters and diagnostics to the layers below.
+
+``base`` is what every node shares (parameters from specs, named QoS, diagnostics, the
+ticker, clean shutdown); then one module per executable: ``camera``, ``preprocess``,
+``detector``, ``composed`` (all three in one process), ``shard_relay``, ``monitor``,
+``recorder``, ``replay`` and ``follow_person``. ``conversions`` turns detections and
+diagnostics into messages and back.
+
+May import: core, backends, inference, data, control, sharding, transport.
+"""

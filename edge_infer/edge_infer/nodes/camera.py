@@ -32,7 +32,7 @@ import time
 
 from edge_infer.core.frames import ImageFrame
 from edge_infer.core.params import ParameterSpec
-from edge_infer.core.sources import FrameSource, open_source, SourceError
+from edge_infer.data.sources import FrameSource, open_source, SourceError
 from edge_infer.nodes.base import (
     EdgeInferNode, main_for, SHARED_MEMORY_PARAMETER, StartupError)
 from edge_infer.transport.kinds import IMAGES

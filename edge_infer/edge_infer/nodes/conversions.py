@@ -28,7 +28,7 @@ from typing import Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
 from edge_infer.core.cards import ModelCard
-from edge_infer.core.detector import Detection
+from edge_infer.core.detections import Detection
 from edge_infer.core.stats import DIAGNOSTICS_HARDWARE_ID
 from edge_infer_msgs.msg import Detection as DetectionMsg
 from edge_infer_msgs.msg import DetectionArray, ModelInfo

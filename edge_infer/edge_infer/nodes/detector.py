@@ -29,16 +29,16 @@ import dataclasses
 import time
 from typing import Any, Callable, Sequence
 
-from edge_infer.backends import BackendError
+from edge_infer.backends.base import BackendError
 from edge_infer.backends.onnx_runtime import EXECUTION_MODES, GRAPH_OPTIMIZATIONS
 from edge_infer.core.cards import CardError, load_card, ModelCard
-from edge_infer.core.detector import Detector, DetectorError, resolve_backends
 from edge_infer.core.frames import always_intact, ImageFrame, TensorFrame
 from edge_infer.core.image import ImageFormatError, to_color
 from edge_infer.core.latency import Stage
 from edge_infer.core.models import ModelFileError
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.preprocess import Geometry
+from edge_infer.inference.detector import Detector, DetectorError, resolve_backends
 from edge_infer.nodes.base import (
     EdgeInferNode, main_for, SHARED_MEMORY_PARAMETER, StartupError)
 from edge_infer.nodes.conversions import detections_to_msgs, model_info_msg

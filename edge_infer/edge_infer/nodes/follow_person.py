@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 
-from edge_infer.core.control import Command, DetectionView, FollowController
+from edge_infer.control.follow import Command, DetectionView, FollowController
 from edge_infer.core.params import ParameterError, ParameterSpec
 from edge_infer.nodes.base import EdgeInferNode, main_for
 from edge_infer.transport.input import FrameInput

@@ -37,12 +37,12 @@ from typing import Any
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
-from edge_infer.core.annotate import annotate, fit
 from edge_infer.core.frames import ImageFrame
 from edge_infer.core.image import image_digest, ImageFormatError, to_color
 from edge_infer.core.latency import breakdown, summarise
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.stats import FrameCounters
+from edge_infer.data.annotate import annotate, fit
 from edge_infer.nodes.base import EdgeInferNode, main_for
 from edge_infer.nodes.conversions import detections_from_msg, node_counters
 from edge_infer.transport.input import FrameInput

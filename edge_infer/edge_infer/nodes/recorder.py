@@ -26,9 +26,9 @@ from __future__ import annotations
 from collections import Counter
 import time
 
-from edge_infer.core.bags import BagError, BagWriter, DISTROS, running_distro, STORAGES
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.qos import QosSpec
+from edge_infer.data.bags import BagError, BagWriter, DISTROS, running_distro, STORAGES
 from edge_infer.nodes.base import EdgeInferNode, main_for, StartupError
 from edge_infer.nodes.conversions import message_class
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy

@@ -15,7 +15,7 @@
 """
 Replay node: plays a rosbag2 bag (sqlite3 or MCAP) into the pipeline, like ``ros2 bag play``.
 
-Works without rosbag2: the bag is read with ``rosbags`` (:mod:`edge_infer.core.bags`)
+Works without rosbag2: the bag is read with ``rosbags`` (:mod:`edge_infer.data.bags`)
 and each message is published as serialized CDR, re-encoded only where the bag's
 definitions differ from the local ones. A dedicated thread sleeps until each message's
 send time (recorded spacing divided by ``rate``), so executor callbacks never delay
@@ -31,9 +31,9 @@ import threading
 import time
 
 from builtin_interfaces.msg import Time
-from edge_infer.core.bags import (
-    BagError, BagMessage, BagReader, DISTROS, plan_replay, replay_qos, SkippedMessage)
 from edge_infer.core.params import ParameterError, ParameterSpec
+from edge_infer.data.bags import (
+    BagError, BagMessage, BagReader, DISTROS, plan_replay, replay_qos, SkippedMessage)
 from edge_infer.nodes.base import EdgeInferNode, main_for, StartupError
 from edge_infer.nodes.conversions import message_class
 from rclpy.duration import Duration

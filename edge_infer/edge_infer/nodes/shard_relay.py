@@ -38,14 +38,14 @@ from dataclasses import dataclass
 import threading
 import time
 
-from edge_infer.backends import BackendError
+from edge_infer.backends.base import BackendError
 from edge_infer.core.cards import CardError, load_card, ModelCard
-from edge_infer.core.detector import Detector, DetectorError
 from edge_infer.core.frames import TensorFrame
 from edge_infer.core.latency import Stage
 from edge_infer.core.models import locate_model, ModelFileError, sha256_file
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.preprocess import Geometry
+from edge_infer.inference.detector import Detector, DetectorError
 from edge_infer.nodes.base import (
     EdgeInferNode, main_for, SHARED_MEMORY_PARAMETER, StartupError)
 from edge_infer.nodes.conversions import detections_to_msgs, model_info_msg

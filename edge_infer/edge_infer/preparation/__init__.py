@@ -13,7 +13,13 @@
 # limitations under the License.
 
 """
-Model preparation: conversion, FP16 and INT8 quantisation, TensorRT engines.
+Model preparation: bundled models, conversion, FP16 and INT8 quantisation, cards.
 
-Offline steps run by ``python -m edge_infer prepare``; nothing here imports rclpy.
+Offline steps run by ``python -m edge_infer models fetch`` and ``python -m edge_infer
+prepare``: fetching the bundled models (``bundled``), TFLite to ONNX (``tflite_to_onnx``),
+FP16 and INT8 models with their cards (``fp16``, ``quantize``, ``derive``,
+``yolo_card``), accuracy against the original (``compare``) and the TensorRT latency
+report (``engines``).
+
+May import: core, backends, inference, data (never rclpy).
 """

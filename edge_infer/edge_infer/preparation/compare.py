@@ -15,7 +15,7 @@
 """
 Side-by-side comparison of a model and one derived from it (FP16, INT8, ...).
 
-Both run through the same :class:`~edge_infer.core.detector.Detector` path on the
+Both run through the same :class:`~edge_infer.inference.detector.Detector` path on the
 same frames: the sample-bag frames (640x480, with person ground truth) and the
 sample photographs.  The report gives
 
@@ -36,10 +36,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from edge_infer.core.cards import CardError, load_card, ModelCard
-from edge_infer.core.detector import Detection, Detector
-from edge_infer.core.evaluation import (
-    box_iou, evaluate, EvaluationReport, format_report, GroundTruthBox)
+from edge_infer.core.detections import Detection
 from edge_infer.core.latency import percentiles
+from edge_infer.data.evaluation import (
+    box_iou, evaluate, EvaluationReport, format_report, GroundTruthBox)
+from edge_infer.inference.detector import Detector
 from edge_infer.preparation.derive import PreparationError
 import numpy as np
 
@@ -180,8 +181,8 @@ def _card(model: ModelCard | str | Path) -> ModelCard:
 
 def _frames() -> tuple[list[np.ndarray], dict[int, list[GroundTruthBox]]]:
     """Return the frames (bag frames first, stamps as indices) and their ground truth."""
-    from edge_infer.tools.sample_bags import sample_frames
-    from edge_infer.tools.samples import SAMPLE_PHOTOS, sample_photo
+    from edge_infer.data.sample_bags import sample_frames
+    from edge_infer.data.samples import sample_photo, SAMPLE_PHOTOS
     annotated = sample_frames()
     truth = {index: [GroundTruthBox(label=box.label, box=box.box) for box in frame.boxes]
              for index, (_, frame) in enumerate(annotated)}

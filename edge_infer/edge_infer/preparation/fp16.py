@@ -26,8 +26,8 @@ shows by how much).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from edge_infer.backends.fp16_models import write_fp16_model
 from edge_infer.preparation.derive import (
     load_onnx, PreparedModel, resolve_source, write_derived_card)
 
@@ -41,41 +41,7 @@ def convert_to_fp16(source: Path, target: Path) -> Path:
     :returns: ``target``
     :raises PreparationError: ``source`` is missing or not a valid ONNX model
     """
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-    import onnx
-    model = load_onnx(source)
-    converted = convert_float_to_float16(model, keep_io_types=True)
-    _sort_topologically(converted.graph)
-    # A bad conversion fails here rather than in a node at start-up.
-    onnx.checker.check_model(converted)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(converted, str(target))
-    return target
-
-
-def _sort_topologically(graph: Any) -> None:
-    """Reorder the nodes so each comes after those producing its inputs."""
-    # The converter appends the input casts at the end of the node list; ONNX
-    # requires producers first, and some parsers (TensorRT's) rely on it.
-    producer_of = {output: index for index, node in enumerate(graph.node)
-                   for output in node.output}
-    placed: set[int] = set()
-    order: list[int] = []
-
-    def place(index: int) -> None:
-        placed.add(index)
-        for name in graph.node[index].input:
-            producer = producer_of.get(name)
-            if producer is not None and producer not in placed:
-                place(producer)
-        order.append(index)
-
-    for index in range(len(graph.node)):
-        if index not in placed:
-            place(index)
-    nodes = [graph.node[index] for index in order]
-    del graph.node[:]
-    graph.node.extend(nodes)
+    return write_fp16_model(load_onnx(source), target)
 
 
 def prepare_fp16(model: str | Path, *, output_dir: Path) -> PreparedModel:

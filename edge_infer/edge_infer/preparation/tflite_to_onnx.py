@@ -30,13 +30,14 @@ Example::
 
 from __future__ import annotations
 
+import argparse
 import copy
 from importlib import import_module
 import logging
 import os
 from pathlib import Path
 import tempfile
-from typing import Any
+from typing import Any, Sequence
 import warnings
 
 import numpy as np
@@ -247,3 +248,20 @@ def convert_tflite_to_onnx(source: Path, target: Path) -> Path:
         _sort_graph_lists(partial)
         os.replace(partial, target)
     return target
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Convert one model: ``python -m edge_infer.preparation.tflite_to_onnx SOURCE TARGET``."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument('source', type=Path, help='the .tflite file')
+    parser.add_argument('target', type=Path, help='the .onnx file to write')
+    args = parser.parse_args(argv)
+    try:
+        convert_tflite_to_onnx(args.source, args.target)
+    except ConversionError as exc:
+        # The last line of the error output is what the caller reports.
+        raise SystemExit(f'{type(exc).__name__}: {exc}') from None
+
+
+if __name__ == '__main__':
+    main()

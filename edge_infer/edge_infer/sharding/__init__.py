@@ -13,7 +13,11 @@
 # limitations under the License.
 
 """
-Shard relay core: splitting an ONNX network, wire codecs and the cut planner.
+One network split across devices: the split, the wire codecs, the planner, the runner.
 
-Nothing here imports rclpy; the relay node wraps it.
+``split`` cuts an ONNX network into shards, ``layout`` describes which device runs which
+shard, ``wire`` encodes the tensors that cross a cut, ``planner`` measures and chooses
+cuts, and ``relay`` runs shards with fallback; the shard relay node wraps it.
+
+May import: core, backends, inference, data, preparation (never rclpy).
 """

@@ -39,8 +39,8 @@ import tempfile
 import time
 from typing import Callable, Generic, Hashable, Sequence, TypeVar
 
-from edge_infer.backends import create_backend
 from edge_infer.backends.base import Backend, BackendError, TensorSpec
+from edge_infer.backends.registry import create_backend
 from edge_infer.core.models import model_dir
 from edge_infer.sharding.wire import decode, EncodedTensor
 import numpy as np

@@ -12,4 +12,13 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Command-line tools: demo, model provisioning."""
+"""
+The command line: thin verbs of ``python -m edge_infer`` over the layers below.
+
+``cli`` parses the command line and dispatches to one module per verb: ``demo``,
+``evaluate``, ``benchmark``, ``prepare``, ``shard`` and ``backend_list``; ``models`` is in
+``cli`` itself.
+
+May import: core, backends, inference, data, control, preparation, sharding, transport,
+nodes, bringup, benchmarks.
+"""

@@ -31,12 +31,13 @@ import argparse
 import sys
 from typing import Any
 
-from edge_infer.backends import BackendError, describe_backends, registry_problems
+from edge_infer.backends.base import BackendError
+from edge_infer.backends.registry import describe_backends, registry_problems
 from edge_infer.core.cards import CardError, load_card
-from edge_infer.core.detector import Detector, DetectorError
 from edge_infer.core.latency import percentiles
 from edge_infer.core.models import ModelFileError
-from edge_infer.tools.samples import sample_photo
+from edge_infer.data.samples import sample_photo
+from edge_infer.inference.detector import Detector, DetectorError
 import yaml
 
 WARM_UP_FRAMES = 5

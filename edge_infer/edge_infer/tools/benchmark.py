@@ -61,16 +61,16 @@ import cv2
 from edge_infer.benchmarks import collector, naive, transport
 from edge_infer.benchmarks.handoff import measure_handoff
 from edge_infer.benchmarks.process_stats import ProcessSampler, ProcessUsage
-from edge_infer.bringup import COMPOSED, composed_parameters, NodeSpec, pipeline_nodes
-from edge_infer.core import plots
+from edge_infer.bringup.hosts import Host, hosts_available, SimulatedHosts
+from edge_infer.bringup.plan import COMPOSED, composed_parameters, NodeSpec, pipeline_nodes
+from edge_infer.bringup.processes import node_environment, NodeGroup, NodeProcess
 from edge_infer.core.cards import load_card
-from edge_infer.core.detector import Detector
 from edge_infer.core.latency import breakdown, format_table, percentiles, Stage, summarise
 from edge_infer.core.qos import qos_spec
+from edge_infer.data import plots
+from edge_infer.data.samples import write_sample_photos
+from edge_infer.inference.detector import Detector
 from edge_infer.tools.demo import DISCOVERY_WAIT_S, READY_LINE, STARTUP_TIMEOUT_S
-from edge_infer.tools.hosts import Host, hosts_available, SimulatedHosts
-from edge_infer.tools.processes import node_environment, NodeGroup, NodeProcess
-from edge_infer.tools.samples import write_sample_photos
 import numpy as np
 
 TRANSPORT_SIZES = ((640, 480), (1280, 720), (1920, 1080))

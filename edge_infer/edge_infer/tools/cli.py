@@ -33,8 +33,8 @@ import sys
 from typing import Sequence
 
 from edge_infer.core.cards import bundled_card_names, load_card
-from edge_infer.core.models import (
-    fetch_bundled_models, model_dir, model_status, ModelFileError)
+from edge_infer.core.models import model_dir, model_status, ModelFileError
+from edge_infer.preparation.bundled import fetch_bundled_models
 from edge_infer.tools import backend_list, benchmark, demo, evaluate, prepare, shard
 
 

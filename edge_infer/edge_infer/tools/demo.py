@@ -31,11 +31,11 @@ import time
 from typing import Any
 
 import cv2
-from edge_infer.bringup import pipeline_nodes
+from edge_infer.bringup.plan import pipeline_nodes
+from edge_infer.bringup.processes import NodeGroup
 from edge_infer.core.image import image_digest
 from edge_infer.core.latency import format_table
-from edge_infer.tools.processes import NodeGroup
-from edge_infer.tools.samples import write_sample_photos
+from edge_infer.data.samples import write_sample_photos
 
 
 # The detector logs "'<model>' on <runtime>" once its model is loaded.

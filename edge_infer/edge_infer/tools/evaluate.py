@@ -37,17 +37,17 @@ import time
 from typing import Any, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
-from edge_infer.bringup import NodeSpec, pipeline_nodes
-from edge_infer.core.bags import BagError, BagReader
-from edge_infer.core.detector import Detection
-from edge_infer.core.evaluation import (
-    evaluate, format_accounting, format_report, FrameAccounting, GroundTruthBox)
+from edge_infer.bringup.plan import NodeSpec, pipeline_nodes
+from edge_infer.bringup.processes import node_environment, NodeGroup
+from edge_infer.core.detections import Detection
 from edge_infer.core.image import image_digest
 from edge_infer.core.latency import breakdown, format_table, summarise
-from edge_infer.core.plots import plot_latency_over_time, plot_stage_breakdown
+from edge_infer.data.bags import BagError, BagReader
+from edge_infer.data.evaluation import (
+    evaluate, format_accounting, format_report, FrameAccounting, GroundTruthBox)
+from edge_infer.data.plots import plot_latency_over_time, plot_stage_breakdown
+from edge_infer.data.sample_bags import load_ground_truth, make_sample_bags, truth_path
 from edge_infer.nodes.conversions import detections_from_msg, node_counters
-from edge_infer.tools.processes import node_environment, NodeGroup
-from edge_infer.tools.sample_bags import load_ground_truth, make_sample_bags, truth_path
 from edge_infer.transport.messages import stages_from_msgs, time_to_ns
 from edge_infer_msgs.msg import DetectionArray
 import rclpy

@@ -102,8 +102,8 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _engine(args: argparse.Namespace) -> int:
+    from edge_infer.backends.tensorrt_engines import build_engine
     from edge_infer.preparation.derive import PreparationError, resolve_source
-    from edge_infer.preparation.engines import build_engine
     from edge_infer.preparation.quantize import calibration_images, preprocess_images
     tensors = None
     if str(args.model).endswith('.onnx'):

@@ -34,9 +34,10 @@ import sys
 import tempfile
 
 from edge_infer.core.cards import CardError, load_card, ModelCard
-from edge_infer.core.detector import Detector
 from edge_infer.core.models import locate_model, ModelFileError
 from edge_infer.core.preprocess import Geometry, Preprocessor
+from edge_infer.data.samples import sample_photo, SAMPLE_PHOTOS
+from edge_infer.inference.detector import Detector
 from edge_infer.preparation.compare import agreement, AGREEMENT_IOU
 from edge_infer.sharding.layout import LayoutError, load_layout
 from edge_infer.sharding.planner import (
@@ -44,7 +45,6 @@ from edge_infer.sharding.planner import (
     plan_layout, PlanError, profile_model, table_rows, write_layout)
 from edge_infer.sharding.split import cut_candidates, split_model, SplitError
 from edge_infer.sharding.wire import CodecError, COMPRESSIONS, encode, WIRE_CODECS
-from edge_infer.tools.samples import sample_photo, SAMPLE_PHOTOS
 import numpy as np
 import onnx
 

@@ -28,6 +28,5 @@ The modules, bottom up: ``binary``, ``ring``, ``link``, ``descriptions``, ``sequ
 rclpy); ``messages`` converts frames to ROS messages (message classes only); ``kinds``
 names the frame topics; ``graph``, ``output`` and ``input`` use rclpy.
 
-May import: ``edge_infer.core``, ``edge_infer.sharding`` (its wire tensors), rclpy and
-the message packages. Never ``edge_infer.nodes`` or anything above.
+May import: core, sharding (its wire tensors), and rclpy and the message packages.
 """

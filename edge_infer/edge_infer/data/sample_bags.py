@@ -22,7 +22,7 @@ exactly. Frames go to ``/camera/image_raw`` (bgr8) and ``/camera/camera_info`` a
 header stamps equal to the bag timestamps, in sqlite3 and MCAP bags as Humble and
 Kilted record them. The ground truth lies beside each bag as ``<bag>.truth.json``.
 
-Run ``python -m edge_infer.tools.sample_bags DIR`` to write them.
+Run ``python -m edge_infer.data.sample_bags DIR`` to write them.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import shutil
 from typing import Any, Sequence
 
 import cv2
-from edge_infer.core.bags import BagWriter
+from edge_infer.data.bags import BagWriter
 import numpy as np
 import skimage.data
 

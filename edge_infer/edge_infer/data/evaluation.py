@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import math
 from typing import Any, Iterable, Mapping, Sequence, Union
 
-from edge_infer.core.detector import Detection
+from edge_infer.core.detections import Detection
 from edge_infer.core.stats import FrameTotals
 import numpy as np
 

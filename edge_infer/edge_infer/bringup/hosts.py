@@ -97,7 +97,7 @@ class Host:
 
     def command(self, argv: Sequence[str]) -> list[str]:
         """Return the command line that runs ``argv`` inside this host."""
-        return [sys.executable, '-m', 'edge_infer.tools.hosts', 'enter',
+        return [sys.executable, '-m', 'edge_infer.bringup.hosts', 'enter',
                 '--target', str(self.init_pid), '--cwd', os.getcwd(), '--', *argv]
 
     def cut(self) -> None:
@@ -320,7 +320,7 @@ def enter(target: int, cwd: str, argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m edge_infer.tools.hosts enter --target PID --cwd DIR -- PROGRAM ...``."""
+    """``python -m edge_infer.bringup.hosts enter --target PID --cwd DIR -- PROGRAM ...``."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     commands = parser.add_subparsers(dest='verb', required=True)
     entering = commands.add_parser('enter', help="run a program in a host's namespaces")

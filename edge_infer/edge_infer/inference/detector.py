@@ -25,22 +25,22 @@ built.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import time
 from types import TracebackType
 from typing import Any, Mapping, Sequence
 
-from edge_infer.backends import (
-    check_backend_config, default_backend_for_format, load_with_fallback)
 from edge_infer.backends.base import Backend
+from edge_infer.backends.registry import (
+    check_backend_config, default_backend_for_format, load_with_fallback)
 from edge_infer.core.cards import ModelCard
 from edge_infer.core.decoders import create_decoder, Decoder, DecoderError
+from edge_infer.core.detections import Detection
 from edge_infer.core.models import locate_model, sha256_file
 from edge_infer.core.nms import non_max_suppression
 from edge_infer.core.preprocess import Geometry, Preprocessor
 import numpy as np
 
-__all__ = ['Detection', 'Detector', 'DetectorError', 'InputMismatchError', 'resolve_backends']
+__all__ = ['Detector', 'DetectorError', 'InputMismatchError', 'resolve_backends']
 
 BackendOptions = Mapping[str, Mapping[str, Any]]
 
@@ -64,20 +64,6 @@ class _Clock:
         # Deriving wall time from one reading keeps spans ordered and free of
         # clock steps within a call.
         return self._wall_ns + time.perf_counter_ns() - self._start
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One detected object, in source-image pixels."""
-
-    class_id: int
-    label: str
-    score: float
-    x_min: float
-    y_min: float
-    x_max: float
-    y_max: float
-    keypoints: tuple[tuple[float, float], ...] = ()
 
 
 def resolve_backends(card: ModelCard, backend: str | Sequence[str] | None,

@@ -17,7 +17,7 @@ Start edge_infer nodes as separate processes, the way ``ros2 launch`` would.
 
 Where ``launch`` is not installed (the PyPI ROS wheels do not carry it), the demo and
 the integration tests still run the real node executables over real DDS, from the same
-:class:`~edge_infer.bringup.NodeSpec` list that the launch file uses.
+:class:`~edge_infer.bringup.plan.NodeSpec` list that the launch file uses.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ import time
 from typing import Mapping, Sequence, TextIO
 
 from ament_index_python.packages import get_package_prefix, get_package_share_directory
-from edge_infer.bringup import dds_environment, NodeSpec, PACKAGE, ParameterOverride
-from edge_infer.tools.hosts import Host
+from edge_infer.bringup.hosts import Host
+from edge_infer.bringup.plan import dds_environment, NodeSpec, PACKAGE, ParameterOverride
 import yaml
 
 
@@ -137,7 +137,7 @@ class NodeGroup:
         """
         Prepare the nodes; :meth:`start` (or ``with``) starts them.
 
-        :param host: a simulated host to run them in (``edge_infer.tools.hosts``).
+        :param host: a simulated host to run them in (``edge_infer.bringup.hosts``).
         """
         self._specs = list(specs)
         self._host = host

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Iterable
 
 import cv2
-from edge_infer.core.detector import Detection
+from edge_infer.core.detections import Detection
 import numpy as np
 
 _BOX_COLOUR = (0, 200, 255)
