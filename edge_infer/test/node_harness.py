@@ -25,7 +25,7 @@ import os
 import random
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, TypeVar
 
 from edge_infer.bringup.processes import node_environment
 from edge_infer.core.stats import DIAGNOSTICS_HARDWARE_ID
@@ -35,9 +35,30 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
+T = TypeVar('T')
+
 # One DDS domain per test run, away from other ROS traffic on the machine, and
 # discovery kept on this host.
 TEST_DOMAIN_ID = str(random.Random(os.getpid()).randint(10, 99))
+
+
+def wait_for(condition: Callable[[], T], timeout: float, what: str | Callable[[], str],
+             period: float = 0.05) -> T:
+    """
+    Check ``condition`` every ``period`` s until it returns something true; return that.
+
+    :param what: what is waited for, or a function that says it (called on failure, so
+        that it can tell what was seen instead).
+    :raises TimeoutError: ``condition`` was not met within ``timeout`` s.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f'not within {timeout:g} s: {what() if callable(what) else what}')
+        time.sleep(period)
 
 
 def isolate_ros_graph() -> None:
@@ -84,16 +105,11 @@ class Probe:
 
     def wait_for(self, topic: str, count: int = 1, timeout: float = 30.0,
                  where: Callable[[Any], bool] = lambda msg: True) -> list[Any]:
-        """Wait for ``count`` messages on ``topic`` that satisfy ``where``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            matching = [m for m in self.messages(topic) if where(m)]
-            if len(matching) >= count:
-                return matching
-            time.sleep(0.05)
-        raise TimeoutError(
-            f'{len([m for m in self.messages(topic) if where(m)])} of {count} messages on '
-            f"'{topic}' within {timeout} s")
+        """Wait for ``count`` (at least 1) messages on ``topic`` that satisfy ``where``."""
+        def matching() -> list[Any]:
+            return [m for m in self.messages(topic) if where(m)]
+        return wait_for(lambda: len(matching()) >= count and matching(), timeout,
+                        lambda: f"{len(matching())} of {count} messages on '{topic}'")
 
     def close(self) -> None:
         """Stop spinning and destroy the node."""
@@ -111,36 +127,85 @@ def diagnostics_of(probe: Probe, node_name: str) -> dict[str, str]:
     return {}
 
 
+def reports_of(probe: Probe, node_name: str, since: int = 0) -> list[dict[str, str]]:
+    """
+    Return the key-values of every report of ``node_name``, oldest first.
+
+    :param since: skip the first ``since`` messages the probe received on /diagnostics.
+    """
+    return [values for msg in probe.messages('/diagnostics')[since:]
+            for name, values in node_counters(msg).items() if name.endswith('/' + node_name)]
+
+
 def final_reports(probe: Probe, names: tuple[str, ...],
                   timeout: float = 30.0) -> list[dict[str, str]]:
     """Wait for the report each node sent as it stopped; return their values, in order."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        final = {}
+    def final() -> dict[str, dict[str, str]]:
+        found = {}
         for msg in probe.messages('/diagnostics'):
             for status in msg.status:
                 if status.hardware_id == DIAGNOSTICS_HARDWARE_ID \
                         and status.message == STOPPED_MESSAGE:
-                    final[status.name.rsplit('/', 1)[-1]] = {
+                    found[status.name.rsplit('/', 1)[-1]] = {
                         kv.key: kv.value for kv in status.values}
-        if all(name in final for name in names):
-            return [final[name] for name in names]
-        time.sleep(0.05)
-    raise TimeoutError(f'no final report from each of {names} within {timeout} s')
+        return found
+
+    found = wait_for(lambda: all(name in final() for name in names) and final(), timeout,
+                     lambda: f'a final report from each of {names}; from {sorted(final())}')
+    return [found[name] for name in names]
 
 
 def wait_for_diagnostic(probe: Probe, node_name: str, key: str, minimum: int,
                         timeout: float = 15.0) -> dict[str, str]:
     """Wait until a node reports ``key`` >= ``minimum`` on /diagnostics."""
-    deadline = time.monotonic() + timeout
-    values: dict[str, str] = {}
-    while time.monotonic() < deadline:
+    def reached() -> dict[str, str]:
         values = diagnostics_of(probe, node_name)
-        if int(values.get(key, '0')) >= minimum:
-            return values
-        time.sleep(0.1)
-    raise TimeoutError(f'{node_name} reported {values} on /diagnostics, '
-                       f'expected {key} >= {minimum}')
+        return values if int(values.get(key, '0')) >= minimum else {}
+
+    return wait_for(reached, timeout, lambda: (
+        f'{node_name} reported {diagnostics_of(probe, node_name)} on /diagnostics, '
+        f'expected {key} >= {minimum}'), period=0.1)
+
+
+def frame_counts(values: dict[str, str]) -> dict[str, str]:
+    """Return the frame counters among diagnostics values: received, processed, dropped."""
+    return {key: value for key, value in values.items()
+            if key in ('received', 'processed') or key.split('.')[0] == 'dropped'}
+
+
+def settled_diagnostics(probe: Probe, node_name: str, timeout: float = 30.0,
+                        where: Callable[[dict[str, str]], bool] = lambda values: True
+                        ) -> dict[str, str]:
+    """
+    Wait until ``node_name`` has handled every frame that reached it; return its counters.
+
+    Settled: its last two reports, both received after this call, count the same frames,
+    none of them in flight (received = processed + dropped), and ``where`` holds for them.
+    """
+    since = len(probe.messages('/diagnostics'))
+
+    def settled() -> dict[str, str]:
+        last = reports_of(probe, node_name, since)[-2:]
+        if len(last) < 2 or frame_counts(last[0]) != frame_counts(last[1]):
+            return {}
+        values = last[1]
+        in_flight = int(values['received']) - int(values['processed']) - int(values['dropped'])
+        return values if in_flight == 0 and where(values) else {}
+
+    return wait_for(settled, timeout, lambda: (
+        f'{node_name} to settle: two reports in a row with the same frame counts, none in '
+        f'flight; its reports since: {reports_of(probe, node_name, since)[-2:]}'), period=0.1)
+
+
+def keep_publishing(publish: Callable[[], None], until: Callable[[], T], timeout: float,
+                    what: str | Callable[[], str], period: float = 0.2) -> T:
+    """Call ``publish`` every ``period`` s until ``until`` returns something true; return it."""
+    def published_until() -> T:
+        done = until()
+        if not done:
+            publish()
+        return done
+    return wait_for(published_until, timeout, what, period=period)
 
 
 def warm_up(probe: Probe, publisher: Any, make_msg: Callable[[], Any], output_topic: str,
@@ -150,19 +215,26 @@ def warm_up(probe: Probe, publisher: Any, make_msg: Callable[[], Any], output_to
 
     DDS can drop the first messages after a publisher sees the subscription, before the
     subscription has matched the publisher; tests that count inputs start after this.
-    Returns the node's counters once they have settled.
+    Returns the node's counters once they have settled: every input still on its way
+    when the answer came has been counted.
     """
-    deadline = time.monotonic() + timeout
-    while not probe.messages(output_topic):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no answer on '{output_topic}' within {timeout} s")
-        publisher.publish(make_msg())
-        time.sleep(0.2)
+    keep_publishing(lambda: publisher.publish(make_msg()),
+                    lambda: probe.messages(output_topic), timeout,
+                    f"an answer on '{output_topic}'")
     answered = len(probe.messages(output_topic))
-    values = wait_for_diagnostic(probe, node_name, 'processed', answered)
-    time.sleep(DIAGNOSTICS_SETTLE_S)
-    return diagnostics_of(probe, node_name) or values
+    return settled_diagnostics(
+        probe, node_name, timeout, where=lambda values: int(values['processed']) >= answered)
 
 
-# Longer than the nodes' diagnostics period, so a fresh report has arrived.
-DIAGNOSTICS_SETTLE_S = 1.5
+def publish_in_turn(probe: Probe, publisher: Any, messages: Iterable[Any], node_name: str,
+                    received: int, timeout: float = 15.0) -> None:
+    """
+    Publish ``messages`` one at a time, each once ``node_name`` has counted the one before.
+
+    The inputs keep only the newest frame (freshest wins), so back-to-back messages
+    would replace each other before the node takes them. ``received``: the node's count
+    before the first.
+    """
+    for count, msg in enumerate(messages, start=received + 1):
+        publisher.publish(msg)
+        wait_for_diagnostic(probe, node_name, 'received', count, timeout)

@@ -16,22 +16,25 @@
 Tests for the backend registry, the ordered fallback and ONNX Runtime tuning.
 
 Real ONNX Runtime and LiteRT on the bundled models; third-party backends come
-from a real ``.dist-info`` folder put on ``sys.path``.
+from a real ``.dist-info`` folder put on ``sys.path`` (and on the ``PYTHONPATH`` of
+the detector nodes started to configure them).
 """
 
 from __future__ import annotations
 
 from importlib import metadata
+import os
 from pathlib import Path
 import re
 import sys
 import textwrap
 from typing import Iterator
 
-from edge_infer.backends.base import BackendError
+from edge_infer.backends.base import BackendError, BackendOption, CONTRACT_VERSION
 from edge_infer.backends.registry import (
-    create_backend, describe_backends, ENTRY_POINT_GROUP, load_with_fallback, parse_backend_list,
-    refresh_backends, register_backend, registry_problems)
+    backend_class, backend_options, check_backend_config, create_backend, describe_backends,
+    ENTRY_POINT_GROUP, load_with_fallback, parse_backend_list, refresh_backends,
+    register_backend, registry_problems, SUPPORTED_CONTRACT_VERSIONS)
 from edge_infer.core.cards import load_card
 from edge_infer.core.params import ParameterError, validate_all
 from edge_infer.core.preprocess import Preprocessor
@@ -64,11 +67,55 @@ def needs_no_cuda() -> None:
 def plugin(tmp_path: Path) -> Iterator[Path]:
     """Install a third-party distribution declaring backends, good and broken."""
     (tmp_path / f'{PLUGIN_MODULE}.py').write_text(textwrap.dedent("""
+        import logging
+
+        from edge_infer.backends.base import BackendOption
         from edge_infer.backends.onnx_runtime import OnnxRuntimeBackend
 
 
         class OrtCopy(OnnxRuntimeBackend):
             name = 'ortcopy'
+
+
+        class Tagged(OnnxRuntimeBackend):
+            # Written against contract 1, with options of its own besides ORT's.
+            name = 'tagged'
+            contract_version = 1
+            OPTIONS = OnnxRuntimeBackend.OPTIONS + (
+                BackendOption(name='tag', kind=str, default='plain',
+                              description='Word shown in the log line.'),
+                BackendOption(name='gain', kind=float, default=1.0, minimum=0.5,
+                              maximum=4.0, description='Scale of nothing in particular.'),
+                BackendOption(name='verbose', kind=bool, default=False,
+                              description='Log while loading.'),
+            )
+
+            def __init__(self, *, tag='plain', gain=1.0, verbose=False, **options):
+                super().__init__(**options)
+                self.tag, self.gain, self.verbose = tag, gain, verbose
+
+            def _load(self, path):
+                if self.verbose:
+                    logging.getLogger(__name__).warning('tagged loads with tag %s', self.tag)
+                return super()._load(path)
+
+            def describe(self):
+                return f'tag {self.tag}, gain {self.gain:g}; {super().describe()}'
+
+
+        class Future(OrtCopy):
+            name = 'future'
+            contract_version = 2
+
+
+        class Unversioned(OrtCopy):
+            name = 'unversioned'
+            contract_version = None
+
+
+        class ThreadsTwice(OrtCopy):
+            name = 'threadstwice'
+            OPTIONS = (BackendOption(name='threads', kind=int, default=1, description='x'),)
 
 
         class NotABackend:
@@ -81,6 +128,10 @@ def plugin(tmp_path: Path) -> Iterator[Path]:
     (dist_info / 'entry_points.txt').write_text(textwrap.dedent(f"""
         [{ENTRY_POINT_GROUP}]
         ortcopy = {PLUGIN_MODULE}:OrtCopy
+        tagged = {PLUGIN_MODULE}:Tagged
+        future = {PLUGIN_MODULE}:Future
+        unversioned = {PLUGIN_MODULE}:Unversioned
+        threadstwice = {PLUGIN_MODULE}:ThreadsTwice
         missing = edge_infer_no_such_module:Backend
         notabackend = {PLUGIN_MODULE}:NotABackend
         onnxruntime = {PLUGIN_MODULE}:OrtCopy
@@ -105,6 +156,15 @@ def test_entry_points_declare_the_built_ins() -> None:
     assert infos['litert'].formats == ('tflite',)
     assert infos['onnxruntime'].unavailable is None
     assert infos['litert'].unavailable is None
+    for name in ('onnxruntime', 'litert', 'tensorrt', 'edgetpu'):
+        assert backend_class(name).contract_version == CONTRACT_VERSION
+    assert CONTRACT_VERSION in SUPPORTED_CONTRACT_VERSIONS
+    declared = {name: [option.name for option in options]
+                for name, options in backend_options().items()}
+    assert declared['onnxruntime'] == ['inter_op_threads', 'execution_mode',
+                                       'graph_optimization', 'providers']
+    assert declared['tensorrt'] == ['precision', 'build_missing', 'cache_dir', 'device']
+    assert declared['edgetpu'] == ['device'] and declared['litert'] == []
 
 
 def test_third_party_backends_and_broken_entry_points(plugin: Path,
@@ -215,16 +275,59 @@ def test_unknown_names_and_options_are_clear_errors(bundled_model_dir: Path) -> 
 
 
 @pytest.mark.parametrize('options, message', [
-    ({'execution_mode': 'fast'}, "execution_mode 'fast' is not one of sequential, parallel"),
-    ({'graph_optimization': 'max'}, "graph_optimization 'max' is not one of disable"),
-    ({'inter_op_threads': 0}, 'inter_op_threads must be at least 1'),
-    ({'providers': 'CPUExecutionProvider'}, 'providers must be a list'),
+    ({'execution_mode': 'fast'},
+     "onnxruntime: unknown execution_mode 'fast'; choose one of sequential, parallel"),
+    ({'graph_optimization': 'max'},
+     "onnxruntime: unknown graph_optimization 'max'; choose one of disable, basic, "),
+    ({'inter_op_threads': -1},
+     'onnxruntime: inter_op_threads must be 0 or more and 256 or less, got -1'),
+    ({'inter_op_threads': 257},
+     'onnxruntime: inter_op_threads must be 0 or more and 256 or less, got 257'),
+    ({'inter_op_threads': 2.0}, 'onnxruntime: inter_op_threads must be an integer, got 2.0'),
+    ({'providers': 'CPUExecutionProvider'},
+     "onnxruntime: providers must be a list of strings, got 'CPUExecutionProvider'"),
+    ({'providers': [1]}, 'onnxruntime: providers must be a list of strings, got [1]'),
     ({'providers': ['cuda']}, "'cuda' is not an execution provider name"),
     ({'providers': [CUDA, CUDA]}, 'listed twice'),
 ])
 def test_bad_onnxruntime_options(options: dict, message: str) -> None:
-    with pytest.raises(BackendError, match=message):
+    with pytest.raises(BackendError, match=re.escape(message)):
         create_backend('onnxruntime', **options)
+    # The start-up check of a configuration says the same.
+    with pytest.raises(BackendError, match=re.escape(message)):
+        check_backend_config('litert, onnxruntime', {'onnxruntime': options})
+
+
+@pytest.mark.parametrize('name, options, message', [
+    ('tensorrt', {'device': 65}, 'tensorrt: device must be 0 or more and 64 or less, got 65'),
+    ('tensorrt', {'precision': 'int4'},
+     "tensorrt: unknown precision 'int4'; choose one of fp32, fp16, int8"),
+    ('tensorrt', {'build_missing': 1}, 'tensorrt: build_missing must be true or false, got 1'),
+    ('tensorrt', {'cache_dir': 3}, 'tensorrt: cache_dir must be a string, got 3'),
+    ('edgetpu', {'device': 0}, 'edgetpu: device must be a string, got 0'),
+])
+def test_declared_options_check_the_values_of_every_backend(name: str, options: dict,
+                                                            message: str) -> None:
+    with pytest.raises(BackendError, match=re.escape(message)):
+        create_backend(name, **options)
+
+
+def test_declared_defaults_mean_the_backends_defaults(bundled_model_dir: Path) -> None:
+    # The node passes every declared option, so a declared default must change nothing.
+    def defaults(name: str) -> dict:
+        return {option.name: option.default for option in backend_class(name).OPTIONS}
+
+    assert defaults('onnxruntime') == {'inter_op_threads': 0, 'execution_mode': 'sequential',
+                                       'graph_optimization': 'all', 'providers': []}
+    with create_backend('onnxruntime', **defaults('onnxruntime')) as declared, \
+            create_backend('onnxruntime') as plain:
+        declared.load(bundled_model_dir / FACE_ONNX)
+        plain.load(bundled_model_dir / FACE_ONNX)
+        assert declared.describe() == plain.describe()
+    assert create_backend('tensorrt', **defaults('tensorrt')).precision == 'fp16'
+    assert create_backend('edgetpu', **defaults('edgetpu')).device is None
+    # None, from Python, stands for the default too.
+    assert create_backend('edgetpu', device=None).device is None
 
 
 def test_unavailable_providers_are_reported_and_the_cpu_serves(
@@ -361,7 +464,8 @@ def test_a_runtime_that_is_not_installed_is_probed_not_loaded(
 
 
 def run_detector(overrides: dict, *, params: dict | None = None,
-                 tmp_path: Path | None = None, wait_for: str = '') -> tuple[int | None, str]:
+                 tmp_path: Path | None = None, wait_for: str = '',
+                 plugin: Path | None = None) -> tuple[int | None, str]:
     from edge_infer.bringup.plan import NodeSpec
     from edge_infer.bringup.processes import NodeGroup
     import yaml
@@ -369,8 +473,13 @@ def run_detector(overrides: dict, *, params: dict | None = None,
     if params is not None:
         params_file = tmp_path / 'params.yaml'
         params_file.write_text(yaml.safe_dump({'/**/detector': {'ros__parameters': params}}))
+    env = None
+    if plugin is not None:
+        env = {**os.environ, 'PYTHONPATH': os.pathsep.join(
+            filter(None, [str(plugin), os.environ.get('PYTHONPATH')]))}
     with NodeGroup(specs=[NodeSpec(executable='detector', name='detector')],
-                   params_file=params_file, overrides={'detector': overrides}) as group:
+                   params_file=params_file, overrides={'detector': overrides},
+                   env=env) as group:
         process = group['detector']
         if wait_for:
             assert process.wait_for_output(wait_for, NODE_TIMEOUT), process.output()
@@ -390,6 +499,9 @@ def run_detector(overrides: dict, *, params: dict | None = None,
      "parameter 'onnxruntime.providers': onnxruntime: 'cuda' is not an execution provider"),
     ({'onnxruntime.execution_mode': 'fast'}, None,
      "parameter 'onnxruntime.execution_mode': 'fast' is not one of 'sequential', 'parallel'"),
+    # The declared range is the parameter's: ROS refuses the value as it is declared.
+    ({}, {'tensorrt.device': 65},
+     "parameter 'tensorrt.device': 65 is not a number in [0, 64]"),
 ])
 def test_detector_node_rejects_bad_backend_parameters(
         tmp_path: Path, overrides: dict, params: dict | None, expected: str) -> None:
@@ -412,19 +524,128 @@ def test_detector_node_logs_the_serving_runtime_once(tmp_path: Path,
 
 
 def test_detector_node_parameters_become_backend_options() -> None:
-    from edge_infer.nodes.detector import backend_options, PARAMETERS
+    from edge_infer.nodes.detector import options_from_parameters, PARAMETERS
     values = {spec.name: spec.default for spec in PARAMETERS}
-    assert backend_options(values) == {
-        'onnxruntime': {'execution_mode': 'sequential', 'graph_optimization': 'all'},
-        'tensorrt': {'precision': 'fp16', 'build_missing': False}}
+    assert options_from_parameters(values) == {
+        'onnxruntime': {'inter_op_threads': 0, 'execution_mode': 'sequential',
+                        'graph_optimization': 'all', 'providers': []},
+        'tensorrt': {'precision': 'fp16', 'build_missing': False, 'cache_dir': '',
+                     'device': 0},
+        'edgetpu': {'device': ''}}
     values.update({'onnxruntime.inter_op_threads': 2, 'onnxruntime.providers': [CUDA]})
-    options = backend_options(values)
+    options = options_from_parameters(values)
     assert options['onnxruntime']['inter_op_threads'] == 2
     assert options['onnxruntime']['providers'] == [CUDA]
     # Every option the node declares is one the backend takes.
     create_backend('onnxruntime', **options['onnxruntime'])
     values.update({'tensorrt.cache_dir': '/tmp/engines', 'tensorrt.device': 1,
                    'edgetpu.device': 'usb:0'})
-    options = backend_options(values)
+    options = options_from_parameters(values)
     create_backend('tensorrt', **options['tensorrt'])
-    create_backend('edgetpu', **options['edgetpu'])
+    assert create_backend('edgetpu', **options['edgetpu']).device == 'usb:0'
+
+
+def test_plugin_options_are_declared_and_reach_the_backend(
+        plugin: Path, bundled_model_dir: Path) -> None:
+    from edge_infer.nodes.base import _descriptor
+    from edge_infer.nodes.detector import options_from_parameters, PARAMETERS
+    specs = {spec.name: spec for spec in PARAMETERS}
+    # Its own options and those it inherits, under its name, as it declares them.
+    assert {'tagged.tag', 'tagged.gain', 'tagged.verbose', 'tagged.providers',
+            'ortcopy.providers'} <= set(specs)
+    gain = specs['tagged.gain']
+    assert (gain.default, gain.minimum, gain.maximum) == (1.0, 0.5, 4.0)
+    assert gain.description == 'Scale of nothing in particular.'
+    # What `ros2 param describe` shows of it.
+    assert _descriptor(gain).additional_constraints == 'a number in [0.5, 4.0]'
+    assert _descriptor(specs['tensorrt.device']).additional_constraints == 'a number in [0, 64]'
+    # Backends that break the contract declare no parameters.
+    assert not any(name.split('.')[0] in ('future', 'unversioned', 'threadstwice', 'missing')
+                   for name in specs)
+    values = {name: spec.default for name, spec in specs.items()}
+    values.update({'tagged.tag': 'blue', 'tagged.gain': 2.5})
+    options = options_from_parameters(values)
+    assert options['tagged'] == {'inter_op_threads': 0, 'execution_mode': 'sequential',
+                                 'graph_optimization': 'all', 'providers': [],
+                                 'tag': 'blue', 'gain': 2.5, 'verbose': False}
+    card = load_card('face_detection_short_range')
+    with Detector(card=card, backend='tagged', threads=1, backend_options=options) as detector:
+        assert detector.backend_report == (
+            "'face_detection_short_range' on tagged [tag blue, gain 2.5; CPUExecutionProvider]")
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'gain': 4.5}, 'tagged: gain must be 0.5 or more and 4 or less, got 4.5'),
+    ({'gain': 'high'}, "tagged: gain must be a number, got 'high'"),
+    ({'verbose': 'yes'}, "tagged: verbose must be true or false, got 'yes'"),
+    ({'colour': 'red'}, "backend 'tagged' has no option 'colour' (options: execution_mode, "
+                        'gain, graph_optimization, inter_op_threads, providers, tag, threads, '
+                        'verbose)'),
+])
+def test_bad_plugin_option_values_name_the_option_and_what_it_accepts(
+        plugin: Path, options: dict, message: str) -> None:
+    with pytest.raises(BackendError, match=re.escape(message)):
+        create_backend('tagged', **options)
+    with pytest.raises(BackendError, match=re.escape(message)):
+        check_backend_config('onnxruntime, tagged', {'tagged': options})
+    assert create_backend('tagged', gain=4, tag='x').gain == 4
+
+
+def test_backends_of_an_unsupported_contract_are_skipped_and_reported(
+        plugin: Path, bundled_model_dir: Path) -> None:
+    infos = {info.name: info for info in describe_backends()}
+    future = ('Future is written for backend contract version 2, but this edge_infer '
+              'supports 1')
+    unversioned = ('Unversioned declares no contract_version; set it to the backend contract '
+                   'version it was written for (this edge_infer supports 1)')
+    threads = "ThreadsTwice.OPTIONS declares 'threads' (every backend's own option)"
+    assert infos['future'].unavailable == future and infos['future'].formats == ()
+    assert infos['unversioned'].unavailable == unversioned
+    assert infos['threadstwice'].unavailable == threads
+    problems = registry_problems()
+    assert ("backend 'future' (edge_infer_test_plugin:Future of edge-infer-test-plugin) "
+            f'skipped: {future}') in problems
+    assert not {'future', 'unversioned', 'threadstwice'} & set(backend_options())
+    with pytest.raises(BackendError, match=re.escape(f"backend 'future': {future}")):
+        create_backend('future')
+    loaded = load_with_fallback('future, unversioned, ortcopy', bundled_model_dir / FACE_ONNX,
+                                model_format='onnx')
+    with loaded.backend:
+        assert loaded.backend.name == 'ortcopy'
+        assert loaded.skipped == (('future', future), ('unversioned', unversioned))
+
+
+def test_option_declarations_are_checked_when_written() -> None:
+    with pytest.raises(ValueError, match="option 'gain': its default does not fit: gain must "
+                                         'be 0.5 or more and 4 or less, got 0.0'):
+        BackendOption(name='gain', kind=float, default=0.0, minimum=0.5, maximum=4.0,
+                      description='')
+    with pytest.raises(ValueError, match="option 'mode': only str options have choices"):
+        BackendOption(name='mode', kind=int, default=0, choices=('a',), description='')
+    with pytest.raises(ValueError, match="option 'size': kind <class 'tuple'> is not one of "
+                                         'bool, int, float, str, list'):
+        BackendOption(name='size', kind=tuple, default=(), description='')
+    with pytest.raises(ValueError, match="option name 'a.b' is not an identifier"):
+        BackendOption(name='a.b', kind=str, default='', description='')
+
+
+@pytest.mark.ros
+def test_detector_node_configures_a_plugin_backend_from_yaml(plugin: Path, tmp_path: Path,
+                                                             bundled_model_dir: Path) -> None:
+    line = ("'face_detection_short_range' on tagged [tag from-yaml, gain 2.5; "
+            'CPUExecutionProvider]')
+    _, output = run_detector(
+        {'model': 'face_detection_short_range', 'backend': 'tagged', 'threads': 1},
+        params={'tagged.tag': 'from-yaml', 'tagged.gain': 2.5, 'tagged.verbose': True},
+        tmp_path=tmp_path, wait_for=line, plugin=plugin)
+    # What the plugin logs while loading reaches the node's log.
+    assert '[detector]: tagged loads with tag from-yaml' in output, output
+
+
+@pytest.mark.ros
+def test_detector_node_refuses_a_plugin_option_out_of_its_range(plugin: Path,
+                                                                tmp_path: Path) -> None:
+    code, output = run_detector({}, params={'tagged.gain': 9.0}, tmp_path=tmp_path,
+                                plugin=plugin)
+    assert code == 2, output
+    assert "parameter 'tagged.gain': 9.0 is not a number in [0.5, 4.0]" in output, output

@@ -28,13 +28,15 @@ from pathlib import Path
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 import cv2
+from edge_infer.benchmarks import report, run as benchmark_run
 from edge_infer.benchmarks.process_stats import ProcessSampler
 from edge_infer.bringup.hosts import hosts_available
 from edge_infer.tools import benchmark
 from node_harness import isolate_ros_graph, TEST_DOMAIN_ID
+import psutil
 import pytest
 
 CONFIGURATIONS = {'bare', 'ours', 'composed', 'naive'}
@@ -66,11 +68,11 @@ def results(run: tuple[dict[str, Any], Path]) -> dict[str, Any]:
 
 def test_short_mode_settings() -> None:
     settings = benchmark.settings_from_args(parse(['--short', '--duration', '60']))
-    assert settings.duration_s == benchmark.SHORT_DURATION_S
+    assert settings.duration_s == benchmark_run.SHORT_DURATION_S
     assert settings.transport_sizes == ((640, 480),)
-    assert settings.transport_frames == benchmark.SHORT_TRANSPORT_FRAMES
-    assert (settings.rounds, settings.round_s) == (benchmark.SHORT_ROUNDS,
-                                                   benchmark.SHORT_DURATION_S)
+    assert settings.transport_frames == benchmark_run.SHORT_TRANSPORT_FRAMES
+    assert (settings.rounds, settings.round_s) == (benchmark_run.SHORT_ROUNDS,
+                                                   benchmark_run.SHORT_DURATION_S)
     full = benchmark.settings_from_args(parse([]))
     assert full.duration_s == 20.0 and full.fps == 30.0
     assert (full.rounds, full.round_s) == (4, 8.0)
@@ -91,7 +93,7 @@ def test_a_warmup_longer_than_a_run_or_no_rounds_is_refused(
 
 
 def test_frames_are_resized_photographs(tmp_path: Path) -> None:
-    folder = benchmark.write_frames(tmp_path / 'frames', 640, 480)
+    folder = benchmark_run.write_frames(tmp_path / 'frames', 640, 480)
     paths = sorted(folder.glob('*.png'))
     assert len(paths) == 3
     for path in paths:
@@ -105,7 +107,7 @@ def test_hop_drops_add_up_and_name_the_reasons() -> None:
         ('detector', {'received': 90, 'processed': 88, 'dropped.tensor_mismatch': 1}),
         ('collector', {'received': 85}),
     ]
-    drops = benchmark._hop_drops(chain, 'lost')
+    drops = benchmark_run._hop_drops(chain, 'lost')
     assert ('camera->preprocess', 'lost', 3) in drops
     assert ('preprocess', 'bad_image', 2) in drops
     assert ('preprocess->detector', 'lost', 5) in drops
@@ -118,22 +120,39 @@ def test_hop_drops_add_up_and_name_the_reasons() -> None:
 def test_startup_losses_are_taken_from_the_hops_upstream_first() -> None:
     drops = [('camera->detector', 'lost', 5), ('detector', 'bad', 1),
              ('detector->collector', 'lost', 4)]
-    split = benchmark._split_startup(drops, 7)
-    assert ('camera->detector', benchmark.STARTUP_REASON, 5) in split
-    assert ('detector->collector', benchmark.STARTUP_REASON, 2) in split
+    split = benchmark_run._split_startup(drops, 7)
+    assert ('camera->detector', benchmark_run.STARTUP_REASON, 5) in split
+    assert ('detector->collector', benchmark_run.STARTUP_REASON, 2) in split
     assert ('detector->collector', 'lost', 2) in split
     assert sum(count for _, _, count in split) == 10
-    frames = benchmark._accounting(sent=50, received=40, drops=split, startup=7)
+    frames = benchmark_run._accounting(sent=50, received=40, drops=split, startup=7)
     assert frames['dropped'] == 10
     assert frames['drop_rate'] == pytest.approx(10 / 50)
     assert frames['steady_drop_rate'] == pytest.approx(3 / 43)
 
 
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f'not within {timeout_s:g} s'
+        time.sleep(0.01)
+
+
 def test_sampler_sees_a_busy_process() -> None:
     busy = subprocess.Popen([sys.executable, '-c', 'while True: pass'])
+    process = psutil.Process(busy.pid)
+
+    def cpu_s() -> float:
+        times = process.cpu_times()
+        return times.user + times.system
+
     try:
         with ProcessSampler(processes={'busy': busy.pid}, period_s=0.05) as sampler:
-            time.sleep(0.6)
+            # Sampled a few times while the loop spends some CPU time, however long
+            # that takes on a loaded machine.
+            spent = cpu_s()
+            wait_until(lambda: sampler.rounds >= 3 and cpu_s() - spent >= 0.3)
     finally:
         busy.kill()
         busy.wait()
@@ -149,7 +168,9 @@ def test_sampler_survives_a_process_that_ends() -> None:
     short = subprocess.Popen([sys.executable, '-c', 'pass'])
     sampler = ProcessSampler(processes={'short': short.pid}, period_s=0.05).start()
     short.wait()
-    time.sleep(0.2)
+    # The sampling thread goes on over the ended process (it would stop if that raised).
+    ended = sampler.rounds
+    wait_until(lambda: sampler.rounds >= ended + 2)
     usage = sampler.stop()['short']
     assert usage.samples >= 1
     assert usage.cpu_percent >= 0.0
@@ -215,7 +236,7 @@ def test_frames_add_up(results: dict[str, Any]) -> None:
 @pytest.mark.ros
 def test_ratios_are_quotients_of_the_figures(results: dict[str, Any]) -> None:
     configurations = results['configurations']
-    for name, other in benchmark.RATIO_PAIRS:
+    for name, other in benchmark_run.RATIO_PAIRS:
         ours, theirs = configurations[name], configurations[other]
         ratio = results['ratios'][f'{name}/{other}']
         for key in ('p50', 'p99'):
@@ -255,7 +276,7 @@ def test_transport_one_size_every_way(results: dict[str, Any]) -> None:
         assert 'not measured' in transport['note']
     for config, row in rows.items():
         assert (row['width'], row['height']) == (640, 480)
-        assert row['sent'] == transport['frames'] == benchmark.SHORT_TRANSPORT_FRAMES
+        assert row['sent'] == transport['frames'] == benchmark_run.SHORT_TRANSPORT_FRAMES
         assert 0 <= row['lost'] == row['sent'] - row['received'], config
         assert row['received'] > 0, config
         latency = row['latency_ms']
@@ -277,11 +298,11 @@ def test_plots_are_png_files(run: tuple[dict[str, Any], Path]) -> None:
 
 @pytest.mark.ros
 def test_report_names_every_figure(results: dict[str, Any]) -> None:
-    report = benchmark.format_report(results)
+    printed = report.format_report(results)
     for text in ('bare', 'ours', 'composed', 'naive', 'ours/bare', 'ours/naive',
                  'composed/bare', 'composed, overloaded', 'p99 ms', 'CPU %',
                  'RSS MB', 'Transport', "'local' DDS profile", 'Frames not received'):
-        assert text in report
+        assert text in printed
 
 
 @pytest.mark.ros
@@ -305,7 +326,7 @@ def test_composed_overload_counts_its_drops_and_its_goals(results: dict[str, Any
     assert 0.0 < only_round['composed']['p50'] <= only_round['composed']['p99']
     assert goals['p50_over_bare_ms'] == pytest.approx(
         only_round['composed']['p50'] - only_round['bare']['p50'])
-    assert 'interleaved rounds' in benchmark.format_report(results)
+    assert 'interleaved rounds' in report.format_report(results)
     assert goals['max_fps_share_of_bare'] == pytest.approx(
         overload['fps'] / bare['max_fps_unpaced'])
 
@@ -316,4 +337,4 @@ def test_handoff_is_measured(results: dict[str, Any]) -> None:
     assert (handoff['width'], handoff['height']) == (640, 480)
     assert 0 < handoff['latency_ms']['count'] <= handoff['frames']
     assert 0.0 < handoff['latency_ms']['p50'] <= handoff['latency_ms']['p99']
-    assert 'In-process hand-off' in benchmark.format_report(results)
+    assert 'In-process hand-off' in report.format_report(results)

@@ -34,7 +34,7 @@ from edge_infer.nodes import base
 from edge_infer.nodes.base import (
     DIAGNOSTICS_PERIOD_S, EVENTS, EXECUTOR_ENV, executor_kind, SINGLE, StartupError)
 from edge_infer.nodes.conversions import node_counters
-from node_harness import Probe, wait_for_diagnostic
+from node_harness import Probe, wait_for, wait_for_diagnostic
 import pytest
 from rclpy.node import Node
 
@@ -125,9 +125,8 @@ def test_node_exits_promptly_with_a_final_report(
         wait_for_diagnostic(probe, 'camera', 'received', 5, timeout=START_TIMEOUT)
         # Signal just after a periodic report, so the next periodic one is ~1 s away.
         seen = len(camera_diagnostics(probe))
-        deadline = time.monotonic() + 5.0
-        while len(camera_diagnostics(probe)) == seen and time.monotonic() < deadline:
-            time.sleep(0.005)
+        wait_for(lambda: len(camera_diagnostics(probe)) > seen, START_TIMEOUT,
+                 'a periodic report from the camera', period=0.005)
         signalled_ns = time.time_ns()
         process.popen.send_signal(signum)
         started = time.monotonic()

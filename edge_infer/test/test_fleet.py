@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 import signal
-import time
 from typing import Any, Iterator
 
 from edge_infer.benchmarks.collector import CollectorProcess, node_values, results_from
@@ -129,10 +128,12 @@ def test_containers_on_one_machine_share_memory_only_where_they_share_dev_shm(
             groups.append(NodeGroup(
                 specs=[camera], dds_profile=PROFILE, host=hosts['camera'],
                 overrides={'camera': {**photos(scratch), 'min_subscribers': 2}}).start())
+            # The camera reports its links on its own schedule, after the monitor's.
             seen = watcher.wait('the monitor drawing on shared memory', lambda seen: (
                 seen['received'] >= 30
                 and node_values(seen, 'monitor').get('images_transport') == 'shared_memory'
-                and node_values(seen, 'monitor').get('images.processed', 0) >= 10),
+                and node_values(seen, 'monitor').get('images.processed', 0) >= 10
+                and node_values(seen, 'camera').get('image.announced_to', 0) >= 1),
                 START_TIMEOUT)
             output = groups[0]['preprocess'].output()
         finally:
@@ -175,9 +176,9 @@ def test_a_split_network_across_hosts_survives_a_killed_shard_and_a_cut_link(
             watcher.wait('the split again after a restart', results_from('shard_1', 5),
                          START_TIMEOUT)
             hosts['jetson'].cut()
-            watcher.wait('detections of the fallback during the cut', results_from('shard_0', 5),
+            # A lasting cut, not a blip: the relay runs frame after frame here meanwhile.
+            watcher.wait('detections of the fallback during the cut', results_from('shard_0', 30),
                          START_TIMEOUT)
-            time.sleep(5.0)
             hosts['jetson'].restore()
             seen = watcher.wait('the split again after the cut', results_from('shard_1', 5),
                                 START_TIMEOUT)

@@ -26,7 +26,8 @@ from edge_infer.transport.frame_queue import FrameQueue
 from edge_infer.transport.ticker import Ticker
 import pytest
 
-TIMEOUT_S = 5.0
+# Only ever waited out when a test fails: generous, for a loaded machine.
+TIMEOUT_S = 30.0
 
 
 def wait_readable(queue: FrameQueue, timeout: float = TIMEOUT_S) -> bool:
@@ -99,11 +100,12 @@ def test_a_producer_waits_until_an_idle_consumer_has_taken_the_frame() -> None:
 
     consumer = threading.Thread(target=consume)
     consumer.start()
-    ready.wait(TIMEOUT_S)
+    assert ready.wait(TIMEOUT_S), 'the consumer never went idle'
     queue.put('first')
-    # put() returned once the consumer had the frame: nothing is left to push out.
-    assert taken == ['first']
+    # put() returned once the consumer had the frame: nothing is left waiting.
+    assert not wait_readable(queue, timeout=0.0)
     consumer.join(timeout=TIMEOUT_S)
+    assert taken == ['first']
     # A busy consumer is not waited for: the newer frame pushes the older one out.
     queue.put('second')
     assert queue.put('third') == ['second']

@@ -42,7 +42,9 @@ from edge_infer.transport.messages import fill_image_msg, fill_tensor_msg, geome
 from edge_infer.transport.output import FrameOutput
 from edge_infer.transport.ring import host_identity, RingWriter
 from edge_infer_msgs.msg import DetectionArray, FrameOrigin, NumberedImage, Tensor
-from node_harness import diagnostics_of, final_reports, Probe, wait_for_diagnostic
+from node_harness import (
+    diagnostics_of, final_reports, keep_publishing, Probe, reports_of, wait_for,
+    wait_for_diagnostic, warm_up)
 import numpy as np
 import pytest
 from rclpy.executors import SingleThreadedExecutor
@@ -57,13 +59,12 @@ START_TIMEOUT = 60.0
 
 def wait_for_value(probe: Probe, node: str, key: str, value: str,
                    timeout: float = 30.0) -> dict[str, str]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached() -> dict[str, str]:
         values = diagnostics_of(probe, node)
-        if values.get(key) == value:
-            return values
-        time.sleep(0.1)
-    raise TimeoutError(f'{node} reported {diagnostics_of(probe, node)}, expected {key} {value}')
+        return values if values.get(key) == value else {}
+
+    return wait_for(reached, timeout, lambda: (
+        f'{node} reported {diagnostics_of(probe, node)}, expected {key} {value}'), period=0.1)
 
 
 def photo_camera(tmp_path: Path, fps: float = 10.0) -> dict:
@@ -145,10 +146,9 @@ def test_a_publisher_of_standard_images_only_is_taken_as_it_is(probe: Probe) -> 
     probe.subscribe(Tensor, 'input_tensor', qos_profile_sensor_data)
     publisher = probe.node.create_publisher(Image, 'image_raw', RELIABLE)
     with NodeGroup(specs=[NodeSpec(executable='preprocess', name='preprocess')]) as group:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not probe.messages('input_tensor') and time.monotonic() < deadline:
-            publisher.publish(small_image())
-            time.sleep(0.2)
+        keep_publishing(lambda: publisher.publish(small_image()),
+                        lambda: probe.messages('input_tensor'), START_TIMEOUT,
+                        "a tensor from preprocess on 'input_tensor'")
         values = wait_for_diagnostic(probe, 'preprocess', 'processed', 1)
         output = group['preprocess'].output()
     assert values['input_transport'] == 'standard'
@@ -171,22 +171,25 @@ def test_forged_and_numbered_frames_from_elsewhere_are_counted_right(probe: Prob
     # Another host: its shared memory is elsewhere, so nobody tries to link to it.
     elsewhere = 'another-boot-id:1f'
 
+    def frame(sequence: int, publisher_id: str = camera) -> NumberedImage:
+        return numbered(FrameOrigin(publisher=publisher_id, sequence=sequence,
+                                    host=elsewhere), value=sequence % 200)
+
     def send(sequence: int, publisher_id: str = camera) -> None:
-        publisher.publish(numbered(FrameOrigin(publisher=publisher_id, sequence=sequence,
-                                               host=elsewhere), value=sequence % 200))
+        publisher.publish(frame(sequence, publisher_id))
+
+    sequence = 1   # the next frame of the real publisher
+
+    def next_frame() -> NumberedImage:
+        nonlocal sequence
+        sequence += 1
+        return frame(sequence - 1)
 
     with NodeGroup(specs=[NodeSpec(executable='preprocess', name='preprocess')]) as group:
-        sequence = 1
-        deadline = time.monotonic() + START_TIMEOUT
-        while not probe.messages('input_tensor'):
-            assert time.monotonic() < deadline
-            send(sequence)
-            sequence += 1
-            time.sleep(0.2)
-        # Frames sent before the subscription matched never arrive: the report that
-        # counts the one frame each tensor came from is the settled one.
-        before = wait_for_diagnostic(probe, 'preprocess', 'processed',
-                                     len(probe.messages('input_tensor')))
+        # Frames sent before the subscription matched never arrive: the settled report,
+        # once the node has counted every frame still on its way, is the one to count from.
+        before = warm_up(probe, publisher, next_frame, 'input_tensor', 'preprocess',
+                         timeout=START_TIMEOUT)
         # Each sent once the one before is counted: the node keeps only the newest.
         send(sequence + 3)                  # three frames lost on the way
         wait_for_diagnostic(probe, 'preprocess', 'received', int(before['received']) + 4)
@@ -238,20 +241,18 @@ def test_a_publisher_that_cannot_be_linked_at_first_is_tried_again_later(
     server = None
     try:
         origin = FrameOrigin(publisher=absent, sequence=1, host=host_identity())
-        deadline = time.monotonic() + START_TIMEOUT
-        while reader.input._retry.get(absent) is None:
-            assert time.monotonic() < deadline, 'no link was tried'
+
+        def publish() -> None:
             publisher.publish(numbered(origin))
             origin.sequence += 1
-            time.sleep(0.1)
+
+        keep_publishing(publish, lambda: reader.input._retry.get(absent) is not None,
+                        START_TIMEOUT, 'a link tried to the absent writer', period=0.1)
         # Frames keep coming over DDS meanwhile; the writer's socket appears later.
         taken = len(reader.frames)
         server = LinkServer(publisher=absent, node='/late_writer', host=host_identity())
-        while server.readers == 0:
-            assert time.monotonic() < deadline, 'the link was never tried again'
-            publisher.publish(numbered(origin))
-            origin.sequence += 1
-            time.sleep(0.1)
+        keep_publishing(publish, lambda: server.readers > 0, START_TIMEOUT,
+                        'the link tried again once the writer was there', period=0.1)
         assert len(reader.frames) > taken
         assert reader.input._linked == {absent}
     finally:
@@ -317,12 +318,13 @@ def test_a_writer_that_announces_garbage_is_refused_frame_by_frame(probe: Probe)
             fill_tensor_msg(msg, np.zeros((1, 224, 224, 3), np.float32), name='input',
                             layout='NHWC')
             msg.geometry = geometry_to_msg(_geometry())
-            deadline = time.monotonic() + START_TIMEOUT
-            while server.readers == 0:
-                assert time.monotonic() < deadline, group['detector'].output()
+
+            def publish() -> None:
                 publisher.publish(msg)
                 msg.origin.sequence += 1
-                time.sleep(0.2)
+
+            keep_publishing(publish, lambda: server.readers > 0, START_TIMEOUT, lambda: (
+                f"the detector linked up with the writer; output:\n{group['detector'].output()}"))
             wait_for_diagnostic(probe, 'detector', 'received', 1)
             for description in garbage:
                 server.announce(description, ring)
@@ -358,19 +360,15 @@ def test_the_ticker_keeps_reporting_while_the_handler_is_busy(probe: Probe) -> N
     output = FrameOutput(writer, kind=IMAGES, topic=topic, profile='images')
     name = reader.node.get_name()
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not started.is_set():
-            assert time.monotonic() < deadline, 'no frame reached the reader'
-            output.publish(ImageFrame(image=np.zeros((4, 4, 3), np.uint8), encoding='bgr8',
-                                      stamp_ns=time.time_ns(), frame_id='busy'))
-            time.sleep(0.05)
+        keep_publishing(
+            lambda: output.publish(ImageFrame(image=np.zeros((4, 4, 3), np.uint8),
+                                              encoding='bgr8', stamp_ns=time.time_ns(),
+                                              frame_id='busy')),
+            started.is_set, START_TIMEOUT, 'a frame reaching the reader', period=0.05)
         # The handler holds the input's thread; reports keep coming from the ticker.
-        reports = len([m for m in probe.messages('/diagnostics')
-                       if any(s.name.endswith(name) for s in m.status)])
-        while len([m for m in probe.messages('/diagnostics')
-                   if any(s.name.endswith(name) for s in m.status)]) < reports + 3:
-            assert time.monotonic() < deadline, 'no reports while the handler was busy'
-            time.sleep(0.1)
+        reports = len(reports_of(probe, name))
+        wait_for(lambda: len(reports_of(probe, name)) >= reports + 3, START_TIMEOUT,
+                 'three reports while the handler was busy', period=0.1)
         assert not release.is_set()
     finally:
         release.set()
@@ -385,12 +383,13 @@ def test_the_ring_of_a_publisher_is_no_file_for_others_to_open(probe: Probe) -> 
     output = FrameOutput(writer, kind=IMAGES, topic=topic, profile='images')
     reader = Reader(topic)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while reader.input.transport != 'shared_memory':
-            assert time.monotonic() < deadline, reader.input.transport
-            output.publish(ImageFrame(image=np.full((48, 64, 3), 7, np.uint8), encoding='bgr8',
-                                      stamp_ns=time.time_ns(), frame_id='ring'))
-            time.sleep(0.05)
+        keep_publishing(
+            lambda: output.publish(ImageFrame(image=np.full((48, 64, 3), 7, np.uint8),
+                                              encoding='bgr8', stamp_ns=time.time_ns(),
+                                              frame_id='ring')),
+            lambda: reader.input.transport == 'shared_memory', START_TIMEOUT,
+            lambda: f'the reader linked up; its transport: {reader.input.transport}',
+            period=0.05)
         assert reader.frames[-1].image.mean() == 7
         # The only file the publisher made under /dev/shm is its socket.
         made = sorted(p.name for p in Path('/dev/shm').glob(f'*{output.publisher_id}*'))
@@ -424,19 +423,18 @@ def test_the_last_frame_before_a_writer_goes_is_still_taken(probe: Probe) -> Non
                                   stamp_ns=time.time_ns(), frame_id=frame_id))
 
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while reader.input.transport != 'shared_memory':
-            assert time.monotonic() < deadline, reader.input.transport
-            send('warm')
-            time.sleep(0.05)
+        keep_publishing(
+            lambda: send('warm'), lambda: reader.input.transport == 'shared_memory',
+            START_TIMEOUT,
+            lambda: f'the reader linked up; its transport: {reader.input.transport}',
+            period=0.05)
         send('hold')
-        assert held.wait(START_TIMEOUT)
+        assert held.wait(START_TIMEOUT), 'the reader never took the held frame'
         send('last')
         output.close()   # the end of the link, right behind the last description
         release.set()
-        while taken[-1] != 'last':
-            assert time.monotonic() < deadline, taken[-3:]
-            time.sleep(0.01)
+        wait_for(lambda: taken[-1] == 'last', START_TIMEOUT,
+                 lambda: f'the last frame taken; the reader took {taken[-3:]} last', period=0.01)
         assert 'bad_shared_reference' not in reader.node.counters.dropped
     finally:
         release.set()

@@ -24,8 +24,6 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 import shutil
-import time
-from typing import Any
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
@@ -36,7 +34,8 @@ from edge_infer.data.samples import write_sample_photos
 from edge_infer_msgs.msg import Detection, DetectionArray, ModelInfo, Tensor
 from geometry_msgs.msg import Twist
 from node_harness import (
-    diagnostics_of, Probe, wait_for_diagnostic, warm_up)
+    diagnostics_of, keep_publishing, Probe, publish_in_turn, wait_for, wait_for_diagnostic,
+    warm_up)
 from photo_truth import iou, PERSON_BOXES
 import pytest
 from rclpy.qos import (
@@ -113,9 +112,10 @@ def test_pipeline_finds_the_person_with_the_frame_stamp(
 def test_model_info_reaches_a_late_subscriber(tmp_path: Path, probe: Probe) -> None:
     spec = NodeSpec(executable='detector', name='detector')
     with NodeGroup(specs=[spec]) as group:
+        # The detector logs this line after it has published its model_info: the probe
+        # subscribes late.
         assert group['detector'].wait_for_output("'pose_detection' on", START_TIMEOUT), \
             group['detector'].output()
-        time.sleep(1.0)
         probe.subscribe(ModelInfo, 'model_info', LATCHED)
         (info,) = probe.wait_for('model_info', timeout=15.0)
     assert info.model_name == 'pose_detection'
@@ -140,9 +140,8 @@ def test_control_turns_toward_the_person_and_ignores_stale_detections(probe: Pro
     publisher = probe.node.create_publisher(DetectionArray, 'detections', RELIABLE)
     spec = NodeSpec(executable='follow_person', name='follow_person')
     with NodeGroup(specs=[spec], overrides={'follow_person': {'max_age': 0.5}}) as group:
-        deadline = time.monotonic() + START_TIMEOUT
-        while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: publisher.get_subscription_count() > 0, START_TIMEOUT,
+                 "follow_person's subscription to 'detections'")
 
         def command_after(msg: DetectionArray) -> Twist:
             before = len(probe.messages('cmd_vel'))
@@ -161,13 +160,6 @@ def test_control_turns_toward_the_person_and_ignores_stale_detections(probe: Pro
     assert stale.angular.z == 0.0
     assert counts['received'] == '3'
     assert counts['processed'] == '2'
-
-
-def publish_spaced(publisher: Any, msg: Any) -> None:
-    # The inputs keep only the newest frame (freshest wins), so back-to-back messages
-    # would replace each other before the node takes them.
-    publisher.publish(msg)
-    time.sleep(0.3)
 
 
 def bad_image() -> Image:
@@ -191,10 +183,10 @@ def test_malformed_images_are_counted_and_the_node_keeps_running(probe: Probe) -
     with NodeGroup(specs=[spec]) as group:
         before = warm_up(probe, publisher, good_image, 'input_tensor', 'preprocess')
         tensors = len(probe.messages('input_tensor'))
-        for unusable in (bad_image(), Image(encoding='bgr8'),
-                         Image(height=2, width=2, step=6, encoding='bayer_xyz8',
-                               data=bytes(12)), good_image()):
-            publish_spaced(publisher, unusable)
+        publish_in_turn(probe, publisher, (
+            bad_image(), Image(encoding='bgr8'),
+            Image(height=2, width=2, step=6, encoding='bayer_xyz8', data=bytes(12)),
+            good_image()), 'preprocess', int(before['received']))
         tensor = probe.wait_for('input_tensor', count=tensors + 1, timeout=15.0)[-1]
         after = wait_for_diagnostic(probe, 'preprocess', 'dropped.bad_image', 3)
         after = wait_for_diagnostic(
@@ -222,8 +214,8 @@ def test_mismatched_tensors_are_rejected_with_the_reason(probe: Probe) -> None:
         wrong_size = good_tensor()
         wrong_size.data = bytes(100)
         wrong_dtype = tensor_msg([1, 224, 224, 3], 'uint8')
-        for msg in (wrong_shape, wrong_size, wrong_dtype, good_tensor()):
-            publish_spaced(publisher, msg)
+        publish_in_turn(probe, publisher, (wrong_shape, wrong_size, wrong_dtype, good_tensor()),
+                        'detector', int(before['received']))
         result = probe.wait_for('detections', count=results + 1, timeout=15.0)[-1]
         after = wait_for_diagnostic(
             probe, 'detector', 'processed', int(before['processed']) + 1)
@@ -343,11 +335,11 @@ def test_detector_survives_a_missing_or_corrupt_model_and_recovers(
     with NodeGroup(specs=[spec], overrides=overrides) as group:
         detector = group['detector']
         assert detector.wait_for_output('unavailable', START_TIMEOUT), detector.output()
-        deadline = time.monotonic() + START_TIMEOUT
-        while not diagnostics_of(probe, 'detector').get('dropped.model_unavailable'):
-            assert time.monotonic() < deadline, diagnostics_of(probe, 'detector')
-            publisher.publish(tensor_msg([1, 224, 224, 3], 'float32'))
-            time.sleep(0.3)
+        keep_publishing(
+            lambda: publisher.publish(tensor_msg([1, 224, 224, 3], 'float32')),
+            lambda: diagnostics_of(probe, 'detector').get('dropped.model_unavailable'),
+            START_TIMEOUT, lambda: f"'dropped.model_unavailable' from the detector: "
+            f"{diagnostics_of(probe, 'detector')}", period=0.3)
         status = next(s for m in reversed(probe.messages('/diagnostics')) for s in m.status
                       if s.name.endswith('/detector'))
         assert status.level == DiagnosticStatus.ERROR

@@ -33,7 +33,7 @@ from edge_infer.data.bags import BagReader
 from edge_infer.data.sample_bags import load_ground_truth
 from edge_infer_msgs.msg import DetectionArray
 from node_harness import (
-    diagnostics_of, DIAGNOSTICS_SETTLE_S, Probe, wait_for_diagnostic)
+    diagnostics_of, Probe, settled_diagnostics, wait_for, wait_for_diagnostic)
 import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
@@ -58,10 +58,9 @@ def stamp_ns(stamp: Time) -> int:
 def play(overrides: dict, timeout: float = START_TIMEOUT) -> str:
     """Run the replay node until it ends by itself; return its output."""
     with NodeGroup(specs=[REPLAY], overrides={'replay': overrides}) as group:
-        deadline = time.monotonic() + timeout
-        while 'replay' not in group.exited():
-            assert time.monotonic() < deadline, group['replay'].output()
-            time.sleep(0.1)
+        wait_for(lambda: 'replay' in group.exited(), timeout,
+                 lambda: f"the replay ending by itself; output:\n{group['replay'].output()}",
+                 period=0.1)
         output = group['replay'].output()
         assert group.exited() == {'replay': 0}, output
     return output
@@ -180,8 +179,8 @@ def test_recorder_writes_the_detections_of_a_replayed_bag(
         play({'bag': str(source), 'topics': ['/camera/image_raw'],
               'remap': ['/camera/image_raw:=/image_raw']})
         wait_for_diagnostic(probe, 'detector', 'received', FRAME_COUNT - 2)
-        time.sleep(DIAGNOSTICS_SETTLE_S)
-        detector = diagnostics_of(probe, 'detector')
+        # The replay has ended: once the detector's counts settle, it has every frame.
+        detector = settled_diagnostics(probe, 'detector')
         # Every frame the detector answered has been written.
         wait_for_diagnostic(probe, 'recorder', 'processed', int(detector['processed']))
         assert not group.exited(), group.exited()

@@ -16,7 +16,7 @@
 Shard relays as separate processes over real DDS.
 
 The layouts come from ``config/shards.yaml``, the file the launch file uses; the nodes
-from ``bringup.sharded_nodes``. A probe publishes real preprocessed tensors of the
+from ``bringup.plan.sharded_nodes``. A probe publishes real preprocessed tensors of the
 sample photographs on ``input_tensor`` and compares the chain's detections with the
 single detector's on the same tensors.
 """
@@ -37,7 +37,9 @@ from edge_infer.sharding.layout import Layout, load_layout, parse_layout, save_l
 from edge_infer.sharding.wire import encode
 from edge_infer.transport.messages import fill_encoded_msg, time_to_ns
 from edge_infer_msgs.msg import DetectionArray, Tensor
-from node_harness import diagnostics_of, Probe, wait_for_diagnostic, warm_up
+from node_harness import (
+    diagnostics_of, Probe, publish_in_turn, settled_diagnostics, wait_for, wait_for_diagnostic,
+    warm_up)
 import numpy as np
 import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -133,14 +135,17 @@ def test_chains_give_the_single_detectors_detections(
     specs = sharded_nodes(chain, layout_path=path, inputs='tensor')
     assert [spec.name for spec in specs] == [f'shard_{i}' for i in range(shards)]
     answered: dict[int, DetectionArray] = {}
+
+    def every_photo_answered() -> bool:
+        for msg in recorder.messages('detections'):
+            if through_chain(msg, shards):
+                answered[time_to_ns(msg.header.stamp)] = msg
+        return len({frames.sent[s] for s in answered}) == len(frames.inputs)
+
     with NodeGroup(specs=specs) as group, Feeder(recorder, frames):
-        deadline = time.monotonic() + START_TIMEOUT
-        while len({frames.sent[s] for s in answered}) < len(frames.inputs):
-            assert time.monotonic() < deadline, (len(answered), group.exited())
-            time.sleep(0.1)
-            for msg in recorder.messages('detections'):
-                if through_chain(msg, shards):
-                    answered[time_to_ns(msg.header.stamp)] = msg
+        wait_for(every_photo_answered, START_TIMEOUT, lambda: (
+            f'an answer through the chain for each of the {len(frames.inputs)} photos: '
+            f'{len(answered)} answers, exited {group.exited()}'), period=0.1)
         counters = wait_for_diagnostic(recorder, 'shard_0', 'acknowledged', 1)
         # The relay before the last reports what it sent in its next diagnostics.
         sender = wait_for_diagnostic(recorder, f'shard_{shards - 2}', 'wire_bytes_last', 1)
@@ -189,29 +194,42 @@ def test_a_killed_downstream_shard_is_replaced_by_the_fallback_and_rejoins(
     def chain_made(msg: DetectionArray) -> bool:
         return through_chain(msg, 2)
 
+    def made_here(msg: DetectionArray) -> bool:
+        return not chain_made(msg)
+
     def wait(where: Any, count: int, after_ns: int = 0) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while len(arrivals(where, after_ns)) < count:
-            assert time.monotonic() < deadline, (count, diagnostics_of(recorder, 'shard_0'))
-            time.sleep(0.05)
+        wait_for(lambda: len(arrivals(where, after_ns)) >= count, START_TIMEOUT, lambda: (
+            f'{count} detections of {where.__name__}, {len(arrivals(where, after_ns))} came; '
+            f"shard_0 reports {diagnostics_of(recorder, 'shard_0')}"))
+
+    def local_stamps() -> set[int]:
+        return {time_to_ns(m.header.stamp) for m in recorder.messages('detections')
+                if m.trace[-1].node == 'shard_0'}
 
     with NodeGroup(specs=specs) as group:
         with Feeder(recorder, frames):
             wait(chain_made, 3)
             killed_ns = time.time_ns()
             group['shard_1'].popen.kill()
-            wait(lambda m: not chain_made(m), 8, killed_ns)
+            wait(made_here, 8, killed_ns)
             with NodeGroup(specs=downstream) as restarted:
                 rejoined_ns = time.time_ns()
                 wait(chain_made, 3, rejoined_ns)
                 assert not restarted.exited(), restarted['shard_1'].output()
-                deadline = time.monotonic() + 10.0
-                while diagnostics_of(recorder, 'shard_0').get('mode') != 'split':
-                    assert time.monotonic() < deadline, diagnostics_of(recorder, 'shard_0')
-                    time.sleep(0.1)
-        # Nothing is in flight once the deadline has passed and a report has gone out.
-        time.sleep(deadline_ms / 1000.0 + 1.5)
-        counters = diagnostics_of(recorder, 'shard_0')
+                wait_for(lambda: diagnostics_of(recorder, 'shard_0').get('mode') == 'split',
+                         START_TIMEOUT, lambda: (
+                             "shard_0 back in mode 'split': "
+                             f"{diagnostics_of(recorder, 'shard_0')}"), period=0.1)
+        # The feeder has stopped: once every frame was answered or its deadline passed,
+        # and the counts have settled, nothing is in flight.
+        counters = settled_diagnostics(recorder, 'shard_0', START_TIMEOUT,
+                                       where=lambda values: values['pending'] == '0')
+        # The detections the first relay completed itself are all on their way to the
+        # probe; wait until they are in.
+        wait_for(lambda: len(local_stamps()) >= int(counters['completed_locally'])
+                 + int(counters['ran_locally']), START_TIMEOUT, lambda: (
+                     f'the detections shard_0 made itself, {len(local_stamps())} came; '
+                     f'counters {counters}'))
         output = group['shard_0'].output()
         assert set(group.exited()) == {'shard_1'}, group.exited()
     assert counters['pending'] == '0', counters
@@ -228,15 +246,14 @@ def test_a_killed_downstream_shard_is_replaced_by_the_fallback_and_rejoins(
     # not the probe: sent just before the kill, or before the probe discovered the
     # restarted process.
     seen = {time_to_ns(m.header.stamp) for m in recorder.messages('detections')}
-    seen_local = {time_to_ns(m.header.stamp) for m in recorder.messages('detections')
-                  if m.trace[-1].node == 'shard_0'}
+    seen_local = local_stamps()
     assert len(seen_local) == int(counters['completed_locally']) \
         + int(counters['ran_locally']), counters
     assert len(seen) <= processed, counters
     assert 'did not answer within 300 ms' in output and 'answers again' in output, output
     what = 'the whole model' if fallback == 'whole' else 'the rest'
     assert f'running {what} here' in output, output
-    local = arrivals(lambda m: not chain_made(m), killed_ns)
+    local = arrivals(made_here, killed_ns)
     timed_out = [(t, m) for t, m in local if m.trace[-3].stage == 'shard0.encode']
     worst_ms = max((t - time_to_ns(m.header.stamp)) / 1e6 for t, m in timed_out)
     times = [t for t, _ in recorder.arrivals('detections')]
@@ -280,9 +297,10 @@ def test_malformed_and_mismatched_tensors_are_rejected_with_the_reason(
     with NodeGroup(specs=[last]) as group:
         before = warm_up(recorder, publisher, good, 'detections', 'shard_1')
         results = len(recorder.messages('detections'))
-        for msg in (wrong_shape, wrong_codec, corrupt, truncated, no_geometry, good()):
-            publisher.publish(msg)
-            time.sleep(0.3)   # keep-last-1 input: one at a time
+        # Keep-last-1 input: one at a time.
+        publish_in_turn(recorder, publisher,
+                        (wrong_shape, wrong_codec, corrupt, truncated, no_geometry, good()),
+                        'shard_1', int(before['received']))
         recorder.wait_for('detections', count=results + 1, timeout=15.0)
         after = wait_for_diagnostic(recorder, 'shard_1', 'processed',
                                     int(before['processed']) + 1)

@@ -40,22 +40,44 @@ fallback rely on):
     it runs for every candidate of a fallback list and for
     ``python -m edge_infer backends``.  Override it to add device checks,
     calling ``super().probe()`` first.
+``contract_version``
+    Class attribute: the version of this contract the backend was written
+    for, as a literal (``contract_version = 1``), never
+    :data:`CONTRACT_VERSION` itself.  The registry skips, and reports, a
+    backend whose version it does not support, or that declares none.
+``OPTIONS``
+    Class attribute: a :class:`BackendOption` per constructor option besides
+    ``threads``.  The detector node declares a ``<name>.<option>`` parameter
+    for each, with its type, default, description and range or choices, and
+    the registry checks names and values against them before calling the
+    constructor.
 ``__init__(*, threads=None, **options)``
-    Keyword-only options, each with a default.  The registry rejects unknown
-    option names before calling it (the message lists the accepted ones);
-    the constructor raises :class:`BackendError` for a bad value.  It must
-    not import the runtime or touch a device.
+    Keyword-only options, each with a default.  The value an option declares
+    as its default must mean the same as leaving it out (``0``, ``''`` or
+    ``[]`` for "the runtime's own default", for example), since the node
+    always passes every declared option.  The constructor raises
+    :class:`BackendError` for a value its declaration cannot express (a
+    pattern, a combination); it may call :meth:`Backend.check_options` to
+    check the declared ones when constructed directly.  It must not import
+    the runtime or touch a device.
 ``_load(path)``, ``_run(inputs)``, ``_release()``
     Load the model and allocate buffers once, run on validated inputs,
     free the runtime.  ``_load`` raises :class:`BackendError` when the model
     cannot be served (runtime missing, device busy, engine not built): the
-    detector then tries the next backend of its list.
+    detector then tries the next backend of its list.  What a slow load
+    reports (an engine build's progress) goes to a :mod:`logging` logger of
+    the backend's package, ``logging.getLogger(__name__)``: the detector
+    node forwards those to its log while it loads.
 ``describe()``
     Optional: one line on how the loaded model runs (e.g. the execution
     providers in use and those that were unavailable), for the log line
     that names the serving runtime.
 
 This base class validates inputs and keeps state.
+
+Contract versions follow ros2cli's extension points, whose extensions
+state the extension point version they were written for: a change that
+breaks existing backends increments :data:`CONTRACT_VERSION`.
 """
 
 from __future__ import annotations
@@ -63,13 +85,25 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from importlib.util import find_spec
+import os
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Sequence, Union
 
 import numpy as np
 
-__all__ = ['Backend', 'BackendError', 'TensorSpec']
+__all__ = ['Backend', 'BackendError', 'BackendOption', 'CONTRACT_VERSION', 'OPTION_TYPES',
+           'OptionValue', 'TensorSpec']
+
+#: The version of the backend contract this edge_infer implements.
+CONTRACT_VERSION = 1
+
+#: Value of a backend option: ``list`` stands for a list of strings.
+OptionValue = Union[bool, int, float, str, list[str]]
+#: The types an option may declare; ``list`` is a list of strings.
+OPTION_TYPES: tuple[type, ...] = (bool, int, float, str, list)
+_TYPE_NAMES = {bool: 'true or false', int: 'an integer', float: 'a number', str: 'a string',
+               list: 'a list of strings'}
 
 
 class BackendError(RuntimeError):
@@ -96,6 +130,95 @@ class TensorSpec:
         return f'({dims}) {self.dtype}'
 
 
+@dataclass(frozen=True, kw_only=True)
+class BackendOption:
+    """
+    One constructor option of a backend, as a node parameter can set it.
+
+    The detector node declares it as the parameter ``<backend>.<name>`` with
+    this type, default, description and range or choices.  ``None`` given
+    from Python stands for the default: the registry leaves the option out.
+
+    :raises ValueError: a type outside :data:`OPTION_TYPES`, a range on a
+        non-numeric option, choices on a non-string one, or a default that
+        the declaration itself refuses
+    """
+
+    name: str
+    #: The type: bool, int, float, str, or list (a list of strings).
+    kind: type
+    #: The value used when the option is not set; it must mean the same as
+    #: leaving the option out of the constructor call.
+    default: OptionValue
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        """Check that the declaration is one a node parameter can carry."""
+        if not self.name.isidentifier():
+            raise ValueError(f'option name {self.name!r} is not an identifier')
+        if self.kind not in OPTION_TYPES:
+            raise ValueError(f'option {self.name!r}: kind {self.kind!r} is not one of '
+                             f'{", ".join(kind.__name__ for kind in OPTION_TYPES)}')
+        if (self.minimum is not None or self.maximum is not None) and \
+                self.kind not in (int, float):
+            raise ValueError(f'option {self.name!r}: only int and float options have a range')
+        if self.choices and self.kind is not str:
+            raise ValueError(f'option {self.name!r}: only str options have choices')
+        problem = self.problem(self.default)
+        if problem is not None:
+            raise ValueError(f'option {self.name!r}: its default does not fit: {problem}')
+
+    def accepted(self) -> str:
+        """Describe the accepted values, e.g. ``'0 or more and 64 or less'``."""
+        if self.choices:
+            return 'one of ' + ', '.join(self.choices)
+        bounds = []
+        if self.minimum is not None:
+            bounds.append(f'{_number(self.minimum)} or more')
+        if self.maximum is not None:
+            bounds.append(f'{_number(self.maximum)} or less')
+        return ' and '.join(bounds) or _TYPE_NAMES[self.kind]
+
+    def problem(self, value: Any) -> str | None:
+        """
+        Say what is wrong with ``value`` for this option, None when nothing.
+
+        ``None`` (the default) is accepted; an int is accepted for a float
+        option, and a path object for a str one.
+        """
+        if value is None:
+            return None
+        if not _has_type(value, self.kind):
+            return f'{self.name} must be {_TYPE_NAMES[self.kind]}, got {value!r}'
+        if self.choices and value not in self.choices:
+            return f'unknown {self.name} {value!r}; choose one of {", ".join(self.choices)}'
+        too_low = self.minimum is not None and value < self.minimum
+        too_high = self.maximum is not None and value > self.maximum
+        if too_low or too_high:
+            return f'{self.name} must be {self.accepted()}, got {value!r}'
+        return None
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _has_type(value: Any, kind: type) -> bool:
+    if isinstance(value, bool) or kind is bool:
+        return isinstance(value, bool) and kind is bool
+    if kind is float:
+        return isinstance(value, (int, float))
+    if kind is str:
+        return isinstance(value, (str, os.PathLike))
+    if kind is list:
+        return (isinstance(value, Sequence) and not isinstance(value, str)
+                and all(isinstance(item, str) for item in value))
+    return isinstance(value, kind)
+
+
 class Backend(ABC):
     """An inference runtime that runs one model."""
 
@@ -105,6 +228,32 @@ class Backend(ABC):
     formats: ClassVar[tuple[str, ...]] = ()
     #: Runtime modules the backend imports in :meth:`load`: import name -> pip package.
     requires: ClassVar[Mapping[str, str]] = {}
+    #: The contract version the backend was written for; None: undeclared.
+    contract_version: ClassVar[int | None] = None
+    #: The constructor's options besides ``threads``, as node parameters declare them.
+    OPTIONS: ClassVar[tuple[BackendOption, ...]] = ()
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """
+        Check option names and values against :attr:`OPTIONS` (``threads`` is every backend's).
+
+        :raises BackendError: an option the backend does not declare (the
+            message lists those it takes), or a value its declaration refuses
+            (the message names the option and what it accepts)
+        """
+        declared = {option.name: option for option in cls.OPTIONS}
+        for name in sorted(options):
+            if name == 'threads':
+                continue  # checked by the base constructor
+            option = declared.get(name)
+            if option is None:
+                accepted = sorted([*declared, 'threads'])
+                raise BackendError(f'backend {cls.name!r} has no option {name!r} '
+                                   f'(options: {", ".join(accepted)})')
+            problem = option.problem(options[name])
+            if problem is not None:
+                raise BackendError(f'{cls.name}: {problem}')
 
     @classmethod
     def probe(cls) -> str | None:

@@ -27,6 +27,7 @@ import ctypes
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 __all__ = ['CUDA_PYTHON_PACKAGE', 'CudaError', 'CudaMemory', 'checked', 'device_facts',
            'import_cudart']
@@ -126,14 +127,15 @@ class CudaMemory:
         self._device_buffers.append(int(pointer))
         return int(pointer)
 
-    def pinned_array(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    def pinned_array(self, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
         """Allocate page-locked host memory as an array (fast, asynchronous copies)."""
         nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
         pointer = int(checked(self._cudart.cudaMallocHost(max(nbytes, 1)),
                               f'cudaMallocHost({nbytes})'))
         self._host_buffers.append(pointer)
         raw = (ctypes.c_uint8 * max(nbytes, 1)).from_address(pointer)
-        return np.frombuffer(raw, dtype=np.uint8, count=nbytes).view(dtype).reshape(shape)
+        return np.frombuffer(memoryview(raw), dtype=np.uint8, count=nbytes).view(
+            dtype).reshape(shape)
 
     def to_device(self, address: int, array: np.ndarray) -> None:
         """Queue a copy of a (pinned, contiguous) host array to device memory."""

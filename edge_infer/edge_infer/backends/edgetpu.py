@@ -45,7 +45,7 @@ import re
 import sys
 from typing import Any
 
-from edge_infer.backends.base import BackendError, TensorSpec
+from edge_infer.backends.base import BackendError, BackendOption, TensorSpec
 from edge_infer.backends.litert import LiteRtBackend
 
 __all__ = [
@@ -170,6 +170,12 @@ class EdgeTpuBackend(LiteRtBackend):
     """Runs Edge TPU-compiled ``.tflite`` models on a Coral Edge TPU."""
 
     name = 'edgetpu'
+    contract_version = 1
+    OPTIONS = (
+        BackendOption(name='device', kind=str, default='',
+                      description="Edge TPU to use: 'usb', 'pci', 'usb:N' or 'pci:N'; empty "
+                                  'takes the first found.'),
+    )
 
     def __init__(self, *, threads: int | None = None, device: str | None = None) -> None:
         """
@@ -177,14 +183,15 @@ class EdgeTpuBackend(LiteRtBackend):
 
         :param threads: CPU threads for the operators the Edge TPU does not run
         :param device: ``'usb'``, ``'pci'``, ``'usb:N'`` or ``'pci:N'`` (the Nth
-            of that kind); None takes the first Edge TPU found
+            of that kind); None or empty takes the first Edge TPU found
         :raises BackendError: ``device`` is none of these
         """
         super().__init__(threads=threads)
-        if device is not None and not _DEVICE.fullmatch(device):
+        self.check_options({'device': device})
+        if device and not _DEVICE.fullmatch(device):
             raise BackendError(f"edgetpu: device {device!r} is not 'usb', 'pci', 'usb:N' "
                                "or 'pci:N'")
-        self._device = device
+        self._device = device or None
         self._delegate: Any = None
         self._serving: EdgeTpuDevice | None = None
 

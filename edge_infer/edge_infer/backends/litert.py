@@ -45,6 +45,7 @@ class LiteRtBackend(Backend):
     name = 'litert'
     formats = ('tflite',)
     requires = {'ai_edge_litert': 'ai-edge-litert'}
+    contract_version = 1
 
     def __init__(self, *, threads: int | None = None) -> None:
         """Configure the backend; ``threads`` sets the interpreter's thread count."""
@@ -108,7 +109,8 @@ class LiteRtBackend(Backend):
             if output.scale:
                 np.subtract(interpreter.tensor(output.index)(), float(output.zero_point),
                             out=output.buffer, dtype=np.float32)
-                output.buffer *= output.scale
+                # In place: ``output`` is frozen, so ``*=`` would try to rebind the field.
+                np.multiply(output.buffer, output.scale, out=output.buffer)
             else:
                 np.copyto(output.buffer, interpreter.tensor(output.index)())
             results[name] = output.buffer

@@ -28,7 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from edge_infer.backends.base import Backend, BackendError, TensorSpec
+from edge_infer.backends.base import Backend, BackendError, BackendOption, TensorSpec
 import numpy as np
 
 __all__ = ['EXECUTION_MODES', 'GRAPH_OPTIMIZATIONS', 'OnnxRuntimeBackend']
@@ -79,6 +79,24 @@ class OnnxRuntimeBackend(Backend):
     name = 'onnxruntime'
     formats = ('onnx',)
     requires = {'onnxruntime': 'onnxruntime'}
+    contract_version = 1
+    OPTIONS = (
+        BackendOption(
+            name='inter_op_threads', kind=int, default=0, minimum=0, maximum=256,
+            description='ONNX Runtime threads running independent operators at once '
+                        "(execution_mode 'parallel'); 0 leaves its default."),
+        BackendOption(name='execution_mode', kind=str, default='sequential',
+                      choices=EXECUTION_MODES, description='ONNX Runtime execution mode.'),
+        BackendOption(name='graph_optimization', kind=str, default='all',
+                      choices=GRAPH_OPTIMIZATIONS,
+                      description='ONNX Runtime graph optimisation level.'),
+        BackendOption(
+            name='providers', kind=list, default=[],
+            description='ONNX Runtime execution providers in order of preference, '
+                        "e.g. ['CUDAExecutionProvider', 'CPUExecutionProvider']; those "
+                        'this build lacks are skipped and logged. Empty: CUDA where '
+                        'available, then the CPU.'),
+    )
 
     def __init__(self, *, threads: int | None = None, inter_op_threads: int | None = None,
                  execution_mode: str = 'sequential', graph_optimization: str = 'all',
@@ -88,7 +106,7 @@ class OnnxRuntimeBackend(Backend):
 
         :param threads: intra-op threads (within one operator); None: ORT's default
         :param inter_op_threads: threads running independent operators at once, used
-            by the ``'parallel'`` execution mode; None: ORT's default
+            by the ``'parallel'`` execution mode; None or 0: ORT's default
         :param execution_mode: one of :data:`EXECUTION_MODES`
         :param graph_optimization: one of :data:`GRAPH_OPTIMIZATIONS`
         :param providers: execution providers in order of preference, e.g.
@@ -98,16 +116,10 @@ class OnnxRuntimeBackend(Backend):
         :raises BackendError: a value outside what the option accepts
         """
         super().__init__(threads=threads)
-        if inter_op_threads is not None and inter_op_threads < 1:
-            raise BackendError(
-                f'onnxruntime: inter_op_threads must be at least 1, got {inter_op_threads}')
-        for option, value, allowed in (('execution_mode', execution_mode, EXECUTION_MODES),
-                                       ('graph_optimization', graph_optimization,
-                                        GRAPH_OPTIMIZATIONS)):
-            if value not in allowed:
-                raise BackendError(f'onnxruntime: {option} {value!r} is not one of '
-                                   f'{", ".join(allowed)}')
-        self._inter_op_threads = inter_op_threads
+        self.check_options({'inter_op_threads': inter_op_threads,
+                            'execution_mode': execution_mode,
+                            'graph_optimization': graph_optimization, 'providers': providers})
+        self._inter_op_threads = inter_op_threads or None
         self._execution_mode = execution_mode
         self._graph_optimization = graph_optimization
         self._requested = _check_providers(providers)
@@ -156,14 +168,15 @@ class OnnxRuntimeBackend(Backend):
         inputs = tuple(_spec(node) for node in session.get_inputs())
         outputs = tuple(_spec(node) for node in session.get_outputs())
         self._session = session
-        if all(None not in spec.shape for spec in outputs):
+        buffers = _static_buffers(outputs)
+        if buffers is not None:
             # Static outputs: bind buffers once so frames allocate nothing.
             self._binding = session.io_binding()
             for spec in outputs:
-                buffer = np.empty(spec.shape, spec.dtype)
-                self._output_buffers[spec.name] = buffer
-                self._binding.bind_output(spec.name, 'cpu', 0, spec.dtype, list(spec.shape),
+                buffer = buffers[spec.name]
+                self._binding.bind_output(spec.name, 'cpu', 0, spec.dtype, list(buffer.shape),
                                           buffer.ctypes.data)
+            self._output_buffers = buffers
         return inputs, outputs
 
     def _choose_providers(self, onnxruntime: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -205,14 +218,21 @@ class OnnxRuntimeBackend(Backend):
         self._notes = ()
 
 
+def _static_buffers(specs: Sequence[TensorSpec]) -> dict[str, np.ndarray] | None:
+    """Return an array per tensor, None when a tensor has a dynamic dimension."""
+    buffers = {}
+    for spec in specs:
+        shape = tuple(dim for dim in spec.shape if dim is not None)
+        if len(shape) != len(spec.shape):
+            return None
+        buffers[spec.name] = np.empty(shape, spec.dtype)
+    return buffers
+
+
 def _check_providers(providers: Sequence[str] | None) -> tuple[str, ...]:
-    if providers is None:
-        return ()
-    if isinstance(providers, str):
-        raise BackendError(f'onnxruntime: providers must be a list of names, got {providers!r}')
-    requested = tuple(providers)
+    requested = tuple(providers or ())
     for provider in requested:
-        if not isinstance(provider, str) or not provider.endswith('ExecutionProvider'):
+        if not provider.endswith('ExecutionProvider'):
             raise BackendError(f'onnxruntime: {provider!r} is not an execution provider name '
                                "(such as 'CUDAExecutionProvider')")
         if requested.count(provider) > 1:

@@ -22,8 +22,12 @@ another package adds one by declaring, in its ``setup.py``::
 
 The built-in backends are also known without entry points, so the core works
 from a source tree.  A backend module is imported only when the backend is
-first used or listed; one that fails to import is reported with its error and
-skipped, never fatal.  :func:`register_backend` adds one from code.
+first used or listed; one that fails to import, or that was written for a
+contract version this registry does not support (see
+:data:`SUPPORTED_CONTRACT_VERSIONS`), is reported with its error and skipped,
+never fatal.  :func:`register_backend` adds one from code.
+:func:`backend_options` returns what each backend declares it can be
+configured with, so that a node can declare a parameter for each.
 
 Example::
 
@@ -39,22 +43,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import metadata
-import inspect
 import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from edge_infer.backends.base import Backend, BackendError, TensorSpec
+from edge_infer.backends.base import (
+    Backend, BackendError, BackendOption, CONTRACT_VERSION, TensorSpec)
 
 __all__ = [
     'Backend',
     'BackendError',
     'BackendInfo',
+    'BackendOption',
     'ENTRY_POINT_GROUP',
     'LoadedBackend',
+    'SUPPORTED_CONTRACT_VERSIONS',
     'TensorSpec',
     'available_backends',
     'backend_class',
+    'backend_options',
     'check_backend_config',
     'check_backend_options',
     'create_backend',
@@ -69,6 +76,8 @@ __all__ = [
 
 #: Entry point group in which packages declare backends.
 ENTRY_POINT_GROUP = 'edge_infer.backends'
+#: Versions of the backend contract whose backends this registry loads.
+SUPPORTED_CONTRACT_VERSIONS: tuple[int, ...] = (CONTRACT_VERSION,)
 
 _BUILT_IN = {
     'onnxruntime': 'edge_infer.backends.onnx_runtime:OnnxRuntimeBackend',
@@ -88,12 +97,12 @@ _logger = logging.getLogger(__name__)
 
 @dataclass
 class _Entry:
-    """One registered backend: where it comes from, and its class once imported."""
+    """One registered backend: where it comes from; its class, or why not, once imported."""
 
     target: str | type[Backend]
     origin: str
-    loaded: type[Backend] | None = None
-    error: str | None = None
+    #: The backend class, or why it cannot be used; None until first used.
+    outcome: type[Backend] | str | None = None
 
 
 @dataclass(frozen=True)
@@ -194,9 +203,10 @@ def _unknown(name: str) -> BackendError:
                         f'{", ".join(available_backends())}')
 
 
-def _load_entry(name: str, entry: _Entry) -> type[Backend] | None:
-    if entry.loaded is not None or entry.error is not None:
-        return entry.loaded
+def _load_entry(name: str, entry: _Entry) -> type[Backend] | str:
+    """Return the backend's class, importing it the first time, or why it cannot be used."""
+    if entry.outcome is not None:
+        return entry.outcome
     try:
         if isinstance(entry.target, str):
             target = metadata.EntryPoint(
@@ -204,20 +214,42 @@ def _load_entry(name: str, entry: _Entry) -> type[Backend] | None:
         else:
             target = entry.target
     except Exception as exc:  # any error in a plugin's module must not stop the others
-        entry.error = f'cannot be imported: {type(exc).__name__}: {exc}'
+        entry.outcome = f'cannot be imported: {type(exc).__name__}: {exc}'
     else:
         if not (isinstance(target, type) and issubclass(target, Backend)):
-            entry.error = f'{entry.target!r} is not a Backend subclass'
-        elif target.name != name:
-            entry.error = f'{target.__name__}.name is {target.name!r}, not {name!r}'
-        elif not target.formats:
-            entry.error = f'{target.__name__}.formats is empty'
+            entry.outcome = f'{entry.target!r} is not a Backend subclass'
         else:
-            entry.loaded = target
-    if entry.error is not None:
+            entry.outcome = _contract_problem(name, target) or target
+    if isinstance(entry.outcome, str):
         _report(f"backend '{name}' ({entry.target} of {entry.origin}) skipped: "
-                f'{entry.error}')
-    return entry.loaded
+                f'{entry.outcome}')
+    return entry.outcome
+
+
+def _contract_problem(name: str, cls: type[Backend]) -> str | None:
+    """Say how ``cls`` breaks the contract, None when it keeps it."""
+    version = cls.contract_version
+    supported = ', '.join(str(number) for number in SUPPORTED_CONTRACT_VERSIONS)
+    if version is None:
+        return (f'{cls.__name__} declares no contract_version; set it to the backend '
+                f'contract version it was written for (this edge_infer supports {supported})')
+    if isinstance(version, bool) or version not in SUPPORTED_CONTRACT_VERSIONS:
+        return (f'{cls.__name__} is written for backend contract version {version!r}, '
+                f'but this edge_infer supports {supported}')
+    if cls.name != name:
+        return f'{cls.__name__}.name is {cls.name!r}, not {name!r}'
+    if not cls.formats:
+        return f'{cls.__name__}.formats is empty'
+    options = cls.OPTIONS
+    if not (isinstance(options, tuple)
+            and all(isinstance(option, BackendOption) for option in options)):
+        return f'{cls.__name__}.OPTIONS is not a tuple of BackendOption'
+    names = [option.name for option in options]
+    for option in names:
+        if option == 'threads' or names.count(option) > 1:
+            return (f'{cls.__name__}.OPTIONS declares {option!r} '
+                    + ('twice' if option != 'threads' else "(every backend's own option)"))
+    return None
 
 
 def backend_class(name: str) -> type[Backend]:
@@ -231,8 +263,8 @@ def backend_class(name: str) -> type[Backend]:
     if entry is None:
         raise _unknown(name)
     loaded = _load_entry(name, entry)
-    if loaded is None:
-        raise BackendError(f'backend {name!r}: {entry.error}')
+    if isinstance(loaded, str):
+        raise BackendError(f'backend {name!r}: {loaded}')
     return loaded
 
 
@@ -244,8 +276,8 @@ def describe_backends() -> tuple[BackendInfo, ...]:
         loaded = _load_entry(name, entry)
         infos.append(BackendInfo(
             name=name, origin=entry.origin,
-            formats=loaded.formats if loaded is not None else (),
-            unavailable=entry.error if loaded is None else _probe(loaded)))
+            formats=() if isinstance(loaded, str) else loaded.formats,
+            unavailable=loaded if isinstance(loaded, str) else _probe(loaded)))
     return tuple(infos)
 
 
@@ -292,21 +324,40 @@ def parse_backend_list(names: str | Sequence[str]) -> tuple[str, ...]:
     return parsed
 
 
+def backend_options() -> dict[str, tuple[BackendOption, ...]]:
+    """
+    Return the options every usable backend declares, by backend name.
+
+    Imports every registered backend; those that fail to import or break the
+    contract are left out (and reported, see :func:`registry_problems`).
+    Backends whose runtime is not installed here are included: their
+    options can still be set.
+    """
+    declared = {}
+    for name in available_backends():
+        loaded = _load_entry(name, _registry()[name])
+        if not isinstance(loaded, str):
+            declared[name] = loaded.OPTIONS
+    return declared
+
+
 def check_backend_options(name: str, options: Mapping[str, Any]) -> None:
     """
-    Check that a backend accepts options of these names (values are its constructor's).
+    Check option names and values against what the backend declares.
 
-    :raises BackendError: unknown backend, or an option it does not take (the
-        message lists the ones it takes)
+    ``threads`` is every backend's option; its value is checked by the
+    constructor.
+
+    :raises BackendError: unknown backend, an option it does not declare (the
+        message lists the ones it takes), or a value outside what the option
+        accepts (the message names the option and the accepted values)
     """
-    parameters = inspect.signature(backend_class(name).__init__).parameters.values()
-    if any(param.kind is param.VAR_KEYWORD for param in parameters):
-        return
-    accepted = sorted(param.name for param in parameters if param.kind is param.KEYWORD_ONLY)
-    for option in sorted(options):
-        if option not in accepted:
-            raise BackendError(f'backend {name!r} has no option {option!r} '
-                               f'(options: {", ".join(accepted) or "none"})')
+    backend_class(name).check_options(options)
+
+
+def _given(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Leave out the options given as None, which stands for their defaults."""
+    return {option: value for option, value in options.items() if value is not None}
 
 
 def check_backend_config(names: str | Sequence[str],
@@ -315,8 +366,8 @@ def check_backend_config(names: str | Sequence[str],
     """
     Validate an ordered backend list and per-backend options, loading no model.
 
-    Options are checked for the listed backends that import: their names
-    against the constructor's, their values by constructing the backend, which
+    Options are checked for the listed backends that import: their names and
+    values against the declared ones, then by constructing the backend, which
     is cheap by contract.  Options of registered backends not in the list are
     accepted and unused.  This is what start-up checks call, so that a
     configuration mistake is reported at once, never taken for a fallback
@@ -334,9 +385,9 @@ def check_backend_config(names: str | Sequence[str],
     parse_backend_list(list(options))
     for name in parsed:
         cls = _load_entry(name, _registry()[name])
-        if cls is not None:
-            check_backend_options(name, options.get(name, {}))
-            cls(**options.get(name, {}))
+        if not isinstance(cls, str):
+            cls.check_options(options.get(name, {}))
+            cls(**_given(options.get(name, {})))
     return parsed
 
 
@@ -344,11 +395,14 @@ def create_backend(name: str, **options: Any) -> Backend:
     """
     Create a backend by name; ``options`` go to its constructor.
 
+    An option given as None is left out, so that the constructor's default
+    applies.
+
     :raises BackendError: unknown name (the message lists the registered ones),
         a module that fails to import, an unknown option or a bad option value
     """
     check_backend_options(name, options)
-    return backend_class(name)(**options)
+    return backend_class(name)(**_given(options))
 
 
 def load_with_fallback(names: str | Sequence[str], model_path: Path, *, model_format: str,
@@ -370,14 +424,13 @@ def load_with_fallback(names: str | Sequence[str], model_path: Path, *, model_fo
     skipped: list[tuple[str, str]] = []
     for name in check_backend_config(names, options):
         cls = _load_entry(name, _registry()[name])
-        if cls is None:
-            reason = _registry()[name].error
-        elif model_format not in cls.formats:
-            reason = f'runs {"/".join(cls.formats)} models, not {model_format}'
-        else:
-            reason = _probe(cls)
+        if isinstance(cls, str):
+            skipped.append((name, cls))
+            continue
+        reason = (f'runs {"/".join(cls.formats)} models, not {model_format}'
+                  if model_format not in cls.formats else _probe(cls))
         if reason is None:
-            backend = cls(**options.get(name, {}))
+            backend = cls(**_given(options.get(name, {})))
             try:
                 backend.load(model_path)
             except BackendError as error:

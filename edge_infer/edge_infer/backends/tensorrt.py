@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
 
 from edge_infer.backends import tensorrt_engines as engines
-from edge_infer.backends.base import _installed, Backend, BackendError, TensorSpec
+from edge_infer.backends.base import (
+    _installed, Backend, BackendError, BackendOption, TensorSpec)
 from edge_infer.backends.cuda_runtime import (
     CUDA_PYTHON_PACKAGE, CudaError, CudaMemory, device_facts, import_cudart)
 from edge_infer.backends.tensorrt_engines import PRECISIONS
@@ -52,6 +53,22 @@ class TensorRtBackend(Backend):
     formats: ClassVar[tuple[str, ...]] = ('onnx',)
     requires: ClassVar[Mapping[str, str]] = {'tensorrt': 'tensorrt',
                                              'cuda': CUDA_PYTHON_PACKAGE}
+    contract_version: ClassVar[int | None] = 1
+    OPTIONS: ClassVar[tuple[BackendOption, ...]] = (
+        BackendOption(name='precision', kind=str, default='fp16', choices=PRECISIONS,
+                      description='TensorRT engine precision (the engine cache is keyed by '
+                                  'it).'),
+        BackendOption(name='build_missing', kind=bool, default=False,
+                      description='Build a missing TensorRT engine at start-up (minutes, '
+                                  'logged with progress) instead of refusing with the command '
+                                  'that builds it, so that the next backend in the list '
+                                  'serves.'),
+        BackendOption(name='cache_dir', kind=str, default='',
+                      description='TensorRT engine cache folder; empty: '
+                                  '$EDGE_INFER_ENGINE_DIR or ~/.cache/edge_infer/engines.'),
+        BackendOption(name='device', kind=int, default=0, minimum=0, maximum=64,
+                      description='CUDA device index.'),
+    )
 
     @classmethod
     def probe(cls) -> str | None:
@@ -73,7 +90,7 @@ class TensorRtBackend(Backend):
         return None
 
     def __init__(self, *, threads: int | None = None, precision: str = 'fp16',
-                 build_missing: bool = False, cache_dir: Path | None = None,
+                 build_missing: bool = False, cache_dir: str | Path | None = None,
                  device: int = 0, progress: Callable[[str], None] | None = None) -> None:
         """
         Configure the backend; nothing is imported or allocated before :meth:`load`.
@@ -84,21 +101,18 @@ class TensorRtBackend(Backend):
         :param build_missing: build a missing engine at load (seconds to minutes,
             reported through ``progress``) instead of refusing with the command
             that builds it; INT8 builds need a QDQ model here (no calibration images)
-        :param cache_dir: engine cache directory; default ``$EDGE_INFER_ENGINE_DIR``
+        :param cache_dir: engine cache directory; None or empty: ``$EDGE_INFER_ENGINE_DIR``
             or ``~/.cache/edge_infer/engines``
         :param device: CUDA device index
         :param progress: receives build progress lines; default: this module's
             logger at warning level, so that a build at start-up is always visible
         """
         super().__init__(threads=threads)
-        if precision not in PRECISIONS:
-            raise BackendError(f'tensorrt: unknown precision {precision!r}; choose one of '
-                               f'{", ".join(PRECISIONS)}')
-        if device < 0:
-            raise BackendError(f'tensorrt: device must be 0 or more, got {device}')
+        self.check_options({'precision': precision, 'build_missing': build_missing,
+                            'cache_dir': cache_dir, 'device': device})
         self._precision = precision
         self._build_missing = build_missing
-        self._cache_dir = None if cache_dir is None else Path(cache_dir)
+        self._cache_dir = Path(cache_dir) if cache_dir else None
         self._device = device
         self._progress = progress or _LOGGER.warning
         self._engine_path: Path | None = None
@@ -138,8 +152,8 @@ class TensorRtBackend(Backend):
             self._trt = engines.import_tensorrt()
             cudart = import_cudart()
             self._gpu, _ = device_facts(cudart, self._device)
-            self._memory = CudaMemory(cudart=cudart, device=self._device)
-            return self._open(self._find_or_build(path))
+            memory = self._memory = CudaMemory(cudart=cudart, device=self._device)
+            return self._open(self._find_or_build(path), memory)
         except (engines.EngineError, CudaError) as exc:
             self._release()
             raise BackendError(f'tensorrt: {exc}') from exc
@@ -164,7 +178,8 @@ class TensorRtBackend(Backend):
         return engines.build_engine(path, precision=self._precision, cache_dir=self._cache_dir,
                                     progress=self._progress)
 
-    def _open(self, engine_path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    def _open(self, engine_path: Path,
+              memory: CudaMemory) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         trt = self._trt
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self._engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
@@ -176,7 +191,8 @@ class TensorRtBackend(Backend):
         if self._context is None:
             raise BackendError(f'tensorrt: no execution context for {engine_path} (out of GPU '
                                'memory?)')
-        inputs, outputs = [], []
+        inputs: list[TensorSpec] = []
+        outputs: list[TensorSpec] = []
         for index in range(self._engine.num_io_tensors):
             name = self._engine.get_tensor_name(index)
             is_input = self._engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
@@ -193,14 +209,14 @@ class TensorRtBackend(Backend):
         outputs = [TensorSpec(name=spec.name, shape=tuple(self._context.get_tensor_shape(
             spec.name)), dtype=spec.dtype) for spec in outputs]
         for spec in (*inputs, *outputs):
-            host = self._memory.pinned_array(spec.shape, spec.dtype)
+            host = memory.pinned_array(_concrete(spec), spec.dtype)
             if spec in inputs:
                 self._host_inputs[spec.name] = host
             else:
                 self._host_outputs[spec.name] = host
                 # Results live in ordinary memory: they stay valid after close().
-                self._results[spec.name] = np.empty(spec.shape, spec.dtype)
-            address = self._memory.device_buffer(host.nbytes)
+                self._results[spec.name] = np.empty(host.shape, spec.dtype)
+            address = memory.device_buffer(host.nbytes)
             self._device_addresses[spec.name] = address
             self._context.set_tensor_address(spec.name, address)
         self._engine_path = engine_path
@@ -208,6 +224,8 @@ class TensorRtBackend(Backend):
 
     def _run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         memory = self._memory
+        if memory is None:
+            raise BackendError('tensorrt: no model loaded')
         try:
             # A node may infer on another thread than the one that loaded.
             memory.activate()
@@ -241,3 +259,13 @@ class TensorRtBackend(Backend):
         self._results = {}
         self._device_addresses = {}
         self._engine_path = None
+
+
+def _concrete(spec: TensorSpec) -> tuple[int, ...]:
+    """Return the shape of a tensor whose every dimension is known."""
+    shape = tuple(dim for dim in spec.shape if dim is not None and dim >= 0)
+    if len(shape) != len(spec.shape):
+        raise BackendError(f'tensorrt: tensor {spec.name!r} has the shape {spec.describe()}, '
+                           'known only while running (data-dependent); the backend needs '
+                           'every dimension known once the input shapes are set')
+    return shape

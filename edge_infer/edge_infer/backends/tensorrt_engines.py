@@ -545,7 +545,8 @@ def build_engine(onnx_path: Path, *, precision: str = 'fp16',
             'build that')
     facts = target_facts(
         onnx_path, precision=precision,
-        calibration=calibration_sha256(calibration_images) if calibrate else None)
+        calibration=(calibration_sha256(calibration_images)
+                     if calibrate and calibration_images else None))
     directory = engine_dir(cache_dir)
     engine = _engine_path(directory, onnx_path, facts)
     stale = _reuse_problem(engine, facts)

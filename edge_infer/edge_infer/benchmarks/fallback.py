@@ -45,7 +45,7 @@ from typing import Any, Sequence
 
 from edge_infer.benchmarks.collector import CollectorProcess, node_values, results_from
 from edge_infer.bringup.hosts import behind_door, hosts_available, SimulatedHosts
-from edge_infer.bringup.plan import sharded_nodes
+from edge_infer.bringup.plan import ParameterOverride, sharded_nodes
 from edge_infer.bringup.processes import config_dir, node_environment, NodeGroup
 from edge_infer.core.latency import percentiles
 from edge_infer.data.samples import write_sample_photos
@@ -81,7 +81,8 @@ def measure(*, cycles: int, load: int, profile: str, deadline_ms: float, cut_s: 
     (jetson_node,) = sharded_nodes(chain, layout_path=path, device='jetson')
     photos = work / 'photos'
     write_sample_photos(photos, ('astronaut', 'camera'))
-    camera = {'source': str(photos), 'width': 640, 'height': 480, 'fps': 10.0, 'loop': True}
+    camera: dict[str, ParameterOverride] = {'source': str(photos), 'width': 640, 'height': 480,
+                                            'fps': 10.0, 'loop': True}
     env = node_environment(dds_profile=profile)
     events: list[dict[str, Any]] = []
     with ExitStack() as stack:

@@ -71,7 +71,10 @@ class NaiveCamera(Node):
         self.get_logger().info(f'{CAMERA_READY_LINE} {len(self.files)} images from {folder}')
 
     def timer_callback(self) -> None:
-        frame = cv2.imread(self.files[self.count % len(self.files)])
+        path = self.files[self.count % len(self.files)]
+        frame = cv2.imread(path)
+        if frame is None:
+            raise OSError(f'cannot read the image {path}')
         msg = Image()
         stamp = self.get_clock().now()
         msg.header.stamp = stamp.to_msg()
@@ -131,7 +134,8 @@ class NaiveDetector(Node):
         return {'received': self.received, 'processed': self.processed}
 
 
-NODES = {'camera': NaiveCamera, 'detector': NaiveDetector}
+NODES: dict[str, type[NaiveCamera] | type[NaiveDetector]] = {
+    'camera': NaiveCamera, 'detector': NaiveDetector}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -107,6 +107,8 @@ class ProcessSampler:
         self._thread: threading.Thread | None = None
         #: Usage by process name, filled by :meth:`stop`.
         self.usage: dict[str, ProcessUsage] = {}
+        #: How many times every process has been sampled so far (ended ones too).
+        self.rounds = 0
 
     def start(self) -> ProcessSampler:
         """Take the first samples now and keep sampling in a thread; return self."""
@@ -122,6 +124,7 @@ class ProcessSampler:
     def _sample_all(self) -> None:
         for track in self._tracks:
             track.sample()
+        self.rounds += 1
 
     def stop(self) -> dict[str, ProcessUsage]:
         """Take the last samples, stop the thread and return the usage by name."""

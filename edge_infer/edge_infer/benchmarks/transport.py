@@ -231,7 +231,7 @@ def publish(*, config: str, image: np.ndarray, rate: float, frames: int,
 def _spin_plain(node_class: Callable[..., Node], *, args: Sequence[str],
                 **options: Any) -> int:
     # As a tutorial writes it: rclpy.spin, none of the tuning edge_infer's nodes get.
-    rclpy.init(args=args)
+    rclpy.init(args=list(args))
     node = node_class(**options)
     try:
         rclpy.spin(node)

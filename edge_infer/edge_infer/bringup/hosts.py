@@ -219,6 +219,7 @@ class SimulatedHosts:
         while not ready.exists():
             if holder.poll() is not None or time.monotonic() > deadline:
                 holder.kill()
+                assert holder.stderr is not None  # started with stderr=PIPE
                 raise HostsUnavailable(
                     f'host {name} did not come up: {holder.stderr.read().decode().strip()}')
             time.sleep(0.01)

@@ -33,7 +33,8 @@ PACKAGE = 'edge_infer'
 # The executable (and NodeGroup name) of the composed pipeline.
 COMPOSED = 'composed'
 
-ParameterOverride = Union[bool, int, float, str]
+# As a parameters file gives them: list parameters (replay's topics) take lists of strings.
+ParameterOverride = Union[bool, int, float, str, list[str]]
 
 # How the nodes' DDS moves large messages (measured with 600 kB messages at 10 Hz):
 # Fast DDS's default transports deliver few best-effort frames of that size between

@@ -39,6 +39,12 @@ from edge_infer.bringup.hosts import Host
 from edge_infer.bringup.plan import dds_environment, NodeSpec, PACKAGE, ParameterOverride
 import yaml
 
+# The detector node logs "'<model>' on <runtime>" once its model is loaded.
+DETECTOR_READY_LINE = "' on "
+STARTUP_TIMEOUT_S = 120.0
+# Time for the subscriptions of a newly started node to match the running ones.
+DISCOVERY_WAIT_S = 1.0
+
 
 def executable_dir(package: str = PACKAGE) -> Path:
     """Folder of a package's node executables (``lib/<package>`` in its prefix)."""

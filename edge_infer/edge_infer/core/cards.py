@@ -104,13 +104,14 @@ from importlib import resources
 import math
 from pathlib import Path
 import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, overload, Sequence, TypeVar
 
 import yaml
 
 __all__ = [
     'BoxFromKeypoints',
     'CardError',
+    'ColorOrder',
     'DecoderSpec',
     'InputSpec',
     'ModelCard',
@@ -127,7 +128,8 @@ __all__ = [
 FORMATS = ('onnx', 'tflite')
 LAYOUTS = ('NHWC', 'NCHW')
 DTYPES = ('float32', 'uint8', 'int8')
-COLORS = ('rgb', 'bgr')
+ColorOrder = Literal['rgb', 'bgr']
+COLORS: tuple[ColorOrder, ...] = ('rgb', 'bgr')
 RESIZE_MODES = ('letterbox', 'stretch')
 DECODER_TYPES = ('ssd_anchors', 'yolov5', 'yolov8', 'yolo11', 'auto')
 COORDINATES = ('pixels', 'normalized')
@@ -136,6 +138,8 @@ SCORE_ACTIVATIONS = ('sigmoid', 'none')
 CONVERTERS = ('tflite2onnx',)
 
 _SHA256 = re.compile(r'^[0-9a-f]{64}$')
+
+_ChoiceT = TypeVar('_ChoiceT', bound=str)
 
 
 def _bundled_root() -> Any:
@@ -173,7 +177,7 @@ class InputSpec:
     height: int
     layout: str
     dtype: str
-    color: str
+    color: ColorOrder
     resize: str
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -297,6 +301,17 @@ class _Fields:
             return default
         return self._data[key]
 
+    @overload
+    def string(self, key: str, default: str, *, required: bool = False) -> str: ...
+
+    @overload
+    def string(self, key: str, default: str | None = None, *,
+               required: Literal[True]) -> str: ...
+
+    @overload
+    def string(self, key: str, default: str | None = None, *,
+               required: bool = False) -> str | None: ...
+
     def string(self, key: str, default: str | None = None, *,
                required: bool = False) -> str | None:
         value = self.raw(key, default, required=required)
@@ -304,7 +319,8 @@ class _Fields:
             raise CardError(f'{self.field(key)}: expected a string, got {_kind(value)}')
         return value
 
-    def choice(self, key: str, allowed: Sequence[str], default: str | None = None) -> str:
+    def choice(self, key: str, allowed: Sequence[_ChoiceT],
+               default: _ChoiceT | None = None) -> _ChoiceT:
         value = self.raw(key, default, required=default is None)
         if value not in allowed:
             raise CardError(
@@ -339,6 +355,12 @@ class _Fields:
         minimum = 0.0 if positive else None
         return tuple(_check_number(f'{name}[{i}]', item, minimum, None, positive)
                      for i, item in enumerate(value))
+
+    @overload
+    def sub(self, key: str, *, required: Literal[True] = True) -> _Fields: ...
+
+    @overload
+    def sub(self, key: str, *, required: bool) -> _Fields | None: ...
 
     def sub(self, key: str, *, required: bool = True) -> _Fields | None:
         value = self.raw(key, required=required)
@@ -384,11 +406,31 @@ def _check_number(name: str, value: Any, minimum: float | None, maximum: float |
     return value
 
 
+@overload
+def _sha256(fields: _Fields, key: str, *, required: Literal[True]) -> str: ...
+
+
+@overload
+def _sha256(fields: _Fields, key: str, *, required: bool) -> str | None: ...
+
+
 def _sha256(fields: _Fields, key: str, *, required: bool) -> str | None:
     value = fields.string(key, required=required)
     if value is not None and not _SHA256.match(value):
         raise CardError(f'{fields.field(key)}: expected 64 lowercase hex digits, got {value!r}')
     return value
+
+
+def _three(values: tuple[float, ...]) -> tuple[float, float, float]:
+    # For lists read with numbers(..., length=3), which checked the length.
+    first, second, third = values
+    return first, second, third
+
+
+def _four(values: tuple[float, ...]) -> tuple[float, float, float, float]:
+    # For lists read with numbers(..., length=4), which checked the length.
+    first, second, third, fourth = values
+    return first, second, third, fourth
 
 
 def _parse_source(fields: _Fields, model_format: str) -> ModelSource:
@@ -417,8 +459,8 @@ def _parse_input(fields: _Fields) -> InputSpec:
         dtype=fields.choice('dtype', DTYPES),
         color=fields.choice('color', COLORS),
         resize=fields.choice('resize', RESIZE_MODES),
-        mean=fields.numbers('mean', (0.0, 0.0, 0.0), length=3),
-        std=fields.numbers('std', (1.0, 1.0, 1.0), length=3, positive=True),
+        mean=_three(fields.numbers('mean', (0.0, 0.0, 0.0), length=3)),
+        std=_three(fields.numbers('std', (1.0, 1.0, 1.0), length=3, positive=True)),
         pad_value=fields.integer('pad_value', 0, minimum=0, maximum=255),
     )
     fields.finish()
@@ -468,7 +510,8 @@ def _parse_ssd(fields: _Fields, input_spec: InputSpec) -> SsdDecoderSpec:
             raise CardError(f'{sub.field("radius")}: must differ from center')
     spec = SsdDecoderSpec(
         anchors=anchors,
-        box_scale=fields.numbers('box_scale', default_scale, length=4, positive=True),
+        box_scale=_four(fields.numbers('box_scale', default_scale, length=4,
+                                       positive=True)),
         boxes_output=fields.string('boxes_output'),
         scores_output=fields.string('scores_output'),
         box_order=fields.choice('box_order', BOX_ORDERS, 'xywh'),

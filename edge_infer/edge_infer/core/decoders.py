@@ -349,8 +349,12 @@ class SsdAnchorDecoder(Decoder):
         """
         Generate the anchors and, when the output shapes are given, check them.
 
-        :raises DecoderError: the outputs do not fit the decoder options
+        :raises DecoderError: the outputs do not fit the decoder options, or the
+            options ask for a box from keypoints without keypoints
         """
+        if spec.box_from_keypoints is not None and spec.num_keypoints == 0:
+            raise DecoderError('decoder.box_from_keypoints: the decoder has no keypoints '
+                               '(set decoder.num_keypoints)')
         self._spec = spec
         self._size = np.array([input_width, input_height], np.float32)
         self._anchors = generate_ssd_anchors(spec.anchors, input_width, input_height)
@@ -380,10 +384,10 @@ class SsdAnchorDecoder(Decoder):
                                f'({", ".join(shapes)}); set decoder.boxes_output and '
                                'decoder.scores_output')
         first, second = shapes
-        if spec.boxes_output is not None or spec.scores_output is not None:
-            named = spec.boxes_output or spec.scores_output
-            other = second if named == first else first
-            return ((named, other) if spec.boxes_output is not None else (other, named))
+        if spec.boxes_output is not None:
+            return spec.boxes_output, (second if spec.boxes_output == first else first)
+        if spec.scores_output is not None:
+            return (second if spec.scores_output == first else first), spec.scores_output
         # Box regressors carry at least 4 values per anchor, scores 1 per class.
         if (shapes[first][-1] or 0) >= (shapes[second][-1] or 0):
             return first, second
@@ -440,6 +444,7 @@ class SsdAnchorDecoder(Decoder):
         anchors = self._anchors[keep]
         boxes, keypoints = self._decode_rows(rows, anchors)
         if spec.box_from_keypoints is not None:
+            assert keypoints is not None  # __init__ refuses box_from_keypoints without any
             boxes = _box_from_keypoints(keypoints, spec.box_from_keypoints)
         return RawDetections(
             boxes=boxes, scores=scores.astype(np.float32),
@@ -495,9 +500,13 @@ def create_decoder(spec: DecoderSpec, *, input_width: int, input_height: int,
     :raises DecoderError: the outputs do not fit the card
     """
     if spec.kind == 'ssd_anchors':
+        if spec.ssd is None:
+            raise DecoderError('decoder.type ssd_anchors: the decoder spec has no ssd options')
         return SsdAnchorDecoder(spec=spec.ssd, input_width=input_width,
                                 input_height=input_height, output_shapes=output_shapes)
     yolo = spec.yolo
+    if yolo is None:
+        raise DecoderError(f'decoder.type {spec.kind}: the decoder spec has no yolo options')
     normalized = yolo.coordinates == 'normalized'
     shape = None
     if output_shapes is not None:

@@ -35,6 +35,7 @@ import numpy as np
 __all__ = [
     'image_digest',
     'BufferLike',
+    'byte_view',
     'ENCODINGS',
     'EncodingInfo',
     'ImageFields',
@@ -50,6 +51,18 @@ __all__ = [
 
 BufferLike = Union[bytes, bytearray, memoryview, 'array.array[int]', np.ndarray]
 """Types of message data accepted; anything exporting a contiguous buffer works."""
+
+
+def byte_view(data: BufferLike) -> memoryview:
+    """
+    View the bytes of ``data`` as a flat memoryview, without copying.
+
+    :raises TypeError: ``data`` does not support the buffer protocol or is not contiguous.
+    """
+    # ndarray.data is memoryview(array); numpy's stubs give ndarray the buffer protocol
+    # only from Python 3.12 on, so memoryview(array) would not type-check on 3.10.
+    view = data.data if isinstance(data, np.ndarray) else memoryview(data)
+    return view.cast('B')
 
 
 class ImageFormatError(ValueError):
@@ -192,7 +205,7 @@ def image_from_buffer(
             f'step {step} is not a multiple of {info.bytes_per_channel} bytes '
             f'per channel for {encoding}')
     try:
-        buffer = memoryview(data).cast('B')
+        buffer = byte_view(data)
     except TypeError as error:
         raise TypeError(
             'image data must be a contiguous buffer (bytes, bytearray, array.array, '
@@ -322,4 +335,4 @@ def image_digest(pixels: BufferLike) -> str:
     Compare digests of the same encoding and row layout only (``image_to_fields`` data,
     or a message's ``data``).
     """
-    return hashlib.blake2b(memoryview(pixels).cast('B'), digest_size=8).hexdigest()
+    return hashlib.blake2b(byte_view(pixels), digest_size=8).hexdigest()

@@ -44,10 +44,13 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, class_ids: np.nda
     xywh[:, 2:] -= xyxy[:, :2]
     score_list = np.asarray(scores, np.float32)
     # The decoder already applied the score threshold, which cards keep above 0.
+    # OpenCV's stubs want Python sequences; its bindings take the arrays as they are.
     if class_agnostic:
-        kept = cv2.dnn.NMSBoxes(xywh, score_list, 0.0, iou_threshold,
-                                top_k=max_detections)
+        kept = cv2.dnn.NMSBoxes(
+            xywh, score_list,  # type: ignore[arg-type]
+            0.0, iou_threshold, top_k=max_detections)
     else:
-        kept = cv2.dnn.NMSBoxesBatched(xywh, score_list, np.asarray(class_ids, np.int32),
-                                       0.0, iou_threshold, top_k=max_detections)
+        kept = cv2.dnn.NMSBoxesBatched(
+            xywh, score_list, np.asarray(class_ids, np.int32),  # type: ignore[arg-type]
+            0.0, iou_threshold, top_k=max_detections)
     return np.asarray(kept, np.int64).reshape(-1)

@@ -57,7 +57,8 @@ class ParameterSpec:
         return f'a {type(self.default).__name__}'
 
 
-def validate_parameter(spec: ParameterSpec, value: ParameterValue) -> ParameterValue:
+def validate_parameter(
+        spec: ParameterSpec, value: ParameterValue | None) -> ParameterValue:
     """
     Check ``value`` against ``spec`` and return it, converted where that is lossless.
 
@@ -74,7 +75,14 @@ def validate_parameter(spec: ParameterSpec, value: ParameterValue) -> ParameterV
             raise ParameterError(
                 f"parameter '{spec.name}': {value!r} is a string, expected a list of "
                 "strings such as ['a', 'b']")
-        value = [] if value is None else list(value)
+        if value is None:
+            value = []
+        elif isinstance(value, (bool, int, float)):
+            raise ParameterError(
+                f"parameter '{spec.name}': {value!r} is a {type(value).__name__}, "
+                'expected a list of strings')
+        else:
+            value = list(value)
         if not all(isinstance(item, str) for item in value):
             raise ParameterError(
                 f"parameter '{spec.name}': {value!r} is not a list of strings")
@@ -97,6 +105,6 @@ def validate_parameter(spec: ParameterSpec, value: ParameterValue) -> ParameterV
 
 def validate_all(
         specs: Sequence[ParameterSpec],
-        values: dict[str, ParameterValue]) -> dict[str, ParameterValue]:
+        values: dict[str, ParameterValue | None]) -> dict[str, ParameterValue]:
     """Validate every value of ``specs``; the first bad one raises."""
     return {spec.name: validate_parameter(spec, values[spec.name]) for spec in specs}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
+from edge_infer.core.image import BufferLike, byte_view
 import numpy as np
 
 # Wire names of element types; little-endian on the wire, like sensor_msgs/Image.
@@ -66,7 +67,8 @@ def tensor_to_fields(array: np.ndarray) -> TensorFields:
                         data=wire_array(array).tobytes())
 
 
-def tensor_from_fields(*, dtype: str, shape: Sequence[int], data: object) -> np.ndarray:
+def tensor_from_fields(*, dtype: str, shape: Sequence[int],
+                       data: BufferLike) -> np.ndarray:
     """
     View a Tensor message payload as an array of ``shape``, without copying.
 
@@ -81,7 +83,7 @@ def tensor_from_fields(*, dtype: str, shape: Sequence[int], data: object) -> np.
     dims = tuple(int(d) for d in shape)
     if not dims:
         raise TensorFormatError('tensor has an empty shape')
-    buffer = memoryview(data).cast('B')
+    buffer = byte_view(data)
     expected = int(np.prod(dims)) * element.itemsize
     if buffer.nbytes != expected:
         raise TensorFormatError(

@@ -39,7 +39,7 @@ from pathlib import Path
 import sqlite3
 import statistics
 import struct
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
 from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
 from edge_infer.core.qos import qos_spec, QosSpec
@@ -316,8 +316,8 @@ def _same_layout(a: Typestore, b: Typestore, msgtype: str, seen: set[str]) -> bo
     fields_b = b.fielddefs[msgtype][1]
     if [(n, _shape(d)) for n, d in fields_a] != [(n, _shape(d)) for n, d in fields_b]:
         return False
-    return all(_same_layout(a, b, nested, seen)
-               for nested in {_nested_name(d) for _, d in fields_a} - {None})
+    nested = {_nested_name(d) for _, d in fields_a}
+    return all(_same_layout(a, b, name, seen) for name in nested if name is not None)
 
 
 def _shape(desc: tuple[Any, Any]) -> Any:
@@ -661,7 +661,7 @@ class BagWriter:
         self.types = _local_types(self.distro)
         self._topics: dict[str, Connection] = {}
         plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
-        version = 8 if self.distro in ('humble', 'iron', 'jazzy') else 9
+        version: Literal[8, 9] = 8 if self.distro in ('humble', 'iron', 'jazzy') else 9
         try:
             self._writer = Writer(self.path, version=version, storage_plugin=plugin)
             if compress:

@@ -53,7 +53,7 @@ def _as_box(values: Sequence[float], what: str) -> Box:
                          f'got {tuple(values)!r}')
     if box[2] < box[0] or box[3] < box[1]:
         raise ValueError(f'{what}: x_max/y_max must not be below x_min/y_min, got {box!r}')
-    return box  # type: ignore[return-value]
+    return box
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,8 +80,8 @@ def _as_scored(prediction: Prediction) -> _Scored:
         box = (prediction.x_min, prediction.y_min, prediction.x_max, prediction.y_max)
         return _Scored(prediction.label, float(prediction.score),
                        _as_box(box, f'prediction {prediction.label!r}'))
-    label, score, box = prediction
-    return _Scored(str(label), float(score), _as_box(box, f'prediction {label!r}'))
+    label, score, values = prediction
+    return _Scored(str(label), float(score), _as_box(values, f'prediction {label!r}'))
 
 
 def box_iou(box: Sequence[float], others: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:

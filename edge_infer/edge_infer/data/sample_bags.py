@@ -156,9 +156,9 @@ def sample_frames() -> list[tuple[np.ndarray, TruthFrame]]:
             # The photo is resized to whole pixels; its boxes scale by the same factor.
             factor = size / 512
             x_min, y_min, x_max, y_max = PERSON_BOXES[paste.person]
-            box = (x_min * factor + x0, y_min * factor + y0,
-                   x_max * factor + x0, y_max * factor + y0)
-            boxes = (TruthBox(label='person', box=tuple(round(v, 1) for v in box),
+            box = (round(x_min * factor + x0, 1), round(y_min * factor + y0, 1),
+                   round(x_max * factor + x0, 1), round(y_max * factor + y0, 1))
+            boxes = (TruthBox(label='person', box=box,
                               source=paste.person, scale=paste.scale, hard=paste.hard),)
         frames.append((image, TruthFrame(index=index, stamp_ns=START_NS + index * period_ns,
                                          scene=scene, boxes=boxes)))

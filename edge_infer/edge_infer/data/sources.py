@@ -275,7 +275,7 @@ class V4L2Source(FrameSource):
                 'capture device, is not used by another process and that this user may '
                 "access it (e.g. is in the 'video' group)")
         if fourcc is not None:
-            self._capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))
+            self._capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*fourcc))
         if width:
             self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
             self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
@@ -467,11 +467,14 @@ class ImageFolderSource(FrameSource):
         self._decoded_bytes = 0
         # Decoding the first image now reports an unusable folder at start-up
         # and gives the frame size before the first read.
-        self._pending = self._load_next()
+        pending = self._load_next()
+        # None comes only after the last file: the first call returns an image or raises.
+        assert pending is not None
+        self._pending: np.ndarray | None = pending
         if width:
             self.width, self.height = width, height
         else:
-            self.height, self.width = self._pending.shape[:2]
+            self.height, self.width = pending.shape[:2]
         self._pacer = _Pacer(fps)
 
     @property
@@ -519,9 +522,8 @@ class ImageFolderSource(FrameSource):
         :raises ValueError: If the source is closed.
         """
         self._check_open()
-        if self._pending is not None:
-            image, self._pending = self._pending, None
-        else:
+        image, self._pending = self._pending, None
+        if image is None:
             image = self._load_next()
             if image is None:
                 return None

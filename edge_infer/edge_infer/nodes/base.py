@@ -54,10 +54,13 @@ try:
 except ImportError:  # Humble keeps them in rclpy.qos_event.
     from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 
+_EventsExecutor: Callable[[], Executor] | None
 try:
     from rclpy.experimental import EventsExecutor
 except ImportError:  # Humble and Jazzy have no events executor.
-    EventsExecutor = None
+    _EventsExecutor = None
+else:
+    _EventsExecutor = EventsExecutor
 
 MsgT = TypeVar('MsgT')
 
@@ -274,13 +277,17 @@ class EdgeInferNode(Node):
             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
+        # Created in __init__ before the ticker that calls this; destroy_node checks.
+        assert self._diagnostics is not None
         self._diagnostics.publish(array)
 
 
 def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
     # Read once at start-up, hence read-only. Dynamic typing lets YAML write 30 for a
     # float parameter; validate_all converts it and rejects other mismatches with a
-    # message that names the parameter and its allowed values.
+    # message that names the parameter and its allowed values. Those values are in the
+    # additional constraints for tools (`ros2 param describe`); a ROS range would make
+    # rclpy refuse first, with a message naming neither the node nor the choices.
     return ParameterDescriptor(
         description=spec.description, additional_constraints=spec.allowed(),
         read_only=True, dynamic_typing=True)
@@ -304,7 +311,8 @@ def run(node_factory: Callable[[], Node | Sequence[Node]],
     keep_frame_buffers_mapped()
     # rclpy's own handler would shut the context down at Ctrl-C, before the node can
     # publish its final counters; a KeyboardInterrupt lets the node finish first.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(args=None if args is None else list(args),
+               signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     nodes: Sequence[Node] = ()
@@ -354,7 +362,7 @@ SPIN_SLICE_S = 0.1
 
 def events_executor_available() -> bool:
     """Whether this rclpy has ``rclpy.experimental.EventsExecutor`` (Kilted and later)."""
-    return EventsExecutor is not None
+    return _EventsExecutor is not None
 
 
 def executor_kind(nodes: Sequence[Node] = ()) -> str:
@@ -390,7 +398,11 @@ def executor_kind(nodes: Sequence[Node] = ()) -> str:
 def make_executor(kind: str) -> Executor:
     """Create the executor :func:`executor_kind` chose."""
     if kind == EVENTS:
-        return EventsExecutor()
+        if _EventsExecutor is None:
+            raise StartupError(
+                f'{EVENTS} executor: this rclpy has no rclpy.experimental.EventsExecutor '
+                '(Kilted or later)')
+        return _EventsExecutor()
     return SingleThreadedExecutor()
 
 

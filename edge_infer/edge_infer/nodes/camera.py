@@ -111,10 +111,12 @@ class CameraNode(EdgeInferNode):
         encoding = self.params['encoding']
         needed = self.params['min_subscribers']
         frame_id = self.params['frame_id']
+        source = self._source
+        assert source is not None  # opened in __init__, before capturing can start
         listening = self.images.subscribers()
         while not self._stop.is_set():
             try:
-                frame = self._source.read()
+                frame = source.read()
             except (OSError, SourceError) as error:
                 self.get_logger().error(f'camera: capture failed, stopping: {error}')
                 return

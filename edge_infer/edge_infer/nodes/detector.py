@@ -25,18 +25,21 @@ frame's header and the latency trace, and ``model_info`` once, transient-local.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 import dataclasses
+import logging
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from edge_infer.backends.base import BackendError
-from edge_infer.backends.onnx_runtime import EXECUTION_MODES, GRAPH_OPTIMIZATIONS
+from edge_infer.backends.base import BackendError, BackendOption
+from edge_infer.backends.registry import (
+    backend_class, backend_options as declared_options, check_backend_config)
 from edge_infer.core.cards import CardError, load_card, ModelCard
 from edge_infer.core.frames import always_intact, ImageFrame, TensorFrame
 from edge_infer.core.image import ImageFormatError, to_color
 from edge_infer.core.latency import Stage
 from edge_infer.core.models import ModelFileError
-from edge_infer.core.params import ParameterSpec
+from edge_infer.core.params import ParameterSpec, ParameterValue
 from edge_infer.core.preprocess import Geometry
 from edge_infer.inference.detector import Detector, DetectorError, resolve_backends
 from edge_infer.nodes.base import (
@@ -48,11 +51,13 @@ from edge_infer.transport.messages import header_msg, stage_to_msg
 from edge_infer.transport.output import FrameOutput
 from edge_infer_msgs.msg import DetectionArray, ModelInfo, StageTiming
 import numpy as np
+from rclpy.impl.rcutils_logger import RcutilsLogger
 
 MODEL_RETRY_PERIOD_S = 5.0
 
-# Parameters named '<backend>.<option>' become that backend's constructor options.
-PARAMETERS = (
+# The node's own parameters; each backend adds one per option it declares (see
+# backend_parameters).
+NODE_PARAMETERS = (
     ParameterSpec(
         name='model', default='pose_detection',
         description='Bundled model card name or path to a card YAML.'),
@@ -64,34 +69,6 @@ PARAMETERS = (
     ParameterSpec(name='threads', default=0, minimum=0, maximum=256,
                   description='Inference threads (ONNX Runtime: intra-op); 0 leaves the '
                               "runtime's default."),
-    ParameterSpec(name='onnxruntime.inter_op_threads', default=0, minimum=0, maximum=256,
-                  description='ONNX Runtime threads running independent operators at once '
-                              "(execution_mode 'parallel'); 0 leaves its default."),
-    ParameterSpec(name='onnxruntime.execution_mode', default='sequential',
-                  choices=EXECUTION_MODES,
-                  description='ONNX Runtime execution mode.'),
-    ParameterSpec(name='onnxruntime.graph_optimization', default='all',
-                  choices=GRAPH_OPTIMIZATIONS,
-                  description='ONNX Runtime graph optimisation level.'),
-    ParameterSpec(name='onnxruntime.providers', default=[],
-                  description='ONNX Runtime execution providers in order of preference, '
-                              "e.g. ['CUDAExecutionProvider', 'CPUExecutionProvider']; those "
-                              'this build lacks are skipped and logged. Empty: CUDA where '
-                              'available, then the CPU.'),
-    ParameterSpec(name='tensorrt.precision', default='fp16', choices=('fp32', 'fp16', 'int8'),
-                  description='TensorRT engine precision (the engine cache is keyed by it).'),
-    ParameterSpec(name='tensorrt.build_missing', default=False,
-                  description='Build a missing TensorRT engine at start-up (minutes, logged '
-                              'with progress) instead of refusing with the command that '
-                              'builds it, so that the next backend in the list serves.'),
-    ParameterSpec(name='tensorrt.cache_dir', default='',
-                  description='TensorRT engine cache folder; empty: $EDGE_INFER_ENGINE_DIR '
-                              'or ~/.cache/edge_infer/engines.'),
-    ParameterSpec(name='tensorrt.device', default=0, minimum=0, maximum=64,
-                  description='CUDA device index.'),
-    ParameterSpec(name='edgetpu.device', default='',
-                  description="Edge TPU to use: 'usb', 'pci', 'usb:N' or 'pci:N'; empty takes "
-                              'the first found.'),
     ParameterSpec(name='input', default='tensor', choices=('tensor', 'image'),
                   description="'tensor': preprocessed input_tensor from the preprocess "
                               "node; 'image': image_raw, preprocessed in this process."),
@@ -99,17 +76,48 @@ PARAMETERS = (
 )
 
 
-def backend_options(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def backend_parameters() -> tuple[ParameterSpec, ...]:
+    """
+    Return a ``<backend>.<option>`` parameter for each option a backend declares.
+
+    Every backend the registry can load is included, whether or not its runtime
+    is installed here, plugins as well as the built-in ones.
+    """
+    return tuple(
+        ParameterSpec(name=f'{backend}.{option.name}', default=_parameter_default(option),
+                      description=option.description, choices=option.choices,
+                      minimum=option.minimum, maximum=option.maximum)
+        for backend, options in declared_options().items() for option in options)
+
+
+def _parameter_default(option: BackendOption) -> ParameterValue:
+    # A float option may declare 0 for 0.0; its parameter must still be a float one.
+    if option.kind is float and isinstance(option.default, int):
+        return float(option.default)
+    return option.default
+
+
+def __getattr__(name: str) -> tuple[ParameterSpec, ...]:
+    """
+    Return ``PARAMETERS``: the node's parameters and the backends' as the registry has them.
+
+    Computed on use, so that importing the module loads no backend.
+    """
+    if name == 'PARAMETERS':
+        return NODE_PARAMETERS + backend_parameters()
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def options_from_parameters(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """
     Map the ``<backend>.<option>`` parameters to options per backend.
 
-    0, ``''`` and ``[]`` mean "the backend's default" and are left out; booleans
-    are always passed.
+    Every option is passed: a declared default means the backend's default.
     """
     options: dict[str, dict[str, Any]] = {}
     for name, value in values.items():
         backend, dot, option = name.partition('.')
-        if dot and (isinstance(value, bool) or value not in (0, '', [])):
+        if dot:
             options.setdefault(backend, {})[option] = value
     return options
 
@@ -119,21 +127,15 @@ class DetectorNode(EdgeInferNode):
 
     def __init__(self) -> None:
         """Load the model; frames come once the node starts."""
-        super().__init__(node_name='detector', parameters=PARAMETERS)
+        super().__init__(node_name='detector',
+                         parameters=NODE_PARAMETERS + backend_parameters())
         p = self.params
         try:
             card = load_card(p['model'])
         except (CardError, OSError) as error:
             raise StartupError(f"detector: parameter 'model': {error}") from error
-        self._backend_options = backend_options(p)
-        # Checked in two steps so that the message names the parameter at fault;
-        # the ranges and choices of the others are checked by their specs.
-        for parameter, names in (('backend', p['backend']),
-                                 ('onnxruntime.providers', 'onnxruntime')):
-            try:
-                resolve_backends(card, names, self._backend_options)
-            except BackendError as error:
-                raise StartupError(f"detector: parameter '{parameter}': {error}") from error
+        self._backend_options = options_from_parameters(p)
+        self._backend_names = self._check_backend_parameters(card)
         card = self._apply_threshold_overrides(card)
         self._card = card
         self._detector: Detector | None = None
@@ -161,16 +163,39 @@ class DetectorNode(EdgeInferNode):
             # or copy it): keep counting frames and try again, instead of exiting.
             self._retry = self.ticker.every(MODEL_RETRY_PERIOD_S, self._retry_load)
 
+    def _check_backend_parameters(self, card: ModelCard) -> tuple[str, ...]:
+        """
+        Check the backend list, then each backend's options; return the list.
+
+        Types, ranges and choices were checked as the parameters were declared;
+        what is left is what only a backend's constructor knows (a pattern, a
+        combination of options).  Each error names the parameter at fault.
+        """
+        try:
+            names = resolve_backends(card, self.params['backend'])
+        except BackendError as error:
+            raise StartupError(f"detector: parameter 'backend': {error}") from error
+        for backend, options in self._backend_options.items():
+            try:
+                check_backend_config(backend, {backend: options})
+            except BackendError as error:
+                at_fault = [option for option, value in options.items()
+                            if not _accepts(backend, option, value)] or list(options)
+                raise StartupError(
+                    'detector: parameter' + ('s ' if len(at_fault) > 1 else ' ')
+                    + ', '.join(f"'{backend}.{option}'" for option in at_fault)
+                    + f': {error}') from error
+        return names
+
     def _load(self) -> bool:
         p, card = self.params, self._card
         try:
-            # An engine build at start-up reports its progress in this node's log.
-            options = {**self._backend_options, 'tensorrt': {
-                **self._backend_options.get('tensorrt', {}),
-                'progress': self.get_logger().info}}
-            self._detector = Detector(
-                card=card, backend=p['backend'], threads=p['threads'] or None,
-                backend_options=options)
+            # What backends log while loading (a TensorRT engine build's progress)
+            # goes to this node's log.
+            with _backend_logs_to(self.get_logger(), self._backend_names):
+                self._detector = Detector(
+                    card=card, backend=p['backend'], threads=p['threads'] or None,
+                    backend_options=self._backend_options)
         except (ModelFileError, BackendError) as error:
             message = f"model '{card.name}' unavailable: {error}"
             self.set_health(ok=False, message=message)
@@ -212,14 +237,16 @@ class DetectorNode(EdgeInferNode):
 
     def _on_tensor(self, frame: TensorFrame) -> None:
         # Counted as received by the frame input.
-        if self._detector is None:
+        detector = self._detector
+        if detector is None:
             self.counters.drop('model_unavailable')
             return
-        self._run(frame.tensor, frame.geometry, frame, frame.stages)
+        self._run(detector, frame.tensor, frame.geometry, frame, frame.stages)
 
     def _on_image(self, frame: ImageFrame) -> None:
         # Counted as received by the frame input.
-        if self._detector is None:
+        detector = self._detector
+        if detector is None:
             self.counters.drop('model_unavailable')
             return
         start_ns = time.time_ns()
@@ -229,7 +256,7 @@ class DetectorNode(EdgeInferNode):
         except ImageFormatError as error:
             self.drop_frame('bad_image', error)
             return
-        tensor, geometry = self._detector.preprocess(image, color)
+        tensor, geometry = detector.preprocess(image, color)
         stage = Stage(stage='preprocess', node=self.get_name(), start_ns=start_ns,
                       end_ns=time.time_ns())
         if not frame.intact():
@@ -237,10 +264,11 @@ class DetectorNode(EdgeInferNode):
                 'the camera reused the shared-memory slot while the image was resized'))
             return
         # The tensor is the detector's own now: the image may go.
-        self._run(tensor, geometry, frame, (stage,), intact=always_intact)
+        self._run(detector, tensor, geometry, frame, (stage,), intact=always_intact)
 
-    def _run(self, tensor: np.ndarray, geometry: Geometry, source: ImageFrame | TensorFrame,
-             stages: Sequence[Stage], intact: Callable[[], bool] | None = None) -> None:
+    def _run(self, detector: Detector, tensor: np.ndarray, geometry: Geometry,
+             source: ImageFrame | TensorFrame, stages: Sequence[Stage],
+             intact: Callable[[], bool] | None = None) -> None:
         """
         Infer, then publish with ``source``'s header and the trace so far, ``stages``.
 
@@ -248,7 +276,7 @@ class DetectorNode(EdgeInferNode):
             ``source.intact`` by default.
         """
         try:
-            detections = self._detector.infer(tensor, geometry)
+            detections = detector.infer(tensor, geometry)
         except DetectorError as error:
             self.drop_frame('tensor_mismatch', error)
             return
@@ -262,14 +290,65 @@ class DetectorNode(EdgeInferNode):
                              image_width=geometry.source_width,
                              image_height=geometry.source_height)
         out.detections = detections_to_msgs(detections)
-        out.trace = [stage_to_msg(stage) for stage in stages] + self._stages()
+        out.trace = [stage_to_msg(stage) for stage in stages] + self._stages(detector)
         self.detections.publish(out)
         self.counters.process()
 
-    def _stages(self) -> list[StageTiming]:
+    def _stages(self, detector: Detector) -> list[StageTiming]:
         return [stage_to_msg(Stage(stage=name, node=self.get_name(), start_ns=start,
                                    end_ns=end))
-                for name, (start, end) in self._detector.last_stages.items()]
+                for name, (start, end) in detector.last_stages.items()]
+
+
+def _accepts(backend: str, option: str, value: Any) -> bool:
+    try:
+        check_backend_config(backend, {backend: {option: value}})
+    except BackendError:
+        return False
+    return True
+
+
+class _NodeLogHandler(logging.Handler):
+    """Pass Python log records on to a node's logger, at their severity."""
+
+    def __init__(self, logger: RcutilsLogger) -> None:
+        super().__init__()
+        self._logger = logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Log the record's message on the node's logger."""
+        message = self.format(record)
+        if record.levelno >= logging.ERROR:
+            self._logger.error(message)
+        elif record.levelno >= logging.WARNING:
+            self._logger.warning(message)
+        elif record.levelno >= logging.INFO:
+            self._logger.info(message)
+        else:
+            self._logger.debug(message)
+
+
+@contextmanager
+def _backend_logs_to(logger: RcutilsLogger, names: Sequence[str]) -> Iterator[None]:
+    """Forward what the packages of these backends log through ``logging`` to ``logger``."""
+    packages = set()
+    for name in names:
+        try:
+            module = backend_class(name).__module__
+        except BackendError:
+            continue  # skipped by the fallback, which says why
+        packages.add(module.rpartition('.')[0] or module)
+    # A package inside another would hand each record over twice.
+    loggers = [logging.getLogger(package) for package in packages
+               if not any(package.startswith(f'{other}.') for other in packages)]
+    handler = _NodeLogHandler(logger)
+    for each in loggers:
+        each.addHandler(handler)
+    try:
+        yield
+    finally:
+        for each in loggers:
+            each.removeHandler(handler)
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ summary with a digest of its pixels, and all annotated frames into ``detections.
 from __future__ import annotations
 
 from collections import deque, OrderedDict
+from functools import partial
 import json
 import os
 from pathlib import Path
@@ -99,7 +100,7 @@ class MonitorNode(EdgeInferNode):
             FrameInput(self, kind=IMAGES, topic='image_raw', profile='images',
                        handle=self._on_image, label='images', counters=self.image_counters)
             for key in ('received', 'processed', 'dropped_total'):
-                self.report(f'images.{key}', lambda key=key: getattr(self.image_counters, key))
+                self.report(f'images.{key}', partial(getattr, self.image_counters, key))
         self.subscription(DiagnosticArray, '/diagnostics', 'diagnostics', self._on_diagnostics)
         self.ticker.every(1.0, self._write_summary)
 
@@ -147,9 +148,10 @@ class MonitorNode(EdgeInferNode):
                 f"frame {stamp_ns / 1e9:.3f} ({parts['total']:.1f} ms after capture): "
                 f"{found or 'nothing'}")
         if self._output is not None:
-            self._annotate(stamp_ns, detections, frame)
+            self._annotate(self._output, stamp_ns, detections, frame)
 
-    def _annotate(self, stamp_ns: int, detections: list, frame: dict[str, Any]) -> None:
+    def _annotate(self, output: Path, stamp_ns: int, detections: list,
+                  frame: dict[str, Any]) -> None:
         image_frame = self._images.pop(stamp_ns, None)
         if image_frame is None:
             return
@@ -163,13 +165,13 @@ class MonitorNode(EdgeInferNode):
                   if len(self._saved_frames) < self.params['save_frames'] else None)
         if digest is not None and all(
                 saved['image_digest'] != digest for saved in self._saved_frames):
-            path = self._output / f'frame_{len(self._saved_frames):04d}.jpg'
+            path = output / f'frame_{len(self._saved_frames):04d}.jpg'
             cv2.imwrite(str(path), canvas)
             self._saved_frames.append({'file': path.name, 'image_digest': digest, **frame})
         if self._video is None:
             self._video_size = (canvas.shape[1], canvas.shape[0])
             self._video = cv2.VideoWriter(
-                str(self._output / 'detections.avi'), cv2.VideoWriter_fourcc(*'MJPG'),
+                str(output / 'detections.avi'), cv2.VideoWriter.fourcc(*'MJPG'),
                 15.0, self._video_size)
         # A video has one frame size; sources whose size changes are fitted into it.
         self._video.write(fit(canvas, *self._video_size))

@@ -107,6 +107,7 @@ class RecorderNode(EdgeInferNode):
         subscription = self.create_subscription(
             msg_class, topic, lambda data: None, qos, raw=True)
         name = subscription.topic_name
+        assert self._writer is not None  # opened in __init__, before any discovery
         try:
             self._writer.add_topic(name, msgtype, qos=[_qos_spec(q) for q in offered])
         except BagError as error:
@@ -120,6 +121,7 @@ class RecorderNode(EdgeInferNode):
 
     def _write(self, topic: str, data: bytes) -> None:
         self.counters.receive()
+        assert self._writer is not None  # opened in __init__, before any subscription
         self._writer.write(topic, self.get_clock().now().nanoseconds, data)
         self._written[topic] += 1
         self.counters.process()

@@ -113,8 +113,8 @@ class ReplayNode(EdgeInferNode):
                                   source_distro=p['source_distro'])
         except BagError as error:
             raise StartupError(f'replay: {error}') from error
-        for topic, reason in self._bag.skipped.items():
-            self.get_logger().warning(f"replay: skipping '{topic}': {reason}")
+        for name, reason in self._bag.skipped.items():
+            self.get_logger().warning(f"replay: skipping '{name}': {reason}")
         unused = set(remaps) - set(self._bag.topics) - set(self._bag.skipped)
         if unused:
             self.get_logger().warning(
@@ -170,6 +170,7 @@ class ReplayNode(EdgeInferNode):
 
     def _play_loops(self, started: float) -> bool:
         # True when the bag has been played to its end (never when looping).
+        assert self._bag is not None  # opened in __init__, before the thread starts
         while True:
             for message in self._bag.messages(start_offset=self.params['start_offset'],
                                               on_skip=self._on_skip):
@@ -207,28 +208,31 @@ class ReplayNode(EdgeInferNode):
         # Sleeps on the stop event, so a shutdown ends the wait at once; between
         # messages /clock counts up to the next message's recorded time.
         period = 1.0 / CLOCK_RATE_HZ
+        clock_pub = self._clock_pub
         while not self._stop.is_set():
             remaining = due - time.monotonic()
-            if self._clock_pub is not None:
+            if clock_pub is not None:
                 self._publish_clock(
+                    clock_pub,
                     timestamp_ns - round(max(remaining, 0.0) * self.params['rate'] * _NS))
             if remaining <= 0:
                 return True
-            wait = remaining if self._clock_pub is None else min(remaining, period)
+            wait = remaining if clock_pub is None else min(remaining, period)
             self._stop.wait(wait)
         return False
 
-    def _publish_clock(self, bag_ns: int) -> None:
+    def _publish_clock(self, clock_pub: Publisher, bag_ns: int) -> None:
         # Never backwards within a loop (a late message would pull it back); each
         # loop starts the bag time over, as ros2 bag play does.
         if (self._loops, bag_ns) < self._last_clock:
             return
         self._last_clock = (self._loops, bag_ns)
         sec, nanosec = divmod(bag_ns, _NS)
-        self._clock_pub.publish(Clock(clock=Time(sec=sec, nanosec=nanosec)))
+        clock_pub.publish(Clock(clock=Time(sec=sec, nanosec=nanosec)))
 
     def _send(self, publisher: Publisher, message: BagMessage) -> None:
         data = message.data
+        assert self._bag is not None  # opened in __init__, before the thread starts
         if self.params['restamp'] and self._bag.local_types.header_first(message.msgtype):
             # Each loop replays the same recorded stamps; they get new ones each time.
             old = (self._loops, data[4:12])

@@ -185,6 +185,7 @@ class ShardRelayNode(EdgeInferNode):
                                   backend=self._runner.backend_name)
             info.header.stamp = self.get_clock().now().to_msg()
             self._info_pub.publish(info)
+        self.tensors: FrameInput[TensorFrame] | FrameInput[ShardFrame]
         if index == 0:
             # The preprocess node's model inputs, through shared memory on this host.
             self.tensors = FrameInput(self, kind=TENSORS, topic=input_topic, profile='tensors',
@@ -197,7 +198,7 @@ class ShardRelayNode(EdgeInferNode):
                                       shared_memory=False, deadline=self._next_expiry,
                                       on_deadline=self._expire)
         self._report()
-        where = ('detections' if self._last else
+        where = ('detections' if self._shard_output is None else
                  f"'{self._runner.outputs[0].name}' to '{self._shard_output.topic}' as "
                  f"{self._codec}{'+' + self._compression if self._compression else ''}")
         fallback = ('' if self._last else f"; fallback '{self._fallback}'" + (
@@ -337,7 +338,7 @@ class ShardRelayNode(EdgeInferNode):
             self._complete(frame, first=self._index, runners=[self._runner, *self._rest])
 
     def _peer_present(self) -> bool:
-        return self._shard_output.subscribers() > 0
+        return self._shard_output is not None and self._shard_output.subscribers() > 0
 
     def _forward(self, frame: _Frame) -> None:
         if self._monitor is None and not self._peer_present():
@@ -353,7 +354,7 @@ class ShardRelayNode(EdgeInferNode):
             self.drop_frame('codec_error', error)
             return
         stages = (*frame.stages, shard, self._stage(self._encode_stage, encode_start))
-        self._shard_output.publish(ShardFrame(
+        self._next_shard().publish(ShardFrame(
             encoded=encoded, name=self._runner.outputs[0].name, geometry=frame.geometry,
             stamp_ns=frame.stamp_ns, frame_id=frame.frame_id, stages=stages))
         self._last_wire_bytes = len(encoded.data)
@@ -373,27 +374,38 @@ class ShardRelayNode(EdgeInferNode):
                 frame_id=frame.frame_id, stages=stages), time.monotonic())
 
     def _was_local(self) -> bool:
-        return self._monitor.state == 'local'
+        return self._monitor is not None and self._monitor.state == 'local'
+
+    def _next_shard(self) -> FrameOutput[ShardFrame]:
+        if self._shard_output is None:
+            raise RuntimeError('the last shard has no next shard to forward to')
+        return self._shard_output
+
+    def _local_detector(self) -> Detector:
+        if self._detector is None:
+            raise RuntimeError("a shard without a fallback ('none') completes no frame")
+        return self._detector
 
     def _complete(self, frame: _Frame, *, first: int, runners: list[ShardRunner]) -> None:
         outputs, stages = run_shards(runners, frame.array, first_index=first)
         done = (*frame.stages, *(self._stage(name, start, end) for name, start, end in stages))
         start = time.time_ns()
         try:
-            detections = self._detector.postprocess(outputs, frame.geometry)
+            detections = self._local_detector().postprocess(outputs, frame.geometry)
         except DetectorError as error:
             self.drop_frame('tensor_mismatch', error)
             return
         self._publish(detections, frame, (*done, self._stage('postprocess', start)))
 
     def _whole(self, frame: _Frame) -> None:
+        detector = self._local_detector()
         try:
-            detections = self._detector.infer(frame.array, frame.geometry)
+            detections = detector.infer(frame.array, frame.geometry)
         except DetectorError as error:
             self.drop_frame('tensor_mismatch', error)
             return
         self._publish(detections, frame, (*frame.stages, *(
-            self._stage(name, *times) for name, times in self._detector.last_stages.items())))
+            self._stage(name, *times) for name, times in detector.last_stages.items())))
 
     def _publish(self, detections: list, frame: _Frame, stages: tuple[Stage, ...]) -> None:
         out = DetectionArray(header=header_msg(frame.stamp_ns, frame.frame_id),
@@ -405,13 +417,14 @@ class ShardRelayNode(EdgeInferNode):
         self.counters.process()
 
     def _on_detections(self, msg: DetectionArray) -> None:
-        if msg.trace and msg.trace[-1].node == self.get_name():
-            return  # our own, from running the rest here
+        monitor = self._monitor
+        if monitor is None or (msg.trace and msg.trace[-1].node == self.get_name()):
+            return  # no fallback; or our own, from running the rest here
         for timing in msg.trace:
             if timing.stage == self._stage_name and timing.node == self.get_name():
                 with self._lock:
                     was_local = self._was_local()
-                    superseded = self._monitor.acknowledge(time_to_ns(timing.start))
+                    superseded = monitor.acknowledge(time_to_ns(timing.start))
                 if superseded is not None:
                     self.counters.process()
                     # Forwarded before this one and dropped downstream for a fresher one.
@@ -429,14 +442,17 @@ class ShardRelayNode(EdgeInferNode):
             return self._monitor.next_expiry()
 
     def _expire(self) -> None:
+        monitor = self._monitor
+        if monitor is None:
+            return  # no fallback: nothing expires
         with self._lock:
             was_local = self._was_local()
-            kept, superseded = self._monitor.expire(time.monotonic())
+            kept, superseded = monitor.expire(time.monotonic())
         if kept is None:
             return
         if not was_local:
             message = (f'shard {self._index + 1} did not answer within '
-                       f'{self._monitor.deadline_s * 1000:g} ms; running '
+                       f'{monitor.deadline_s * 1000:g} ms; running '
                        f"{'the whole model' if self._fallback == 'whole' else 'the rest'} "
                        'here until it does')
             self.get_logger().warning(message)

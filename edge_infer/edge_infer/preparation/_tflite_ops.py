@@ -24,6 +24,8 @@ transposes that the layout propagation cannot remove.
 
 from __future__ import annotations
 
+from typing import Protocol, TypeVar
+
 import numpy as np
 import tflite
 from tflite2onnx import mapping
@@ -34,11 +36,21 @@ from tflite2onnx.op.resize import Resize
 __all__ = ['register_operators']
 
 
+class _Table(Protocol):
+    """A flatbuffers table, as tflite's generated options classes are."""
+
+    def Init(self, buf: bytes, pos: int) -> None:  # noqa: N802 (flatbuffers' name)
+        """Point the table at ``buf`` from offset ``pos``."""
+
+
+_OptionsT = TypeVar('_OptionsT', bound=_Table)
+
+
 def _nhwc_to_nchw() -> Layout:
     return Layout('NHWC', 'NCHW')
 
 
-def _options(operator: Operator, options_type: type) -> object:
+def _options(operator: Operator, options_type: type[_OptionsT]) -> _OptionsT:
     options = options_type()
     table = operator.tflite.BuiltinOptions()
     options.Init(table.Bytes, table.Pos)

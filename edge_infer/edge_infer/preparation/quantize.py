@@ -41,6 +41,8 @@ from typing import Any, Iterable, Sequence
 import cv2
 from edge_infer.core.cards import InputSpec
 from edge_infer.core.preprocess import Preprocessor
+from edge_infer.data.sample_bags import sample_frames
+from edge_infer.data.samples import sample_photo, SAMPLE_PHOTOS
 from edge_infer.data.sources import IMAGE_EXTENSIONS
 from edge_infer.preparation.derive import (
     graph_inputs, load_onnx, PreparationError, PreparedModel, resolve_source,
@@ -69,8 +71,6 @@ _COMPUTE_OPS = frozenset({'Conv', 'ConvTranspose', 'Gemm', 'MatMul'})
 
 def sample_images() -> list[np.ndarray]:
     """Return the sample photographs and the sample-bag frames (BGR), the default set."""
-    from edge_infer.data.sample_bags import sample_frames
-    from edge_infer.data.samples import sample_photo, SAMPLE_PHOTOS
     return [sample_photo(name) for name in SAMPLE_PHOTOS] + [
         image for image, _ in sample_frames()]
 

@@ -131,10 +131,13 @@ def _head(model: Any, labels: Sequence[str] | None,
             continue
         if labels is not None:
             classes = len(labels)
-        elif kind == 'yolov5':
-            classes = shape[2] - 5
         else:
-            classes = shape[1] - 4 if channels_first else shape[2] - 4
+            rows, cols = shape[1], shape[2]
+            assert rows is not None and cols is not None  # _recognise needs fixed sizes
+            if kind == 'yolov5':
+                classes = cols - 5
+            else:
+                classes = rows - 4 if channels_first else cols - 4
         return (None if len(outputs) == 1 else name), shape, kind, classes
     raise PreparationError('no output is a YOLOv5, YOLOv8 or YOLO11 head: '
                            + '; '.join(problems))
@@ -150,9 +153,9 @@ def _recognise(shape: list[int | None], labels: Sequence[str] | None,
                size: tuple[int, int]) -> tuple[str, bool]:
     if labels is not None:
         return recognise_yolo_output(shape, len(labels))
-    if len(shape) != 3 or None in shape[1:]:
+    rows, cols = (shape[1], shape[2]) if len(shape) == 3 else (None, None)
+    if rows is None or cols is None:
         raise DecoderError(f'output shape {shape} is not (1, rows, columns) with fixed sizes')
-    rows, cols = shape[1], shape[2]
     # Without labels the class count cannot confirm the head, so the candidate
     # count must: one per grid cell (v8/11, channels first) or three anchors per
     # cell (v5, one row per candidate), as Ultralytics exports them.

@@ -30,6 +30,7 @@ bytes per frame that meets it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 import itertools
 import math
 from pathlib import Path
@@ -190,13 +191,12 @@ def profile_model(model: Path | str | onnx.ModelProto, sample: Mapping[str, np.n
     whole = cpu_session(source.SerializeToString(), threads=threads)
     feeds = dict(sample)
     tensors = dict(feeds)
-    runs = [lambda: whole.run(None, feeds)]
+    runs: list[Callable[[], object]] = [partial(whole.run, None, feeds)]
     for piece in pieces:
         inputs = {i.name: tensors[i.name] for i in piece.get_inputs()}
         outputs = [o.name for o in piece.get_outputs()]
         tensors.update(zip(outputs, piece.run(outputs, inputs)))
-        runs.append(lambda piece=piece, inputs=inputs, outputs=outputs:
-                    piece.run(outputs, inputs))
+        runs.append(partial(piece.run, outputs, inputs))
     whole_ms, *piece_ms = _interleaved_medians(runs, repeats)
     # Each run of a piece pays a fixed overhead that the whole model pays once.
     scale = whole_ms / sum(piece_ms)
@@ -248,8 +248,9 @@ def _options(profile: ModelProfile, chain: Sequence[str], speeds: Mapping[str, f
                             for start, end, device in zip(bounds, bounds[1:], chain))
             names = tuple(profile.cuts[p].name for p in positions)
             for codec, compression in itertools.product(codecs, compressions):
-                costs = [profile.wire.get((name, codec, compression)) for name in names]
-                if None in costs:
+                found = [profile.wire.get((name, codec, compression)) for name in names]
+                costs = [cost for cost in found if cost is not None]
+                if len(costs) != len(found):
                     continue
                 size = 0
                 transfer = 0.0
@@ -425,8 +426,7 @@ def measure_options(model: Path | str | onnx.ModelProto, options: Sequence[Optio
               for option in options]
     for chain in chains:
         chain.run(sample)
-    return _interleaved_medians([lambda chain=chain: chain.run(sample) for chain in chains],
-                                repeats)
+    return _interleaved_medians([partial(chain.run, sample) for chain in chains], repeats)
 
 
 def table_rows(chosen: Plan, *, limit: int = 20) -> list[int]:

@@ -39,6 +39,7 @@ from edge_infer.core.preprocess import Geometry
 from edge_infer.core.tensors import (
     DTYPES, tensor_from_fields, tensor_to_fields, TensorFormatError)
 import numpy as np
+from numpy.typing import DTypeLike
 
 __all__ = ['COMPRESSIONS', 'CodecError', 'EncodedTensor', 'ShardFrame', 'WIRE_CODECS', 'decode',
            'encode']
@@ -112,7 +113,7 @@ def encode(array: np.ndarray, *, codec: str, compression: str = '') -> EncodedTe
                          data=_compressor(compression)(fields.data))
 
 
-def decode(encoded: EncodedTensor, *, dtype: np.dtype | str = np.float32) -> np.ndarray:
+def decode(encoded: EncodedTensor, *, dtype: DTypeLike = np.float32) -> np.ndarray:
     """
     Decode a tensor from the wire into a new array of ``dtype``.
 

@@ -32,17 +32,11 @@ from typing import Any
 
 import cv2
 from edge_infer.bringup.plan import pipeline_nodes
-from edge_infer.bringup.processes import NodeGroup
+from edge_infer.bringup.processes import (
+    DETECTOR_READY_LINE, DISCOVERY_WAIT_S, NodeGroup, STARTUP_TIMEOUT_S)
 from edge_infer.core.image import image_digest
 from edge_infer.core.latency import format_table
 from edge_infer.data.samples import write_sample_photos
-
-
-# The detector logs "'<model>' on <runtime>" once its model is loaded.
-READY_LINE = "' on "
-STARTUP_TIMEOUT_S = 120.0
-# Time for the subscriptions of a newly started node to match the running ones.
-DISCOVERY_WAIT_S = 1.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     consumers = NodeGroup(specs=specs[1:], overrides=overrides, echo=echo)
     camera = NodeGroup(specs=specs[:1], overrides=overrides, echo=echo)
     with consumers:
-        if not consumers['detector'].wait_for_output(READY_LINE, STARTUP_TIMEOUT_S):
+        if not consumers['detector'].wait_for_output(DETECTOR_READY_LINE, STARTUP_TIMEOUT_S):
             print(f'demo: the detector did not start:\n{consumers["detector"].output()}',
                   file=sys.stderr)
             return 1
@@ -117,7 +111,11 @@ def report(summary: dict[str, Any], photos: list[Path], output: Path,
     lines = ['', 'Detections (first frame of each photograph):']
     frames = {frame['image_digest']: frame for frame in summary['saved_frames']}
     for photo in photos:
-        frame = frames.get(image_digest(cv2.imread(str(photo)).tobytes()))
+        image = cv2.imread(str(photo))
+        if image is None:
+            lines.append(f'  {photo.name:<18} unreadable (removed while the demo ran?)')
+            continue
+        frame = frames.get(image_digest(image.tobytes()))
         if frame is None:
             lines.append(f'  {photo.name:<18} no frame reached the monitor')
             continue

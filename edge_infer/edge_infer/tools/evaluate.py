@@ -34,11 +34,12 @@ from pathlib import Path
 import sys
 import threading
 import time
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
-from edge_infer.bringup.plan import NodeSpec, pipeline_nodes
-from edge_infer.bringup.processes import node_environment, NodeGroup
+from edge_infer.bringup.plan import NodeSpec, ParameterOverride, pipeline_nodes
+from edge_infer.bringup.processes import (
+    DETECTOR_READY_LINE, node_environment, NodeGroup, STARTUP_TIMEOUT_S)
 from edge_infer.core.detections import Detection
 from edge_infer.core.image import image_digest
 from edge_infer.core.latency import breakdown, format_table, summarise
@@ -57,9 +58,6 @@ from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 
-# The detector logs "'<model>' on <runtime>" once its model is loaded.
-READY_LINE = "' on "
-STARTUP_TIMEOUT_S = 120.0
 # Time for the consumers' subscriptions to match before the replay starts, and for the
 # last frames to come through after it ends.
 SETTLE_S = 1.0
@@ -237,7 +235,7 @@ def evaluate_bag(
              if spec.name != 'camera']
     model_parameters = {'model': model}
     replay = NodeSpec(executable='replay', name='replay')
-    replay_parameters = {
+    replay_parameters: dict[str, ParameterOverride] = {
         # The pipeline's first node and this tool's image subscription.
         'bag': str(bag), 'rate': rate, 'restamp': True, 'exit_at_end': True,
         'min_subscribers': 2,
@@ -249,7 +247,7 @@ def evaluate_bag(
                        overrides={'preprocess': {**model_parameters, **qos.get('preprocess', {})},
                                   'detector': {**model_parameters, **qos.get('detector', {})}}
                        ) as consumers:
-            ready = consumers['detector'].wait_for_output(READY_LINE, STARTUP_TIMEOUT_S)
+            ready = consumers['detector'].wait_for_output(DETECTOR_READY_LINE, STARTUP_TIMEOUT_S)
             if not ready or not collector.wait_for_publisher('detections', STARTUP_TIMEOUT_S):
                 raise RuntimeError(
                     f'the detector did not start:\n{consumers["detector"].output()}')
@@ -275,11 +273,12 @@ def _report(data: _Collected, truth: BagTruth, specs: Sequence[NodeSpec],
     for stamp_ns, frame in sorted(data.frames.items()):
         if frame.detections is not None:
             predictions[stamp_ns] = frame.detections
+            assert frame.latency is not None  # set with the detections
             latencies.append(frame.latency)
         if truth.boxes is not None and frame.digest in truth.boxes:
             ground_truth[stamp_ns] = truth.boxes[frame.digest]
     evaluation = evaluate(predictions, ground_truth) if truth.boxes is not None else None
-    counters = dict(data.counters)
+    counters: dict[str, Mapping[str, str | int]] = dict(data.counters)
     counters['/' + COLLECTOR_NAME] = {
         'received': data.received, 'processed': data.received, 'dropped': 0}
     chain = ['/replay'] + ['/' + spec.name for spec in specs] + ['/' + COLLECTOR_NAME]

@@ -123,6 +123,8 @@ def _codec_error(target: _Target, cuts: list[str], codec: str, samples: list[_Sa
         outputs = chain.run(sample.feeds)
         error = max(error, _max_difference(reference, outputs))
         if detector is not None:
+            # A detector comes with a card, whose samples keep their preprocessing.
+            assert sample.geometry is not None
             expected.append(detector.postprocess(reference, sample.geometry))
             found.append(detector.postprocess(outputs, sample.geometry))
     if detector is None:
@@ -247,7 +249,7 @@ def _plan(args: argparse.Namespace) -> int:
     if args.budget_ms is not None and not chosen.meets_budget:
         print(f'no option meets the {args.budget_ms:g} ms budget; the plan is the fastest')
     if measured:
-        fastest = min(measured, key=measured.get)
+        fastest = min(measured, key=measured.__getitem__)
         print(f'fastest measured here: {", ".join(chosen.options[fastest].cuts) or "whole"} '
               f'({measured[fastest]:.2f} ms)')
     if args.write_layout is not None:

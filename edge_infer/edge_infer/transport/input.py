@@ -112,11 +112,14 @@ class FrameInput(Generic[FrameT]):
             process counts its subscribers (a composed stage: its own output's).
         :param deadline: when (``time.monotonic()``) ``on_deadline`` is next due, or
             None; the thread wakes for it between frames, so it keeps its time under
-            any load of frames.
+            any load of frames. Give both or neither.
         :param counters: where its frames are counted; the node's by default.
         :param label: names its values on /diagnostics ('<label>_transport',
             '<label>_linked'), for a node with more than one input.
+        :raises ValueError: only one of ``deadline`` and ``on_deadline`` is given.
         """
+        if (deadline is None) != (on_deadline is None):
+            raise ValueError('FrameInput: give deadline and on_deadline together')
         self._node = node
         self._kind = kind
         self._topic = topic
@@ -127,7 +130,9 @@ class FrameInput(Generic[FrameT]):
         self._deadline = deadline
         self._on_deadline = on_deadline
         self._counters = node.counters if counters is None else counters
-        self._host = host_identity() if shared_memory and shared_memory_available() else ''
+        # Only a kind with a shared-memory codec links up with publishers.
+        self._host = (host_identity() if shared_memory and kind.shared_memory is not None
+                      and shared_memory_available() else '')
         self._in_process = False
         self.standard_topic = self.numbered_topic = topic
         self._using_numbered = True
@@ -175,16 +180,21 @@ class FrameInput(Generic[FrameT]):
             self.standard_topic = self._node.resolve_topic_name(self._topic)
             self.numbered_topic = self.standard_topic + self._kind.numbered_suffix
             self._subscribe(numbered=True)
-            if self._kind.standard_type is not None:
+            if self._kind.standard is not None:
                 self._check_graph()
                 self._node.ticker.every(GRAPH_CHECK_PERIOD_S, self._check_graph)
         self._thread.start()
 
     def _subscribe(self, *, numbered: bool) -> None:
         kind = self._kind
-        topic, msg_type, callback = (
-            (self.numbered_topic, kind.numbered_type, self._on_numbered) if numbered
-            else (self.standard_topic, kind.standard_type, self._on_standard))
+        if numbered:
+            topic, msg_type, callback = (
+                self.numbered_topic, kind.numbered_type, self._on_numbered)
+        else:
+            # Only a kind with a standard message checks the graph, which brings us here.
+            assert kind.standard is not None
+            topic, msg_type, callback = (
+                self.standard_topic, kind.standard.msg_type, self._on_standard)
         if self._subscription is not None:
             # The old subscription goes first, so that no frame arrives twice.
             self._node.destroy_subscription(self._subscription)
@@ -250,7 +260,9 @@ class FrameInput(Generic[FrameT]):
         return None if due is None else max(0.0, due - time.monotonic())
 
     def _run_deadline(self) -> None:
-        due = self._deadline() if self._deadline is not None else None
+        if self._deadline is None or self._on_deadline is None:
+            return
+        due = self._deadline()
         if due is not None and time.monotonic() >= due:
             self._on_deadline()
 
@@ -294,7 +306,9 @@ class FrameInput(Generic[FrameT]):
             elif arrival.channel == DDS:
                 frame = kind.from_numbered(arrival.payload)
             elif arrival.channel == STANDARD:
-                frame = kind.from_standard(arrival.payload)
+                # Only a kind with a standard message subscribes it (_subscribe).
+                assert kind.standard is not None
+                frame = kind.standard.to_frame(arrival.payload)
             else:
                 frame = arrival.payload
         except FrameOverwritten as error:
@@ -315,16 +329,17 @@ class FrameInput(Generic[FrameT]):
             self._counters.drop(HANDLER_ERROR)
 
     def _from_ring(self, link: _Link, slot: RingSlot, described: Any) -> FrameT:
+        codec = self._kind.shared_memory
+        assert codec is not None  # links are made for kinds with a codec only (_host)
         reader = link.reader
         if self._in_place:
-            return self._kind.shared_memory.frame(
-                described, reader.view(slot), intact=lambda: reader.intact(slot))
-        return self._kind.shared_memory.frame(described, reader.read(slot))
+            return codec.frame(described, reader.view(slot), intact=lambda: reader.intact(slot))
+        return codec.frame(described, reader.read(slot))
 
     # -- links -----------------------------------------------------------------------
 
     def _from_link(self, link: _Link, selector: selectors.BaseSelector) -> list[_Arrival]:
-        arrivals = []
+        arrivals: list[_Arrival] = []
         publisher = link.client.publisher
         try:
             messages = link.client.receive()
@@ -332,6 +347,7 @@ class FrameInput(Generic[FrameT]):
             self._unlink(link, selector, f'it sent what this end does not read: {error}')
             return arrivals
         codec = self._kind.shared_memory
+        assert codec is not None  # links are made for kinds with a codec only (_host)
         for message in messages:
             if isinstance(message, RingHandOver):
                 try:

@@ -41,7 +41,8 @@ from edge_infer.transport.ring import RingSlot
 from edge_infer_msgs.msg import DetectionArray, FrameOrigin, NumberedImage, Tensor
 from sensor_msgs.msg import Image
 
-__all__ = ['DETECTIONS', 'FrameKind', 'IMAGES', 'SHARD_TENSORS', 'SharedMemoryCodec', 'TENSORS']
+__all__ = ['DETECTIONS', 'FrameKind', 'IMAGES', 'SHARD_TENSORS', 'SharedMemoryCodec',
+           'StandardMessage', 'TENSORS']
 
 FrameT = TypeVar('FrameT')
 
@@ -65,6 +66,18 @@ class SharedMemoryCodec(Generic[FrameT]):
 
 
 @dataclass(frozen=True, kw_only=True)
+class StandardMessage(Generic[FrameT]):
+    """The standard message published beside the numbered one, and its conversions."""
+
+    #: Its type (``sensor_msgs/Image`` for images).
+    msg_type: type
+    #: Message -> frame; raises ``ValueError`` for one that does not parse.
+    to_frame: Callable[[Any], FrameT]
+    #: Frame -> message.
+    to_msg: Callable[[FrameT], Any]
+
+
+@dataclass(frozen=True, kw_only=True)
 class FrameKind(Generic[FrameT]):
     """One kind of frame topic: its messages and conversions."""
 
@@ -81,10 +94,8 @@ class FrameKind(Generic[FrameT]):
     #: ``(frame, origin)`` -> numbered message.
     to_numbered: Callable[[FrameT, FrameOrigin], Any]
     #: The standard message published beside, for outside subscribers (None: the
-    #: numbered message is the standard one), and its conversions.
-    standard_type: type | None = None
-    from_standard: Callable[[Any], FrameT] | None = None
-    to_standard: Callable[[FrameT], Any] | None = None
+    #: numbered message is the standard one).
+    standard: StandardMessage[FrameT] | None = None
     #: None for frames that travel over DDS only.
     shared_memory: SharedMemoryCodec[FrameT] | None = None
 
@@ -113,7 +124,7 @@ IMAGES: FrameKind[ImageFrame] = FrameKind(
     item='image', malformed='bad_image',
     numbered_type=NumberedImage, numbered_suffix=NUMBERED_SUFFIX,
     from_numbered=image_frame_from_msg, to_numbered=numbered_image_msg,
-    standard_type=Image, from_standard=image_frame_from_msg, to_standard=image_msg,
+    standard=StandardMessage(msg_type=Image, to_frame=image_frame_from_msg, to_msg=image_msg),
     shared_memory=SharedMemoryCodec(
         payload=image_pixels, describe=describe_image, read=read_image_description,
         frame=image_frame_from_description))

@@ -184,6 +184,8 @@ class LinkServer:
         :param host: :func:`~edge_infer.transport.ring.host_identity`, told to readers.
         :raises LinkError: the socket cannot be created (a file is in the way).
         """
+        # Set first: a failed constructor closes what it made so far.
+        self._thread: threading.Thread | None = None
         remove_stale_sockets(directory)
         self.path = link_path(publisher, directory)
         self._hello = _greeting(publisher, node, host)
@@ -237,7 +239,7 @@ class LinkServer:
                     if key.fileobj is self._listener:
                         self._accept(selector, pending)
                     else:
-                        self._greeted(selector, pending, pending[key.fileobj])
+                        self._greeted(selector, pending, key.data)  # its _Reader
                 now = time.monotonic()
                 for reader in [r for r in pending.values() if r.greeted_by < now]:
                     self._forget(selector, pending, reader)
@@ -262,7 +264,7 @@ class LinkServer:
             return
         reader = _Reader(connection=connection)
         pending[connection] = reader
-        selector.register(connection, selectors.EVENT_READ)
+        selector.register(connection, selectors.EVENT_READ, reader)
 
     def _greeted(self, selector: selectors.BaseSelector,
                  pending: dict[socket.socket, _Reader], reader: _Reader) -> None:
@@ -323,7 +325,7 @@ class LinkServer:
 
     def close(self) -> None:
         """Stop listening, disconnect every reader, remove the socket file."""
-        if getattr(self, '_thread', None) is not None:
+        if self._thread is not None:
             os.write(self._wake_write, b'x')
             self._thread.join()
             os.close(self._wake_read)

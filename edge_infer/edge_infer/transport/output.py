@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 import secrets
 import time
 from typing import Generic, TYPE_CHECKING, TypeVar
@@ -70,8 +71,8 @@ class FrameOutput(Generic[FrameT]):
         """
         self._node = node
         self._kind = kind
-        self._standard = (None if kind.standard_type is None
-                          else node.publisher(kind.standard_type, topic, profile))
+        self._standard = (None if kind.standard is None
+                          else node.publisher(kind.standard.msg_type, topic, profile))
         # From the resolved name, so that a remapped topic takes its twin along.
         self._numbered = node.publisher(
             kind.numbered_type,
@@ -96,7 +97,7 @@ class FrameOutput(Generic[FrameT]):
         self.unsent = 0
         item = kind.item
         for channel in self.sent:
-            node.report(f'{item}.sent.{channel}', lambda channel=channel: self.sent[channel])
+            node.report(f'{item}.sent.{channel}', partial(self.sent.__getitem__, channel))
         node.report(f'{item}.unsent', lambda: self.unsent)
         node.report(f'{item}.publisher', lambda: self.publisher_id)
         node.ticker.every(SUBSCRIBERS_REFRESH_S, self._refresh_subscribers)
@@ -181,26 +182,31 @@ class FrameOutput(Generic[FrameT]):
             taken = True
         link = self._link
         if link is not None and link.readers:
-            taken = self._announce(frame, sequence) or taken
+            taken = self._announce(link, frame, sequence) or taken
         if self._dds_wanted():
             self._numbered.publish(self._kind.to_numbered(frame, FrameOrigin(
                 publisher=self.publisher_id, sequence=sequence, host=self._host)))
             self._next_beacon = time.monotonic() + BEACON_PERIOD_S
             self.sent['dds'] += 1
             taken = True
-        if self._standard is not None and self._standard.get_subscription_count():
-            self._standard.publish(self._kind.to_standard(frame))
+        standard = self._kind.standard
+        # Its publisher is there exactly when the kind has a standard message.
+        if (standard is not None and self._standard is not None
+                and self._standard.get_subscription_count()):
+            self._standard.publish(standard.to_msg(frame))
             self.sent['standard'] += 1
             taken = True
         if not taken:
             self.unsent += 1
         return taken
 
-    def _announce(self, frame: FrameT, sequence: int) -> bool:
-        codec = self._kind.shared_memory
+    def _announce(self, link: LinkServer, frame: FrameT, sequence: int) -> bool:
+        codec, ring = self._kind.shared_memory, self._ring
+        # The shortcut is offered for kinds with a codec only; its ring comes with the link.
+        assert codec is not None and ring is not None
         try:
             payload = codec.payload(frame)
-            slot = self._ring.write(payload, sequence=sequence)
+            slot = ring.write(payload, sequence=sequence)
         except OSError as error:
             # No memory for a larger ring: subscribers get the frames over DDS.
             self._node.get_logger().error(
@@ -208,7 +214,7 @@ class FrameOutput(Generic[FrameT]):
                 f'now on: {error}')
             self._close_shortcut()
             return False
-        if self._link.announce(codec.describe(slot, frame, payload), self._ring) > 0:
+        if link.announce(codec.describe(slot, frame, payload), ring) > 0:
             self.sent['shared_memory'] += 1
             return True
         return False

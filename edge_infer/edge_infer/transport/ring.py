@@ -168,17 +168,19 @@ class RingWriter:
         """
         if self._map is None or frame.nbytes > self.capacity:
             self._grow(frame.nbytes)
+        sequences, payload = self._sequences, self._payload
+        assert sequences is not None and payload is not None  # mapped with the ring
         slot = self._next_slot
         self._next_slot = (slot + 1) % self._slots
         # 0 first, so that a reader still holding the slot's previous frame sees it go.
         # Each number is one aligned 8-byte store (atomic on x86-64 and ARM64); readers
         # learn of a frame from a message sent after these stores, and the system call
         # between makes the frame visible to them first.
-        self._sequences[slot] = 0
+        sequences[slot] = 0
         start = slot * self.capacity
-        target = np.ndarray(frame.shape, frame.dtype, buffer=self._payload, offset=start)
+        target = np.ndarray(frame.shape, frame.dtype, buffer=payload, offset=start)
         np.copyto(target, frame, casting='no')
-        self._sequences[slot] = sequence
+        sequences[slot] = sequence
         return RingSlot(generation=self.generation, slot=slot, sequence=sequence,
                         size=frame.nbytes)
 
