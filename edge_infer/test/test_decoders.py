@@ -18,10 +18,12 @@ import math
 from pathlib import Path
 
 from edge_infer.core.cards import (
-    BoxFromKeypoints, DecoderSpec, load_card, SsdAnchorSpec, SsdDecoderSpec, YoloDecoderSpec)
+    BoxFromKeypoints, DecoderSpec, GflDecoderSpec, GflLevel, load_card, SsdAnchorSpec,
+    SsdDecoderSpec, YoloDecoderSpec)
 from edge_infer.core.decoders import (
-    create_decoder, DecoderError, generate_ssd_anchors, recognise_yolo_output,
+    create_decoder, DecoderError, generate_ssd_anchors, GflDecoder, recognise_yolo_output,
     SsdAnchorDecoder, YoloV5Decoder, YoloV8Decoder)
+from edge_infer.core.nms import non_max_suppression
 from edge_infer.inference.detector import Detector
 import numpy as np
 import pytest
@@ -353,3 +355,254 @@ def test_yolo_card_end_to_end(tmp_path: Path) -> None:
     clipped = np.clip(expected, 0, [[1280, 960, 1280, 960]])
     found = [[d.x_min, d.y_min, d.x_max, d.y_max] for d in detections]
     np.testing.assert_allclose(found, clipped, atol=1e-3)
+
+
+# GFL (NanoDet) head: a 64x48 input, so the grids are 8x6 (stride 8), 4x3 (16)
+# and 2x2 (32, the last row of cells reaching below the input).
+GFL_SIZE = (64, 48)
+GFL_LEVELS = tuple(GflLevel(stride=stride, scores_output=f'cls_{stride}',
+                            boxes_output=f'reg_{stride}') for stride in (8, 16, 32))
+# One object per stride: stride, cell (column, row), box in input pixels, class, score.
+# Cell centres are (index + 0.5) * stride.
+GFL_OBJECTS = [
+    (8, (5, 1), (36.0, 2.0, 60.0, 30.0), 2, 0.9),     # centre (44, 12)
+    (16, (1, 2), (4.0, 14.0, 50.0, 47.0), 0, 0.8),    # centre (24, 40)
+    (32, (1, 1), (0.0, 1.0, 63.0, 56.0), 1, 0.6),     # centre (48, 48), below the input
+]
+
+
+def encode_distance(distance: float, bins: int) -> np.ndarray:
+    """Bin logits whose softmax expectation is ``distance`` (in strides) exactly."""
+    low = min(int(math.floor(distance)), bins - 1)
+    weights = np.zeros(bins, np.float64)
+    weights[low] = 1.0 - (distance - low)
+    if low + 1 < bins:
+        weights[low + 1] = distance - low
+    # exp(-1e4) is 0 in float32, so the other bins weigh nothing.
+    return np.where(weights > 0, np.log(np.maximum(weights, 1e-300)), -1e4).astype(np.float32)
+
+
+def encode_gfl_box(box, centre, stride: int, reg_max: int) -> np.ndarray:
+    """Return the 4 * (reg_max + 1) logits of a box: left, top, right, bottom distances."""
+    sides = (centre[0] - box[0], centre[1] - box[1], box[2] - centre[0], box[3] - centre[1])
+    return np.concatenate([encode_distance(side / stride, reg_max + 1) for side in sides])
+
+
+def gfl_outputs(objects=GFL_OBJECTS, *, size=GFL_SIZE, levels=GFL_LEVELS, reg_max: int = 7,
+                num_classes: int = 3, offset: float = 0.5,
+                seed: int = 2) -> dict[str, np.ndarray]:
+    """Background everywhere (scores below 0.3, random distributions) but the objects."""
+    rng = np.random.default_rng(seed)
+    outputs = {}
+    for level in levels:
+        cols, rows = (math.ceil(side / level.stride) for side in size)
+        outputs[level.scores_output] = rng.uniform(
+            0.0, 0.3, (1, rows * cols, num_classes)).astype(np.float32)
+        outputs[level.boxes_output] = rng.normal(
+            0.0, 2.0, (1, rows * cols, 4 * (reg_max + 1))).astype(np.float32)
+    by_stride = {level.stride: level for level in levels}
+    for stride, (col, row), box, cls, score in objects:
+        level = by_stride[stride]
+        cell = row * math.ceil(size[0] / stride) + col
+        centre = ((col + offset) * stride, (row + offset) * stride)
+        outputs[level.scores_output][0, cell, cls] = score
+        outputs[level.boxes_output][0, cell] = encode_gfl_box(box, centre, stride, reg_max)
+    return outputs
+
+
+def gfl_decoder(**options: object) -> GflDecoder:
+    spec_options = {'levels': GFL_LEVELS, 'reg_max': 7, 'center_offset': 0.5}
+    spec_options.update({key: options.pop(key) for key in list(options)
+                         if key in ('levels', 'reg_max', 'center_offset', 'score_activation')})
+    values = {'input_width': GFL_SIZE[0], 'input_height': GFL_SIZE[1], 'num_classes': 3}
+    values.update(options)
+    return GflDecoder(spec=GflDecoderSpec(**spec_options), **values)
+
+
+def shapes_of(outputs: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
+    return {name: value.shape for name, value in outputs.items()}
+
+
+def test_gfl_decodes_known_boxes_on_every_stride() -> None:
+    outputs = gfl_outputs()
+    decoder = gfl_decoder(output_shapes=shapes_of(outputs))
+    raw = decoder.decode(outputs, 0.5)
+    assert_found(raw, boxes=np.array([obj[2] for obj in GFL_OBJECTS], np.float32),
+                 classes=[obj[3] for obj in GFL_OBJECTS], scores=[obj[4] for obj in GFL_OBJECTS])
+    assert raw.keypoints is None and raw.scores.dtype == np.float32
+
+
+def test_gfl_distances_are_softmax_expectations() -> None:
+    # A spread distribution: the distance is the mean bin, not the most likely one.
+    outputs = gfl_outputs([])
+    logits = np.zeros(8, np.float32)
+    logits[[1, 6]] = math.log(3.0)  # weights 3, 1, 1, 1, 1, 1, 3, 1 over bins 0..7
+    expected = float(np.dot(np.exp(logits) / np.exp(logits).sum(), np.arange(8)))
+    outputs['reg_16'][0, 4] = np.tile(logits, 4)
+    outputs['cls_16'][0, 4, 1] = 0.7
+    raw = gfl_decoder().decode(outputs, 0.5)
+    centre = (0.5 * 16, 1.5 * 16)  # cell 4 of the 4-wide grid: column 0, row 1
+    distance = expected * 16
+    np.testing.assert_allclose(raw.boxes, [[centre[0] - distance, centre[1] - distance,
+                                            centre[0] + distance, centre[1] + distance]],
+                               rtol=1e-5)
+
+
+def test_gfl_centre_offset() -> None:
+    # The same outputs decoded with centres at index * stride move by half a stride.
+    outputs = gfl_outputs()
+    centred = gfl_decoder().decode(outputs, 0.5)
+    corner = gfl_decoder(center_offset=0.0).decode(outputs, 0.5)
+    half = np.array([obj[0] / 2 for obj in GFL_OBJECTS], np.float32)[:, None]
+    np.testing.assert_allclose(corner.boxes, centred.boxes - half, atol=1e-4)
+
+
+def test_gfl_every_class_above_the_threshold_is_a_candidate() -> None:
+    outputs = gfl_outputs()
+    outputs['cls_8'][0, 13, 0] = 0.7  # the stride-8 object's cell (row 1, column 5)
+    raw = gfl_decoder().decode(outputs, 0.5)
+    same_cell = raw.boxes[np.isin(raw.scores, np.float32([0.9, 0.7]))]
+    assert len(raw) == 4 and len(same_cell) == 2
+    np.testing.assert_array_equal(same_cell[0], same_cell[1])
+    assert sorted(raw.class_ids[np.isin(raw.scores, np.float32([0.9, 0.7]))]) == [0, 2]
+
+
+def test_gfl_threshold() -> None:
+    outputs = gfl_outputs()
+    decoder = gfl_decoder()
+    assert sorted(decoder.decode(outputs, 0.7).scores.tolist()) == pytest.approx([0.8, 0.9])
+    assert sorted(decoder.decode(outputs, 0.8).scores.tolist()) == pytest.approx([0.8, 0.9])
+    nothing = decoder.decode(outputs, 0.95)
+    assert len(nothing) == 0 and nothing.boxes.shape == (0, 4)
+    # The background (below 0.3) joins in at a low threshold.
+    assert len(decoder.decode(outputs, 0.25)) > 3
+
+
+def test_gfl_sigmoid_scores() -> None:
+    outputs = gfl_outputs()
+    for level in GFL_LEVELS:
+        probabilities = outputs[level.scores_output]
+        outputs[level.scores_output] = np.log(probabilities / (1.0 - probabilities))
+    raw = gfl_decoder(score_activation='sigmoid').decode(outputs, 0.5)
+    assert_found(raw, boxes=np.array([obj[2] for obj in GFL_OBJECTS], np.float32),
+                 classes=[obj[3] for obj in GFL_OBJECTS], scores=[obj[4] for obj in GFL_OBJECTS])
+
+
+def test_gfl_nms_across_strides() -> None:
+    # The stride-8 object seen again at stride 16 (score 0.7) and as another class
+    # (score 0.75): NMS per class drops the duplicate, keeps the other class.
+    box = GFL_OBJECTS[0][2]
+    shifted = (box[0] + 2.0, box[1], box[2] + 2.0, box[3] + 1.0)
+    extra = [(16, (2, 0), shifted, 2, 0.7), (16, (3, 1), box, 1, 0.75)]
+    outputs = gfl_outputs(GFL_OBJECTS + extra)
+    raw = gfl_decoder().decode(outputs, 0.5)
+    assert len(raw) == 5
+    kept = raw.select(non_max_suppression(raw.boxes, raw.scores, raw.class_ids,
+                                          iou_threshold=0.6, max_detections=10))
+    np.testing.assert_allclose(kept.scores, [0.9, 0.8, 0.75, 0.6], rtol=1e-6)
+    np.testing.assert_array_equal(kept.class_ids, [2, 0, 1, 1])
+    np.testing.assert_allclose(kept.boxes[2], box, atol=1e-3)
+
+
+def test_gfl_tensorflow_output_names() -> None:
+    # A card naming TensorFlow tensors ('Identity:0') finds the outputs a converter
+    # named without the suffix, and the other way round.
+    outputs = gfl_outputs()
+    renamed = {f'{name}:0': value for name, value in outputs.items()}
+    decoder = gfl_decoder(output_shapes=shapes_of(renamed))
+    assert len(decoder.decode(renamed, 0.5)) == 3
+    levels = tuple(GflLevel(stride=level.stride, scores_output=f'{level.scores_output}:0',
+                            boxes_output=f'{level.boxes_output}:0') for level in GFL_LEVELS)
+    assert len(gfl_decoder(levels=levels).decode(outputs, 0.5)) == 3
+
+
+@pytest.mark.parametrize('change, message', [
+    (lambda o: o.pop('reg_16'),
+     "decoder.levels[1].boxes_output: the model has no output 'reg_16'"),
+    (lambda o: o.update(cls_32=np.zeros((1, 6, 3), np.float32)),
+     'decoder.levels[2].scores_output: stride 32 on the 64x48 input gives 4 cells'),
+    (lambda o: o.update(reg_8=np.zeros((1, 48, 44), np.float32)),
+     "decoder.levels[0].boxes_output: output 'reg_8' has shape (1, 48, 44); reg_max 7 "
+     'needs (1, 48, 32) (reg_max 10?)'),
+    (lambda o: o.update(cls_8=np.zeros((1, 48, 4), np.float32)),
+     "decoder.levels[0].scores_output: output 'cls_8' scores 4 classes but the card has 3 "
+     'labels'),
+    (lambda o: o.update(reg_16=np.zeros((12, 32), np.float32)),
+     "decoder.levels[1].boxes_output: output 'reg_16' has shape (12, 32); expected (1, cells"),
+])
+def test_gfl_outputs_that_do_not_fit(change, message: str) -> None:
+    outputs = gfl_outputs()
+    change(outputs)
+    with pytest.raises(DecoderError) as at_creation:
+        gfl_decoder(output_shapes=shapes_of(outputs))
+    assert message in str(at_creation.value)
+    # Without shapes up front, the first outputs are checked.
+    with pytest.raises(DecoderError) as at_decoding:
+        gfl_decoder().decode(outputs, 0.5)
+    assert message in str(at_decoding.value)
+
+
+def test_gfl_from_card_spec_checks_label_count() -> None:
+    outputs = gfl_outputs()
+    spec = DecoderSpec(kind='gfl', gfl=GflDecoderSpec(levels=GFL_LEVELS, reg_max=7,
+                                                      center_offset=0.5))
+    decoder = create_decoder(spec, input_width=64, input_height=48, num_classes=3,
+                             output_shapes=shapes_of(outputs))
+    assert isinstance(decoder, GflDecoder) and len(decoder.decode(outputs, 0.5)) == 3
+    with pytest.raises(DecoderError, match='the card has 80 labels'):
+        create_decoder(spec, input_width=64, input_height=48, num_classes=80,
+                       output_shapes=shapes_of(outputs))
+
+
+def test_gfl_card_end_to_end(tmp_path: Path) -> None:
+    """A NanoDet-like card runs through backend, decoder, NMS across strides and letterbox."""
+    onnx = pytest.importorskip('onnx')
+    from onnx import helper, numpy_helper
+    # NanoDet-m's layout: 416x416, strides 8/16/32, 11 bins per side, 80 classes;
+    # outputs named as converted from TF.js, the card naming them as TF.js does.
+    levels = tuple(GflLevel(stride=stride, scores_output=f'Identity{scores}',
+                            boxes_output=f'Identity{boxes}')
+                   for stride, scores, boxes in ((8, '', '_3'), (16, '_1', '_4'),
+                                                 (32, '_2', '_5')))
+    # In tensor pixels: a person (class 0) at stride 16, the same person seen
+    # again at stride 32 with a lower score (NMS drops it), a dog (class 16) at
+    # stride 8 beside it.
+    objects = [(16, (10, 12), (120.0, 100.0, 220.0, 300.0), 0, 0.85),
+               (32, (5, 6), (124.0, 104.0, 222.0, 296.0), 0, 0.6),
+               (8, (40, 30), (300.0, 220.0, 360.0, 280.0), 16, 0.7)]
+    outputs = gfl_outputs(objects, size=(416, 416), levels=levels, reg_max=10, num_classes=80)
+    constants = [numpy_helper.from_array(value, f'{name}_value')
+                 for name, value in outputs.items()]
+    nodes = [helper.make_node('ReduceMax', ['images'], ['peak'], keepdims=0),
+             helper.make_node('Mul', ['peak', 'zero'], ['nothing'])]
+    nodes += [helper.make_node('Add', [f'{name}_value', 'nothing'], [name]) for name in outputs]
+    graph = helper.make_graph(
+        nodes, 'fake_nanodet',
+        [helper.make_tensor_value_info('images', onnx.TensorProto.FLOAT, [1, 3, 416, 416])],
+        [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, list(value.shape))
+         for name, value in outputs.items()],
+        initializer=constants + [numpy_helper.from_array(np.zeros((), np.float32), 'zero')])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / 'fake.onnx')
+    labels = [f'class_{i}' for i in range(80)]
+    labels[0], labels[16] = 'person', 'dog'
+    card_path = tmp_path / 'fake.yaml'
+    card_path.write_text(yaml.safe_dump({
+        'file': 'fake.onnx', 'format': 'onnx',
+        'input': {'width': 416, 'height': 416, 'layout': 'NCHW', 'dtype': 'float32',
+                  'color': 'bgr', 'resize': 'letterbox', 'mean': [103.53, 116.28, 123.675],
+                  'std': [57.375, 57.12, 58.395], 'pad_value': 114},
+        'decoder': {'type': 'gfl', 'reg_max': 10, 'center_offset': 0.5,
+                    'levels': [{'stride': level.stride,
+                                'scores_output': f'{level.scores_output}:0',
+                                'boxes_output': f'{level.boxes_output}:0'}
+                               for level in levels]},
+        'labels': labels, 'score_threshold': 0.4, 'nms_iou_threshold': 0.6}))
+    with Detector(card=load_card(card_path)) as detector:
+        # 832x624 source: scale 0.5, letterbox rows 52 above and below.
+        detections = detector.detect(np.zeros((624, 832, 3), np.uint8), 'bgr')
+    assert [(d.label, d.class_id, round(d.score, 2)) for d in detections] == [
+        ('person', 0, 0.85), ('dog', 16, 0.7)]
+    found = [[d.x_min, d.y_min, d.x_max, d.y_max] for d in detections]
+    np.testing.assert_allclose(found, [[240, 96, 440, 496], [600, 336, 720, 456]], atol=1e-3)

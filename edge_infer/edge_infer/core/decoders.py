@@ -25,6 +25,10 @@ Supported heads:
   classes`` (no objectness); the transposed ``(1, N, 4 + C)`` form is also
   accepted.
 * ``auto``: one of the YOLO forms, recognised from the output shape.
+* ``gfl``: anchor-free heads trained with Generalized Focal Loss (NanoDet):
+  per stride a scores tensor ``(1, cells, C)`` and a tensor ``(1, cells,
+  4 * (reg_max + 1))`` of bin logits whose softmax expectation is each box
+  side's distance from the cell centre, in strides.
 
 Every decoder applies the score threshold; non-maximum suppression and the
 mapping to source pixels come afterwards.
@@ -38,12 +42,14 @@ import math
 from typing import Mapping, Optional, Sequence
 
 from edge_infer.core.cards import (
-    BoxFromKeypoints, DecoderSpec, SsdAnchorSpec, SsdDecoderSpec, YoloDecoderSpec)
+    BoxFromKeypoints, DecoderSpec, GflDecoderSpec, GflLevel, SsdAnchorSpec, SsdDecoderSpec,
+    YoloDecoderSpec)
 import numpy as np
 
 __all__ = [
     'Decoder',
     'DecoderError',
+    'GflDecoder',
     'RawDetections',
     'SsdAnchorDecoder',
     'YoloV5Decoder',
@@ -488,13 +494,171 @@ def _box_from_keypoints(keypoints: np.ndarray, rule: BoxFromKeypoints) -> np.nda
                     axis=1).astype(np.float32)
 
 
+def _find_output(names: Sequence[str], name: str) -> str | None:
+    """Return the output ``name``, allowing for a TensorFlow ``:0`` suffix on either side."""
+    if name in names:
+        return name
+    bare = name[:-2] if name.endswith(':0') else name
+    for candidate in (bare, f'{bare}:0'):
+        if candidate in names:
+            return candidate
+    return None
+
+
+def _logit(probability: float) -> float:
+    """Return the logit of a threshold, infinite at the ends of [0, 1]."""
+    if probability <= 0.0:
+        return -math.inf
+    if probability >= 1.0:
+        return math.inf
+    return math.log(probability / (1.0 - probability))
+
+
+@dataclass(frozen=True)
+class _GflLevel:
+    """One feature map: its outputs (as the model names them) and cell centres."""
+
+    field: str
+    spec: GflLevel
+    centres: np.ndarray
+    """``(cells, 2)`` float32 xy of the cell centres in input pixels."""
+    scores: str = ''
+    boxes: str = ''
+
+
+class GflDecoder(Decoder):
+    """
+    Generalized Focal Loss head (NanoDet): per stride, class scores and side distributions.
+
+    Each side (left, top, right, bottom) of a box has ``reg_max + 1`` bin logits;
+    the softmax expectation over the bins is the side's distance from the cell
+    centre in strides.  Every class scoring at least the threshold at a cell is
+    a candidate, so one cell may give boxes of several classes (NMS is per class).
+    """
+
+    def __init__(self, *, spec: GflDecoderSpec, input_width: int, input_height: int,
+                 num_classes: int | None = None,
+                 output_shapes: OutputShapes | None = None) -> None:
+        """
+        Lay out the grids and, when the output shapes are given, check them.
+
+        :param num_classes: the card's label count; the scores outputs must match it
+        :raises DecoderError: the outputs are missing or their shapes do not fit
+        """
+        self._spec = spec
+        self._num_classes = num_classes
+        self._size = (input_width, input_height)
+        self._bins = np.arange(spec.reg_max + 1, dtype=np.float32)
+        self._levels: list[_GflLevel] = []
+        for i, level in enumerate(spec.levels):
+            cols = math.ceil(input_width / level.stride)
+            rows = math.ceil(input_height / level.stride)
+            grid_y, grid_x = np.meshgrid(np.arange(rows, dtype=np.float32),
+                                         np.arange(cols, dtype=np.float32), indexing='ij')
+            centres = (np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
+                       + np.float32(spec.center_offset)) * np.float32(level.stride)
+            self._levels.append(_GflLevel(field=f'decoder.levels[{i}]', spec=level,
+                                          centres=centres.astype(np.float32)))
+        self._checked: dict[str, tuple[int | None, ...]] | None = None
+        if output_shapes is not None:
+            self._check(output_shapes)
+
+    def _check(self, shapes: OutputShapes) -> None:
+        """Find each level's outputs among ``shapes`` and check their shapes."""
+        names = list(shapes)
+        values = 4 * (self._spec.reg_max + 1)
+        levels = []
+        for level in self._levels:
+            found = {}
+            for key in ('scores_output', 'boxes_output'):
+                wanted = getattr(level.spec, key)
+                name = _find_output(names, wanted)
+                if name is None:
+                    raise DecoderError(f'{level.field}.{key}: the model has no output '
+                                       f'{wanted!r} (outputs: {", ".join(names)})')
+                found[key] = name
+            cells = len(level.centres)
+            grid = (f'stride {level.spec.stride} on the {self._size[0]}x{self._size[1]} '
+                    f'input gives {cells} cells')
+            for key, name in found.items():
+                shape = tuple(shapes[name])
+                if len(shape) != 3 or shape[0] not in (1, None):
+                    raise DecoderError(f'{level.field}.{key}: output {name!r} has shape '
+                                       f'{shape}; expected (1, cells, values)')
+                if shape[1] not in (cells, None):
+                    raise DecoderError(f'{level.field}.{key}: {grid} but output {name!r} has '
+                                       f'shape {shape}; check the stride and input.width / '
+                                       'input.height')
+            scores_shape = tuple(shapes[found['scores_output']])
+            classes = scores_shape[2]
+            if (self._num_classes is not None and classes is not None
+                    and classes != self._num_classes):
+                raise DecoderError(f'{level.field}.scores_output: output '
+                                   f'{found["scores_output"]!r} scores {classes} classes but '
+                                   f'the card has {self._num_classes} labels')
+            boxes_shape = tuple(shapes[found['boxes_output']])
+            if boxes_shape[2] not in (values, None):
+                have = boxes_shape[2]
+                hint = (f' (reg_max {have // 4 - 1}?)' if have is not None and have % 4 == 0
+                        and have > 4 else '')
+                raise DecoderError(f'{level.field}.boxes_output: output '
+                                   f'{found["boxes_output"]!r} has shape {boxes_shape}; '
+                                   f'reg_max {self._spec.reg_max} needs (1, {cells}, {values})'
+                                   f'{hint}')
+            levels.append(_GflLevel(field=level.field, spec=level.spec, centres=level.centres,
+                                    scores=found['scores_output'],
+                                    boxes=found['boxes_output']))
+        self._levels = levels
+        self._checked = {name: tuple(shapes[name]) for level in levels
+                         for name in (level.scores, level.boxes)}
+
+    def decode(self, outputs: Mapping[str, np.ndarray],
+               score_threshold: float) -> RawDetections:
+        """Decode ``outputs`` and keep candidates scoring >= ``score_threshold``."""
+        checked = self._checked
+        if checked is None or any(name not in outputs or outputs[name].shape != shape
+                                  for name, shape in checked.items()):
+            self._check({name: value.shape for name, value in outputs.items()})
+        sigmoid = self._spec.score_activation == 'sigmoid'
+        # With logits, threshold in logit space so the sigmoid runs on survivors only.
+        bound = _logit(score_threshold) if sigmoid else score_threshold
+        boxes, scores, class_ids = [], [], []
+        for level in self._levels:
+            table = outputs[level.scores][0]
+            cells, classes = np.nonzero(table >= bound)
+            if cells.size == 0:
+                continue
+            found = table[cells, classes].astype(np.float32)
+            if sigmoid:
+                found = 1.0 / (1.0 + np.exp(-found))
+            # Decode each cell once, however many classes it has.
+            unique, inverse = np.unique(cells, return_inverse=True)
+            boxes.append(self._boxes(level.centres[unique], level.spec.stride,
+                                     outputs[level.boxes][0, unique])[inverse])
+            scores.append(found)
+            class_ids.append(classes.astype(np.int32))
+        if not scores:
+            return RawDetections.empty()
+        return RawDetections(boxes=np.concatenate(boxes), scores=np.concatenate(scores),
+                             class_ids=np.concatenate(class_ids))
+
+    def _boxes(self, centres: np.ndarray, stride: int, logits: np.ndarray) -> np.ndarray:
+        """Return ``(n, 4)`` xyxy boxes from ``n`` cells' centres and bin logits."""
+        bins = logits.astype(np.float32).reshape(len(logits), 4, len(self._bins))
+        # Softmax over each side's bins; its expectation is the distance in strides.
+        weights = np.exp(bins - bins.max(axis=2, keepdims=True))
+        distances = (weights @ self._bins) / weights.sum(axis=2) * np.float32(stride)
+        return np.concatenate([centres - distances[:, :2], centres + distances[:, 2:]],
+                              axis=1).astype(np.float32, copy=False)
+
+
 def create_decoder(spec: DecoderSpec, *, input_width: int, input_height: int,
                    num_classes: int | None = None,
                    output_shapes: OutputShapes | None = None) -> Decoder:
     """
     Build the decoder a card describes.
 
-    :param num_classes: the card's label count, used by ``auto``
+    :param num_classes: the card's label count, used by ``auto`` and checked by ``gfl``
     :param output_shapes: the model's output shapes, to check (and, for
         ``auto``, recognise) the head now rather than on the first frame
     :raises DecoderError: the outputs do not fit the card
@@ -504,6 +668,11 @@ def create_decoder(spec: DecoderSpec, *, input_width: int, input_height: int,
             raise DecoderError('decoder.type ssd_anchors: the decoder spec has no ssd options')
         return SsdAnchorDecoder(spec=spec.ssd, input_width=input_width,
                                 input_height=input_height, output_shapes=output_shapes)
+    if spec.kind == 'gfl':
+        if spec.gfl is None:
+            raise DecoderError('decoder.type gfl: the decoder spec has no gfl options')
+        return GflDecoder(spec=spec.gfl, input_width=input_width, input_height=input_height,
+                          num_classes=num_classes, output_shapes=output_shapes)
     yolo = spec.yolo
     if yolo is None:
         raise DecoderError(f'decoder.type {spec.kind}: the decoder spec has no yolo options')

@@ -19,26 +19,31 @@ Ground truth and predictions are keyed by the frame's capture stamp (int
 nanoseconds), so results from a pipeline can be paired with the annotations of
 the frames they came from.  :func:`evaluate` counts true and false positives per
 class at the detector's own score threshold and computes the average precision
-(AP) at one IoU threshold.  :class:`FrameAccounting` checks, from the frame
-counters each node publishes on ``/diagnostics``, that every frame a node
-received was processed or dropped for a named reason, and how many frames went
-missing between nodes.
+(AP) at one IoU threshold.  :func:`evaluate_details` adds what COCO reports: AP
+averaged over IoU 0.5:0.95, the IoU of matched detections, AP per box size, and
+also per grey and colour frames and the false detections on frames without the
+class; :func:`evaluate_frames` runs a detector in-process and gives both.
+:class:`FrameAccounting` checks, from the frame counters each node publishes on
+``/diagnostics``, that every frame a node received was processed or dropped for
+a named reason, and how many frames went missing between nodes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 import math
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any, Iterable, Mapping, Protocol, Sequence, Union
 
 from edge_infer.core.detections import Detection
 from edge_infer.core.stats import FrameTotals
 import numpy as np
 
 __all__ = [
-    'AccountingError', 'ClassResult', 'EvaluationReport', 'FrameAccounting',
-    'GroundTruthBox', 'Hop', 'NodeCount', 'box_iou', 'evaluate', 'format_accounting',
-    'format_report',
+    'AccountingError', 'ClassDetails', 'ClassResult', 'DetailedReport', 'EmptyFrames',
+    'EvaluationReport', 'FrameAccounting', 'FramesEvaluation', 'GroundTruthBox', 'Hop',
+    'IOU_THRESHOLDS', 'IouSpread', 'NodeCount', 'SIZE_BUCKETS', 'SubsetResult', 'box_iou',
+    'evaluate', 'evaluate_details', 'evaluate_frames', 'format_accounting', 'format_details',
+    'format_report', 'is_grey', 'size_bucket',
 ]
 
 Box = tuple[float, float, float, float]
@@ -58,10 +63,19 @@ def _as_box(values: Sequence[float], what: str) -> Box:
 
 @dataclass(frozen=True, kw_only=True)
 class GroundTruthBox:
-    """One annotated object: its class label and box (x_min, y_min, x_max, y_max) in pixels."""
+    """
+    One annotated object: its class label and box (x_min, y_min, x_max, y_max) in pixels.
+
+    An ``ignore`` box is left out of the score (as COCO's ``ignore`` and crowd regions
+    are): it is not counted as ground truth, so missing it costs nothing, and a
+    prediction that matches it (after failing to match a counted box) is neither a true
+    nor a false positive.  Each ignored box absorbs one prediction; a second one on it
+    is a duplicate, a false positive.
+    """
 
     label: str
     box: Box
+    ignore: bool = False
 
     def __post_init__(self) -> None:
         """Check the box and store it as floats."""
@@ -118,6 +132,8 @@ class ClassResult:
     precision: float | None
     recall: float | None
     average_precision: float | None
+    #: Predictions that matched an ignored box: neither true nor false positives.
+    ignored: int = 0
 
     @property
     def false_negatives(self) -> int:
@@ -162,6 +178,7 @@ class EvaluationReport:
                 'true_positives': c.true_positives, 'false_positives': c.false_positives,
                 'false_negatives': c.false_negatives, 'precision': c.precision,
                 'recall': c.recall, 'average_precision': c.average_precision,
+                'ignored': c.ignored,
             } for label, c in self.classes.items()},
             'frames_annotated': self.frames_annotated,
             'frames_evaluated': self.frames_evaluated,
@@ -187,36 +204,67 @@ def _average_precision(matched: np.ndarray, ground_truth: int) -> float:
     return float(np.sum(recall_step * interpolated))
 
 
-def _match_class(
-        predictions: list[tuple[int, int, _Scored]],
-        truth: dict[int, list[Box]], iou_threshold: float) -> np.ndarray:
-    """
-    Greedily match one class's predictions to its boxes, best score first.
+@dataclass(frozen=True)
+class _Truth:
+    box: Box
+    ignore: bool
 
-    Each prediction takes the unmatched box of its frame with the highest IoU, if that
-    IoU reaches the threshold; otherwise, or once its boxes are taken (a duplicate),
-    it is a false positive.  Returns, in descending score order, which matched.
-    """
+
+# What a prediction became: matched a counted box, matched nothing, matched an ignored box.
+_TRUE, _FALSE, _IGNORED = 1, 0, -1
+
+
+def _ordered(predictions: Iterable[tuple[int, int, _Scored]]) -> list[tuple[int, int, _Scored]]:
     # Ties in score keep the order of stamp and position so results are repeatable.
-    ordered = sorted(predictions, key=lambda item: (-item[2].score, item[0], item[1]))
-    taken = {stamp: np.zeros(len(boxes), dtype=bool) for stamp, boxes in truth.items()}
-    matched = np.zeros(len(ordered), dtype=bool)
+    return sorted(predictions, key=lambda item: (-item[2].score, item[0], item[1]))
+
+
+def _match(ordered: Sequence[tuple[int, int, _Scored]], truth: Mapping[int, Sequence[_Truth]],
+           iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Greedily match one class's predictions to its boxes, in the order given (best first).
+
+    Each prediction takes the untaken counted box of its frame with the highest IoU, if
+    that IoU reaches the threshold; failing that, the untaken ignored box with the
+    highest IoU (the prediction is then ignored); otherwise, or once its boxes are
+    taken (a duplicate), it is a false positive.
+
+    :return: per prediction, what it became (``_TRUE``, ``_FALSE``, ``_IGNORED``) and
+        the IoU with the box it took (0 where none)
+    """
+    boxes = {stamp: np.array([t.box for t in items], dtype=float).reshape(-1, 4)
+             for stamp, items in truth.items()}
+    ignored = {stamp: np.array([t.ignore for t in items], dtype=bool)
+               for stamp, items in truth.items()}
+    taken = {stamp: np.zeros(len(items), dtype=bool) for stamp, items in truth.items()}
+    status = np.full(len(ordered), _FALSE, dtype=int)
+    matched_iou = np.zeros(len(ordered))
     for rank, (stamp, _, prediction) in enumerate(ordered):
-        boxes = truth.get(stamp)
-        if not boxes:
+        if not len(boxes.get(stamp, ())):
             continue
-        overlaps = np.where(taken[stamp], -1.0, box_iou(prediction.box, boxes))
-        best = int(np.argmax(overlaps))
-        if overlaps[best] >= iou_threshold:
-            taken[stamp][best] = True
-            matched[rank] = True
-    return matched
+        overlaps = box_iou(prediction.box, boxes[stamp])
+        for kind, pool in ((_TRUE, ~ignored[stamp]), (_IGNORED, ignored[stamp])):
+            candidates = np.where(pool & ~taken[stamp], overlaps, -1.0)
+            best = int(np.argmax(candidates))
+            if candidates[best] >= iou_threshold:
+                taken[stamp][best] = True
+                status[rank] = kind
+                matched_iou[rank] = overlaps[best]
+                break
+    return status, matched_iou
+
+
+def _ap_of(status: np.ndarray, ground_truth: int) -> float | None:
+    """Return the AP of predictions in score order (ignored ones left out); None: no truth."""
+    if not ground_truth:
+        return None
+    return _average_precision(status[status != _IGNORED] == _TRUE, ground_truth)
 
 
 def evaluate(
         predictions: Mapping[int, Sequence[Prediction]],
         ground_truth: Mapping[int, Sequence[GroundTruthBox]], *,
-        iou_threshold: float = 0.5) -> EvaluationReport:
+        iou_threshold: float = 0.5, labels: Iterable[str] | None = None) -> EvaluationReport:
     """
     Compare predictions with ground truth, frame by frame and class by class.
 
@@ -225,18 +273,65 @@ def evaluate(
     Precision and recall are over all given predictions, i.e. at the detector's own
     score threshold; AP ranks them by score.  An empty prediction list means the frame
     was processed and nothing was found; a missing one means it was not processed.
+    Ignored boxes (:class:`GroundTruthBox`) count neither way.
 
     :param predictions: capture stamp (ns) -> the detections the pipeline produced
     :param ground_truth: capture stamp (ns) -> the annotated boxes (an empty list for a
         frame annotated as holding no objects)
+    :param labels: the classes the model can name; ground truth of other classes is
+        left out (the model cannot be right or wrong about it).  None: every class.
     :raises ValueError: ``iou_threshold`` outside (0, 1] or a malformed box
     """
     if not 0.0 < iou_threshold <= 1.0:
         raise ValueError(f'iou_threshold must be in (0, 1], got {iou_threshold}')
-    truth_by_class: dict[str, dict[int, list[Box]]] = {}
+    truth_by_class, predicted_by_class, unmatched_frames, unmatched_predictions = _by_class(
+        predictions, ground_truth, labels)
+    classes = {}
+    for label in sorted(set(truth_by_class) | set(predicted_by_class)):
+        truth = truth_by_class.get(label, {})
+        found = predicted_by_class.get(label, [])
+        status, _ = _match(found, truth, iou_threshold)
+        total_truth = _counted(truth)
+        true_positives = int(np.sum(status == _TRUE))
+        false_positives = int(np.sum(status == _FALSE))
+        scored = true_positives + false_positives
+        classes[label] = ClassResult(
+            label=label, ground_truth=total_truth, predictions=len(found),
+            true_positives=true_positives, false_positives=false_positives,
+            precision=true_positives / scored if scored else None,
+            recall=true_positives / total_truth if total_truth else None,
+            average_precision=_ap_of(status, total_truth), ignored=len(found) - scored)
+    not_processed = sorted(stamp for stamp in ground_truth if stamp not in predictions)
+    return EvaluationReport(
+        iou_threshold=iou_threshold, classes=classes, frames_annotated=len(ground_truth),
+        frames_evaluated=len(ground_truth) - len(not_processed),
+        frames_not_processed=tuple(not_processed),
+        unmatched_frames=tuple(sorted(unmatched_frames)),
+        unmatched_predictions=unmatched_predictions)
+
+
+def _counted(truth: Mapping[int, Sequence[_Truth]]) -> int:
+    return sum(not t.ignore for items in truth.values() for t in items)
+
+
+def _by_class(
+        predictions: Mapping[int, Sequence[Prediction]],
+        ground_truth: Mapping[int, Sequence[GroundTruthBox]], labels: Iterable[str] | None
+) -> tuple[dict[str, dict[int, list[_Truth]]], dict[str, list[tuple[int, int, _Scored]]],
+           list[int], int]:
+    """
+    Group ground truth and predictions by class; predictions ordered best first.
+
+    :return: truth by class and frame, predictions by class, stamps of predictions
+        without ground truth and how many detections they held
+    """
+    known = None if labels is None else set(labels)
+    truth_by_class: dict[str, dict[int, list[_Truth]]] = {}
     for stamp, boxes in ground_truth.items():
         for item in boxes:
-            truth_by_class.setdefault(item.label, {}).setdefault(stamp, []).append(item.box)
+            if known is None or item.label in known:
+                truth_by_class.setdefault(item.label, {}).setdefault(stamp, []).append(
+                    _Truth(item.box, item.ignore))
     predicted_by_class: dict[str, list[tuple[int, int, _Scored]]] = {}
     unmatched_frames, unmatched_predictions = [], 0
     for stamp, detections in predictions.items():
@@ -247,28 +342,327 @@ def evaluate(
         for index, detection in enumerate(detections):
             scored = _as_scored(detection)
             predicted_by_class.setdefault(scored.label, []).append((stamp, index, scored))
+    ordered = {label: _ordered(found) for label, found in predicted_by_class.items()}
+    return truth_by_class, ordered, unmatched_frames, unmatched_predictions
 
+
+#: The IoU thresholds of AP@[.5:.95], as COCO: 0.50, 0.55, ..., 0.95.
+IOU_THRESHOLDS: tuple[float, ...] = tuple(round(0.5 + 0.05 * step, 2) for step in range(10))
+SIZE_BUCKETS = ('small', 'medium', 'large')
+#: COCO's size buckets, by box area: small below 32x32 px, large from 96x96 px, for
+#: COCO's typical 640x480 image; for other frames the areas scale with the frame's.
+REFERENCE_FRAME = (640, 480)
+SMALL_AREA, LARGE_AREA = 32.0 ** 2, 96.0 ** 2
+COLOURS = ('grey', 'colour')
+
+
+def size_bucket(box: Sequence[float], frame_size: tuple[int, int] = REFERENCE_FRAME) -> str:
+    """Return the size bucket of a box by its area: 'small', 'medium' or 'large'."""
+    scale = frame_size[0] * frame_size[1] / (REFERENCE_FRAME[0] * REFERENCE_FRAME[1])
+    area = max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
+    if area < SMALL_AREA * scale:
+        return 'small'
+    return 'medium' if area < LARGE_AREA * scale else 'large'
+
+
+def is_grey(image: np.ndarray) -> bool:
+    """Return whether an image is grey: one channel, or colour channels all equal."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return True
+    colour = image[..., :3]
+    return bool(np.array_equal(colour[..., 0], colour[..., 1])
+                and np.array_equal(colour[..., 1], colour[..., 2]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubsetResult:
+    """
+    Accuracy of one class on a subset of its boxes (a size bucket) or of the frames.
+
+    ``true_positives``, ``false_positives`` and ``recall`` are at IoU 0.5 and the
+    detector's own score threshold; None where there is nothing to divide by.
+    """
+
+    ground_truth: int
+    true_positives: int
+    false_positives: int
+    recall: float | None
+    ap50: float | None
+    #: AP averaged over :data:`IOU_THRESHOLDS`.
+    ap50_95: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class IouSpread:
+    """The IoU of the detections matched at IoU 0.5 with their boxes (None: none matched)."""
+
+    count: int
+    p10: float | None
+    median: float | None
+    p90: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmptyFrames:
+    """Detections of a class on the frames holding no box of that class, ignored or not."""
+
+    frames: int
+    frames_with_detections: int
+    detections: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassDetails:
+    """One class: AP at IoU 0.5 and 0.5:0.95, IoU spread, by size and colour, empty frames."""
+
+    label: str
+    overall: SubsetResult
+    #: Ground-truth boxes of the class marked ignore.
+    ignored_truth: int
+    iou: IouSpread
+    sizes: dict[str, SubsetResult]
+    colours: dict[str, SubsetResult]
+    empty: EmptyFrames
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetailedReport:
+    """
+    The result of :func:`evaluate_details`.
+
+    ``frames`` counts the annotated frames with results (the scored ones), of which
+    ``grey_frames`` are grey.  ``not_scored`` are ground-truth classes the model has no
+    label for, with their box counts.
+    """
+
+    classes: dict[str, ClassDetails]
+    frames: int
+    grey_frames: int
+    not_scored: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the report as plain JSON-serialisable values."""
+        def subset(result: SubsetResult) -> dict[str, Any]:
+            return {'ground_truth': result.ground_truth,
+                    'true_positives': result.true_positives,
+                    'false_positives': result.false_positives, 'recall': result.recall,
+                    'ap50': result.ap50, 'ap50_95': result.ap50_95}
+        return {
+            'iou_thresholds': list(IOU_THRESHOLDS),
+            'size_areas_at_640x480': {'small_below': SMALL_AREA, 'large_from': LARGE_AREA},
+            'frames': self.frames, 'grey_frames': self.grey_frames,
+            'not_scored': dict(self.not_scored),
+            'classes': {label: {
+                **subset(c.overall), 'ignored_truth': c.ignored_truth,
+                'iou': {'count': c.iou.count, 'p10': c.iou.p10, 'median': c.iou.median,
+                        'p90': c.iou.p90},
+                'sizes': {name: subset(r) for name, r in c.sizes.items()},
+                'colours': {name: subset(r) for name, r in c.colours.items()},
+                'empty_frames': {'frames': c.empty.frames,
+                                 'frames_with_detections': c.empty.frames_with_detections,
+                                 'detections': c.empty.detections},
+            } for label, c in self.classes.items()},
+        }
+
+
+def _subset(found: Sequence[tuple[int, int, _Scored]], truth: Mapping[int, Sequence[_Truth]],
+            outside: np.ndarray | None = None) -> tuple[SubsetResult, np.ndarray]:
+    """
+    Score one class's predictions (best first) at every IoU of :data:`IOU_THRESHOLDS`.
+
+    :param outside: per prediction, whether it lies outside the subset (a box of
+        another size); such a prediction is ignored unless it matches
+    :return: the result, and the IoUs of the predictions matched at 0.5
+    """
+    total = _counted(truth)
+    aps, at_50 = [], None
+    matched_50 = np.zeros(0)
+    for threshold in IOU_THRESHOLDS:
+        status, matched_iou = _match(found, truth, threshold)
+        if outside is not None:
+            status = np.where((status == _FALSE) & outside, _IGNORED, status)
+        aps.append(_ap_of(status, total))
+        if at_50 is None:
+            at_50 = status
+            matched_50 = matched_iou[status == _TRUE]
+    assert at_50 is not None
+    true_positives = int(np.sum(at_50 == _TRUE))
+    return SubsetResult(
+        ground_truth=total, true_positives=true_positives,
+        false_positives=int(np.sum(at_50 == _FALSE)),
+        recall=true_positives / total if total else None, ap50=aps[0],
+        ap50_95=None if aps[0] is None else float(np.mean([a or 0.0 for a in aps]))
+    ), matched_50
+
+
+def evaluate_details(
+        predictions: Mapping[int, Sequence[Prediction]],
+        ground_truth: Mapping[int, Sequence[GroundTruthBox]], *,
+        frame_sizes: Mapping[int, tuple[int, int]] | tuple[int, int] = REFERENCE_FRAME,
+        grey_frames: Iterable[int] = (), labels: Iterable[str] | None = None
+) -> DetailedReport:
+    """
+    Score predictions as COCO does, and break the scores down.
+
+    Per class: AP at IoU 0.5 and averaged over 0.5:0.95 (all-point interpolation, as
+    :func:`evaluate`), the IoU of the detections matched at 0.5 with their boxes (10th
+    percentile, median, 90th percentile), the same scores per size bucket (as COCO: the
+    boxes of other sizes are ignored, and so are unmatched detections of other sizes;
+    see :func:`size_bucket`) and for grey and colour frames, and the detections on the
+    frames that hold no box of the class.  Only frames with both ground truth and
+    results are scored; :func:`evaluate` reports the others.
+
+    :param frame_sizes: (width, height) of every frame by stamp, or of all frames
+    :param grey_frames: the stamps of the grey frames (see :func:`is_grey`)
+    :param labels: the classes the model can name (see :func:`evaluate`)
+    """
+    scored = {stamp: boxes for stamp, boxes in ground_truth.items() if stamp in predictions}
+    results = {stamp: predictions[stamp] for stamp in scored}
+    truth_by_class, predicted_by_class, _, _ = _by_class(results, scored, labels)
+    known = None if labels is None else set(labels)
+    not_scored: dict[str, int] = {}
+    for boxes in scored.values():
+        for item in boxes:
+            if known is not None and item.label not in known:
+                not_scored[item.label] = not_scored.get(item.label, 0) + 1
+
+    def size_of(stamp: int) -> tuple[int, int]:
+        if isinstance(frame_sizes, tuple):
+            return frame_sizes
+        return frame_sizes.get(stamp, REFERENCE_FRAME)
+
+    grey = set(grey_frames) & set(scored)
     classes = {}
     for label in sorted(set(truth_by_class) | set(predicted_by_class)):
         truth = truth_by_class.get(label, {})
         found = predicted_by_class.get(label, [])
-        matched = _match_class(found, truth, iou_threshold)
-        total_truth = sum(len(boxes) for boxes in truth.values())
-        true_positives = int(np.sum(matched))
-        classes[label] = ClassResult(
-            label=label, ground_truth=total_truth, predictions=len(found),
-            true_positives=true_positives, false_positives=len(found) - true_positives,
-            precision=true_positives / len(found) if found else None,
-            recall=true_positives / total_truth if total_truth else None,
-            average_precision=(_average_precision(matched, total_truth)
-                               if total_truth else None))
-    not_processed = sorted(stamp for stamp in ground_truth if stamp not in predictions)
-    return EvaluationReport(
-        iou_threshold=iou_threshold, classes=classes, frames_annotated=len(ground_truth),
-        frames_evaluated=len(ground_truth) - len(not_processed),
-        frames_not_processed=tuple(not_processed),
-        unmatched_frames=tuple(sorted(unmatched_frames)),
-        unmatched_predictions=unmatched_predictions)
+        overall, matched = _subset(found, truth)
+        sizes = {}
+        for bucket in SIZE_BUCKETS:
+            in_bucket = {stamp: [_Truth(t.box, t.ignore or size_bucket(t.box, size_of(stamp))
+                                        != bucket) for t in items]
+                         for stamp, items in truth.items()}
+            outside = np.array([size_bucket(p.box, size_of(stamp)) != bucket
+                                for stamp, _, p in found], dtype=bool)
+            sizes[bucket], _ = _subset(found, in_bucket, outside)
+        colours = {}
+        for colour, frames in (('grey', grey), ('colour', set(scored) - grey)):
+            colours[colour], _ = _subset(
+                [item for item in found if item[0] in frames],
+                {stamp: items for stamp, items in truth.items() if stamp in frames})
+        empty = [stamp for stamp in scored if stamp not in truth]
+        on_empty = [stamp for stamp, _, _ in found if stamp not in truth]
+        classes[label] = ClassDetails(
+            label=label, overall=overall,
+            ignored_truth=sum(t.ignore for items in truth.values() for t in items),
+            iou=IouSpread(
+                count=len(matched),
+                p10=float(np.percentile(matched, 10)) if len(matched) else None,
+                median=float(np.median(matched)) if len(matched) else None,
+                p90=float(np.percentile(matched, 90)) if len(matched) else None),
+            sizes=sizes, colours=colours,
+            empty=EmptyFrames(frames=len(empty), frames_with_detections=len(set(on_empty)),
+                              detections=len(on_empty)))
+    return DetailedReport(classes=classes, frames=len(scored), grey_frames=len(grey),
+                          not_scored=dict(sorted(not_scored.items())))
+
+
+def format_details(report: DetailedReport) -> str:
+    """Render a :class:`DetailedReport` as fixed-width text, one section per breakdown."""
+    width = max([len('class')] + [len(label) for label in report.classes])
+    lines = ['AP per class at IoU 0.5 and 0.5:0.95; IoU of the detections matched at 0.5',
+             f'{"class":<{width}}{"GT":>6}{"ignored":>9}{"AP@.5":>8}{"AP@[.5:.95]":>13}'
+             f'{"matched":>9}{"IoU p10":>9}{"median":>8}{"p90":>7}']
+    for label, c in report.classes.items():
+        lines.append(
+            f'{label:<{width}}{c.overall.ground_truth:>6}{c.ignored_truth:>9}'
+            f'{_number(c.overall.ap50):>8}{_number(c.overall.ap50_95):>13}{c.iou.count:>9}'
+            f'{_number(c.iou.p10, 2):>9}{_number(c.iou.median, 2):>8}'
+            f'{_number(c.iou.p90, 2):>7}')
+    if report.not_scored:
+        lines.append('not scored (the model has no such label): ' + ', '.join(
+            f'{label} {count}' for label, count in report.not_scored.items()))
+
+    def table(title: str, column: str, rows: Iterable[tuple[str, str, SubsetResult]]) -> None:
+        lines.extend(['', title,
+                      f'{"class":<{width}}{column:<8}{"GT":>6}{"TP":>6}{"FP":>6}'
+                      f'{"recall":>8}{"AP@.5":>8}{"AP@[.5:.95]":>13}'])
+        lines.extend(
+            f'{label:<{width}}{name:<8}{r.ground_truth:>6}{r.true_positives:>6}'
+            f'{r.false_positives:>6}{_number(r.recall):>8}{_number(r.ap50):>8}'
+            f'{_number(r.ap50_95):>13}' for label, name, r in rows)
+
+    table(f'by box size (area: small < {SMALL_AREA:.0f}, large >= {LARGE_AREA:.0f} px^2 '
+          'at 640x480, scaled to the frame)', '  size',
+          ((label, '  ' + name, c.sizes[name]) for label, c in report.classes.items()
+           for name in SIZE_BUCKETS))
+    table(f'by frame colour ({report.grey_frames} grey, '
+          f'{report.frames - report.grey_frames} colour frames)', '  frames',
+          ((label, '  ' + name, c.colours[name]) for label, c in report.classes.items()
+           for name in COLOURS))
+    lines.extend(['', 'false detections on frames without the class',
+                  f'{"class":<{width}}{"frames":>8}{"with detections":>17}{"detections":>12}'
+                  f'{"per frame":>11}'])
+    for label, c in report.classes.items():
+        per_frame = c.empty.detections / c.empty.frames if c.empty.frames else None
+        lines.append(f'{label:<{width}}{c.empty.frames:>8}{c.empty.frames_with_detections:>17}'
+                     f'{c.empty.detections:>12}{_number(per_frame, 2):>11}')
+    return '\n'.join(lines)
+
+
+class _Detects(Protocol):
+    """What :func:`evaluate_frames` runs: a :class:`~edge_infer.inference.detector.Detector`."""
+
+    def detect(self, image: np.ndarray, color: str) -> list[Detection]:
+        """Return the detections in an image, in its pixels."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FramesEvaluation:
+    """The result of :func:`evaluate_frames`: the summary at IoU 0.5 and the details."""
+
+    summary: EvaluationReport
+    details: DetailedReport
+    predictions: dict[int, list[Detection]]
+
+    @property
+    def text(self) -> str:
+        """Return both reports as text: the summary table, then the breakdowns."""
+        return format_report(self.summary) + '\n\n' + format_details(self.details)
+
+
+def evaluate_frames(
+        detector: _Detects,
+        frames: Iterable[tuple[int, np.ndarray, Sequence[GroundTruthBox]]], *,
+        color: str = 'bgr', labels: Iterable[str] | None = None) -> FramesEvaluation:
+    """
+    Run a detector on annotated frames in this process (no nodes, no DDS) and score it.
+
+    :param detector: what has ``detect(image, color)``, e.g. an
+        :class:`~edge_infer.inference.detector.Detector`
+    :param frames: (stamp or any unique key, image, its ground truth)
+    :param labels: the classes the model can name; default: the detector's card's
+        labels where it has a card, else every class
+    """
+    if labels is None:
+        card = getattr(detector, 'card', None)
+        labels = getattr(card, 'labels', None)
+    label_set = None if labels is None else tuple(labels)
+    predictions: dict[int, list[Detection]] = {}
+    truth: dict[int, list[GroundTruthBox]] = {}
+    sizes: dict[int, tuple[int, int]] = {}
+    grey = []
+    for stamp, image, boxes in frames:
+        predictions[stamp] = list(detector.detect(image, color))
+        truth[stamp] = list(boxes)
+        sizes[stamp] = (image.shape[1], image.shape[0])
+        if is_grey(image):
+            grey.append(stamp)
+    return FramesEvaluation(
+        summary=evaluate(predictions, truth, labels=label_set),
+        details=evaluate_details(predictions, truth, frame_sizes=sizes, grey_frames=grey,
+                                 labels=label_set),
+        predictions=predictions)
 
 
 class AccountingError(ValueError):

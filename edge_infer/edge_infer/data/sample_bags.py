@@ -30,12 +30,14 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, dataclass
 import json
+import math
 from pathlib import Path
 import shutil
 from typing import Any, Sequence
 
 import cv2
 from edge_infer.data.bags import BagWriter
+from edge_infer.data.evaluation import GroundTruthBox
 import numpy as np
 import skimage.data
 
@@ -87,15 +89,25 @@ _FRAMES: tuple[tuple[str, _Paste | None], ...] = (
 
 @dataclass(frozen=True, kw_only=True)
 class TruthBox:
-    """One object in a sample frame, in frame pixels."""
+    """
+    One object in a frame, in frame pixels.
+
+    Only ``label`` and ``box`` are required; the rest describes how a generated frame
+    was made and has neutral defaults for ground truth written by hand or elsewhere.
+    """
 
     label: str
     box: tuple[float, float, float, float]
     # The photograph it was cut from and its scale.
-    source: str
-    scale: float
+    source: str = ''
+    scale: float = 1.0
     # True where the default model is known to miss it.
-    hard: bool
+    hard: bool = False
+    # True where the metric leaves it out: a detection on it is neither right nor
+    # wrong, and missing it costs nothing (too little of it is visible, or too small).
+    ignore: bool = False
+    # The share of the whole object that lies in the frame, unhidden (1: all of it).
+    visible: float = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,21 +116,27 @@ class TruthFrame:
 
     index: int
     stamp_ns: int
-    scene: str
-    boxes: tuple[TruthBox, ...]
+    # The photograph the frame's background came from.
+    scene: str = ''
+    boxes: tuple[TruthBox, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
 class GroundTruth:
-    """Ground truth of a sample bag."""
+    """
+    Ground truth of a bag.
 
-    image_topic: str
-    info_topic: str
-    frame_id: str
-    width: int
-    height: int
-    rate_hz: float
-    frames: tuple[TruthFrame, ...]
+    Only the frames are required; an empty topic means the bag's only image topic, and
+    a zero size or rate means unknown (the images say their size).
+    """
+
+    image_topic: str = ''
+    info_topic: str = ''
+    frame_id: str = ''
+    width: int = 0
+    height: int = 0
+    rate_hz: float = 0.0
+    frames: tuple[TruthFrame, ...] = ()
 
 
 def _photo(name: str) -> np.ndarray:
@@ -165,6 +183,11 @@ def sample_frames() -> list[tuple[np.ndarray, TruthFrame]]:
     return frames
 
 
+def ground_truth_boxes(frame: TruthFrame) -> list[GroundTruthBox]:
+    """Return a frame's boxes as the metric takes them (label, box, ignore)."""
+    return [GroundTruthBox(label=b.label, box=b.box, ignore=b.ignore) for b in frame.boxes]
+
+
 def truth_path(bag_path: str | Path) -> Path:
     """Return where the ground truth of a bag lies: ``<bag>.truth.json`` beside it."""
     path = Path(bag_path)
@@ -201,33 +224,50 @@ def make_sample_bags(directory: str | Path, *, storages: Sequence[str] = ('sqlit
 
 def _write_bag(path: Path, storage: str, distro: str,
                frames: list[tuple[np.ndarray, TruthFrame]]) -> None:
+    write_camera_bag(path, [(image, frame.stamp_ns) for image, frame in frames],
+                     storage=storage, distro=distro)
+
+
+def write_camera_bag(path: str | Path, frames: Sequence[tuple[np.ndarray, int]], *,
+                     storage: str = 'sqlite3', distro: str | None = None,
+                     image_topic: str = IMAGE_TOPIC, info_topic: str = INFO_TOPIC,
+                     frame_id: str = FRAME_ID) -> None:
+    """
+    Write camera frames (HxWx3 uint8 BGR, with their stamps in ns) as a bag, compressed.
+
+    Each frame becomes a bgr8 ``sensor_msgs/msg/Image`` and a ``CameraInfo`` of its
+    size, both stamped with its stamp (header and bag time).
+
+    :raises BagError: the bag cannot be created (it must not exist)
+    """
     with BagWriter(path, storage=storage, distro=distro, compress=True) as writer:
         store = writer.types.typestore
         types = store.types
-        writer.add_topic(IMAGE_TOPIC, 'sensor_msgs/msg/Image')
-        writer.add_topic(INFO_TOPIC, 'sensor_msgs/msg/CameraInfo')
-        for image, frame in frames:
-            sec, nanosec = divmod(frame.stamp_ns, 1_000_000_000)
+        writer.add_topic(image_topic, 'sensor_msgs/msg/Image')
+        writer.add_topic(info_topic, 'sensor_msgs/msg/CameraInfo')
+        for image, stamp_ns in frames:
+            height, width = image.shape[:2]
+            sec, nanosec = divmod(stamp_ns, 1_000_000_000)
             header = types['std_msgs/msg/Header'](
                 stamp=types['builtin_interfaces/msg/Time'](sec=sec, nanosec=nanosec),
-                frame_id=FRAME_ID)
+                frame_id=frame_id)
             msg = types['sensor_msgs/msg/Image'](
-                header=header, height=HEIGHT, width=WIDTH, encoding='bgr8', is_bigendian=0,
-                step=WIDTH * 3, data=np.ascontiguousarray(image).reshape(-1))
-            writer.write(IMAGE_TOPIC, frame.stamp_ns,
+                header=header, height=height, width=width, encoding='bgr8', is_bigendian=0,
+                step=width * 3, data=np.ascontiguousarray(image).reshape(-1))
+            writer.write(image_topic, stamp_ns,
                          bytes(store.serialize_cdr(msg, 'sensor_msgs/msg/Image')))
-            writer.write(INFO_TOPIC, frame.stamp_ns,
-                         bytes(store.serialize_cdr(_camera_info(types, header),
+            writer.write(info_topic, stamp_ns,
+                         bytes(store.serialize_cdr(_camera_info(types, header, width, height),
                                                    'sensor_msgs/msg/CameraInfo')))
 
 
-def _camera_info(types: dict[str, Any], header: Any) -> Any:
-    # An ideal pinhole with a 65 degree horizontal field of view; nothing here is
-    # calibrated, but consumers of camera_info get plausible numbers.
-    focal = 500.0
-    cx, cy = WIDTH / 2, HEIGHT / 2
+def _camera_info(types: dict[str, Any], header: Any, width: int, height: int) -> Any:
+    # An ideal pinhole with a 65 degree horizontal field of view at 640 px wide; nothing
+    # here is calibrated, but consumers of camera_info get plausible numbers.
+    focal = 500.0 * width / WIDTH
+    cx, cy = width / 2, height / 2
     return types['sensor_msgs/msg/CameraInfo'](
-        header=header, height=HEIGHT, width=WIDTH, distortion_model='plumb_bob',
+        header=header, height=height, width=width, distortion_model='plumb_bob',
         d=np.zeros(5), k=np.array([focal, 0, cx, 0, focal, cy, 0, 0, 1], dtype=float),
         r=np.eye(3).reshape(-1), p=np.array([focal, 0, cx, 0, 0, focal, cy, 0, 0, 0, 1, 0],
                                             dtype=float),
@@ -236,18 +276,115 @@ def _camera_info(types: dict[str, Any], header: Any) -> Any:
             x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
 
 
+class GroundTruthError(ValueError):
+    """A ground-truth file that cannot be read, naming the frame and field."""
+
+
 def load_ground_truth(bag_path: str | Path) -> GroundTruth:
-    """Read the ground truth written beside a sample bag."""
-    data = json.loads(truth_path(bag_path).read_text())
-    frames = tuple(
-        TruthFrame(index=f['index'], stamp_ns=f['stamp_ns'], scene=f['scene'],
-                   boxes=tuple(TruthBox(label=b['label'], box=tuple(b['box']),
-                                        source=b['source'], scale=b['scale'], hard=b['hard'])
-                               for b in f['boxes']))
-        for f in data['frames'])
-    return GroundTruth(image_topic=data['image_topic'], info_topic=data['info_topic'],
-                       frame_id=data['frame_id'], width=data['width'], height=data['height'],
-                       rate_hz=data['rate_hz'], frames=frames)
+    """
+    Read the ground truth kept beside a bag (``<bag>.truth.json``).
+
+    :raises GroundTruthError: the file is not JSON or not ground truth (see
+        :func:`parse_ground_truth`)
+    """
+    path = truth_path(bag_path)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise GroundTruthError(f'{path}: not JSON: {error}') from None
+    return parse_ground_truth(data, where=str(path))
+
+
+def parse_ground_truth(data: Any, *, where: str = 'ground truth') -> GroundTruth:
+    """
+    Read ground truth from its JSON value: the full form or a minimal one.
+
+    The full form is what :func:`make_sample_bags` writes. The minimal form needs, per
+    frame, its header stamp and its labelled boxes ``[x_min, y_min, x_max, y_max]`` in
+    pixels, either grouped by frame::
+
+        {"frames": [{"stamp_ns": 1767225600000000000,
+                     "boxes": [{"label": "person", "box": [10, 20, 110, 220]}]},
+                    {"stamp_ns": 1767225600100000000, "boxes": []}]}
+
+    or as rows, one per box (``{"stamp_ns": ..., "label": "person", "box": [...]}``;
+    a row without label and box marks a frame annotated as holding nothing); a bare
+    list stands for ``{"frames": [...]}``. A stamp is ``stamp_ns`` (integer
+    nanoseconds) or ``stamp`` (the same, or ``{"sec": ..., "nanosec": ...}``). Rows of
+    one stamp make one frame; unknown keys are ignored; a box may say ``"ignore": true``
+    (see :class:`TruthBox`).
+
+    :raises GroundTruthError: naming the frame and the field that is missing or wrong
+    """
+    if isinstance(data, list):
+        data = {'frames': data}
+    if not isinstance(data, dict) or not isinstance(data.get('frames'), list):
+        raise GroundTruthError(f'{where}: expected an object with a "frames" list '
+                               '(or a list of frames)')
+    frames: dict[int, tuple[dict[str, Any], list[TruthBox]]] = {}
+    for position, row in enumerate(data['frames']):
+        what = f'{where}: frames[{position}]'
+        if not isinstance(row, dict):
+            raise GroundTruthError(f'{what}: expected an object, got {row!r}')
+        stamp = _stamp(row, what)
+        _, boxes = frames.setdefault(stamp, (row, []))
+        rows = row.get('boxes', [])
+        if not isinstance(rows, list):
+            raise GroundTruthError(f'{what}.boxes: expected a list, got {rows!r}')
+        if 'label' in row or 'box' in row:
+            rows = [*rows, row]
+        for number, box in enumerate(rows):
+            boxes.append(_truth_box(box, f'{what}.boxes[{number}]' if box is not row else what))
+    try:
+        result = GroundTruth(
+            image_topic=str(data.get('image_topic', '')),
+            info_topic=str(data.get('info_topic', '')),
+            frame_id=str(data.get('frame_id', '')), width=int(data.get('width', 0)),
+            height=int(data.get('height', 0)), rate_hz=float(data.get('rate_hz', 0.0)),
+            frames=tuple(
+                TruthFrame(index=int(first.get('index', position)), stamp_ns=stamp,
+                           scene=str(first.get('scene', '')), boxes=tuple(boxes))
+                for position, (stamp, (first, boxes)) in enumerate(frames.items())))
+    except (TypeError, ValueError) as error:
+        raise GroundTruthError(f'{where}: {error}') from None
+    return result
+
+
+def _stamp(row: dict[str, Any], what: str) -> int:
+    value = row.get('stamp_ns', row.get('stamp'))
+    if isinstance(value, dict):
+        try:
+            return int(value['sec']) * 1_000_000_000 + int(value.get('nanosec', 0))
+        except (KeyError, TypeError, ValueError):
+            raise GroundTruthError(
+                f'{what}.stamp: expected {{"sec": ..., "nanosec": ...}}, got {value!r}') from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise GroundTruthError(f'{what}: no stamp (stamp_ns: integer nanoseconds, or stamp: '
+                               f'{{"sec": ..., "nanosec": ...}}), got {value!r}')
+    return value
+
+
+def _truth_box(row: Any, what: str) -> TruthBox:
+    if not isinstance(row, dict):
+        raise GroundTruthError(f'{what}: expected an object with label and box, got {row!r}')
+    label, values = row.get('label'), row.get('box')
+    if not isinstance(label, str) or not label:
+        raise GroundTruthError(f'{what}.label: expected a class name, got {label!r}')
+    try:
+        box = tuple(float(v) for v in values) if isinstance(values, (list, tuple)) else ()
+    except (TypeError, ValueError):
+        box = ()
+    if len(box) != 4 or not all(math.isfinite(v) for v in box) \
+            or box[2] < box[0] or box[3] < box[1]:
+        raise GroundTruthError(f'{what}.box: expected [x_min, y_min, x_max, y_max] in pixels, '
+                               f'got {values!r}')
+    try:
+        return TruthBox(label=label, box=(box[0], box[1], box[2], box[3]),
+                        source=str(row.get('source', '')), scale=float(row.get('scale', 1.0)),
+                        hard=bool(row.get('hard', False)), ignore=bool(row.get('ignore', False)),
+                        visible=float(row.get('visible', 1.0)))
+    except (TypeError, ValueError) as error:
+        raise GroundTruthError(f'{what}: {error}') from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

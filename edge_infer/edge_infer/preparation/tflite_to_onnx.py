@@ -30,7 +30,6 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import copy
 from importlib import import_module
 import logging
@@ -40,15 +39,12 @@ import tempfile
 from typing import Any, Sequence
 import warnings
 
+from edge_infer.preparation.conversion import ConversionError, converter_main
 import numpy as np
 
 __all__ = ['ConversionError', 'convert_tflite_to_onnx']
 
 _IDENTIFIER = b'TFL3'
-
-
-class ConversionError(RuntimeError):
-    """A file is not a TFLite model, or holds something ONNX conversion cannot express."""
 
 
 def _import(module: str, package: str) -> Any:
@@ -252,15 +248,8 @@ def convert_tflite_to_onnx(source: Path, target: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Convert one model: ``python -m edge_infer.preparation.tflite_to_onnx SOURCE TARGET``."""
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument('source', type=Path, help='the .tflite file')
-    parser.add_argument('target', type=Path, help='the .onnx file to write')
-    args = parser.parse_args(argv)
-    try:
-        convert_tflite_to_onnx(args.source, args.target)
-    except ConversionError as exc:
-        # The last line of the error output is what the caller reports.
-        raise SystemExit(f'{type(exc).__name__}: {exc}') from None
+    converter_main(convert_tflite_to_onnx, description=main.__doc__ or '',
+                   source_help='the .tflite file', argv=argv)
 
 
 if __name__ == '__main__':

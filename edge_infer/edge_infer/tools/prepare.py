@@ -19,7 +19,7 @@
   prepare int8 --model CARD        static INT8 (QDQ) with calibration images, card, comparison
   prepare compare --model A --derived B   speed and accuracy of two models side by side
   prepare yolo-card MODEL.onnx     write the card of a YOLOv5/v8/11 ONNX model
-  prepare convert MODEL.tflite     TFLite to ONNX
+  prepare convert MODEL.tflite     TFLite (or a TF.js model.json) to ONNX
   prepare engine --model CARD      build the TensorRT engine (NVIDIA GPU with TensorRT)
 
 ``--model`` takes a bundled card name or the path of a card.  Derived models and
@@ -95,8 +95,12 @@ def _yolo_card(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from edge_infer.preparation.tfjs_to_onnx import convert_tfjs_to_onnx
     from edge_infer.preparation.tflite_to_onnx import convert_tflite_to_onnx
-    target = convert_tflite_to_onnx(args.tflite, args.output or args.tflite.with_suffix('.onnx'))
+    source: Path = args.source
+    # A TF.js graph model is a model.json with its weight files beside it.
+    converter = convert_tfjs_to_onnx if source.suffix == '.json' else convert_tflite_to_onnx
+    target = converter(source, args.output or source.with_suffix('.onnx'))
     print(f'model: {target}')
     return 0
 
@@ -189,8 +193,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help='default score threshold in the card (default: %(default)s)')
     yolo.set_defaults(prepare_handler=_yolo_card)
 
-    convert = actions.add_parser('convert', help='convert a TFLite model to ONNX')
-    convert.add_argument('tflite', type=Path, help='the .tflite model')
+    convert = actions.add_parser('convert',
+                                 help='convert a TFLite or TF.js graph model to ONNX')
+    convert.add_argument('source', type=Path,
+                         help='the .tflite model, or a TF.js model.json (weight files beside it)')
     convert.add_argument('--output', type=Path, default=None,
                          help='ONNX file (default: the source path with .onnx)')
     convert.set_defaults(prepare_handler=_convert)
