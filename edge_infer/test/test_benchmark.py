@@ -281,7 +281,9 @@ def test_transport_one_size_every_way(results: dict[str, Any]) -> None:
         assert row['received'] > 0, config
         latency = row['latency_ms']
         assert 0.0 < latency['p50'] <= latency['p99'], config
-        assert 0.0 < row['send_ms']['p50'] < latency['p50'], config
+        # Both are measured; how they compare is the benchmark's figure, not a rule: a
+        # reader on shared memory can have the frame before the writer's call returns.
+        assert 0.0 < row['send_ms']['p50'] <= row['send_ms']['p99'], config
     assert 'best_effort' in rows['shm']['qos'] and 'reliable' in rows['naive']['qos']
 
 
