@@ -27,15 +27,14 @@ import json
 from pathlib import Path
 import subprocess
 import sys
-import time
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 from edge_infer.benchmarks import report, run as benchmark_run
 from edge_infer.benchmarks.process_stats import ProcessSampler
 from edge_infer.bringup.hosts import hosts_available
 from edge_infer.tools import benchmark
-from node_harness import isolate_ros_graph, TEST_DOMAIN_ID
+from node_harness import isolate_ros_graph, TEST_DOMAIN_ID, wait_for
 import psutil
 import pytest
 
@@ -131,14 +130,6 @@ def test_startup_losses_are_taken_from_the_hops_upstream_first() -> None:
     assert frames['steady_drop_rate'] == pytest.approx(3 / 43)
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f'not within {timeout_s:g} s'
-        time.sleep(0.01)
-
-
 def test_sampler_sees_a_busy_process() -> None:
     busy = subprocess.Popen([sys.executable, '-c', 'while True: pass'])
     process = psutil.Process(busy.pid)
@@ -152,7 +143,8 @@ def test_sampler_sees_a_busy_process() -> None:
             # Sampled a few times while the loop spends some CPU time, however long
             # that takes on a loaded machine.
             spent = cpu_s()
-            wait_until(lambda: sampler.rounds >= 3 and cpu_s() - spent >= 0.3)
+            wait_for(lambda: sampler.rounds >= 3 and cpu_s() - spent >= 0.3, 10.0,
+                     'three sampling rounds over 0.3 s of CPU of the busy process')
     finally:
         busy.kill()
         busy.wait()
@@ -170,7 +162,8 @@ def test_sampler_survives_a_process_that_ends() -> None:
     short.wait()
     # The sampling thread goes on over the ended process (it would stop if that raised).
     ended = sampler.rounds
-    wait_until(lambda: sampler.rounds >= ended + 2)
+    wait_for(lambda: sampler.rounds >= ended + 2, 10.0,
+             'two sampling rounds after the process ended')
     usage = sampler.stop()['short']
     assert usage.samples >= 1
     assert usage.cpu_percent >= 0.0
