@@ -20,13 +20,16 @@ from itertools import islice
 from pathlib import Path
 import sqlite3
 
-from edge_infer.core.cards import load_card
+from edge_infer.core.cards import DEFAULT_MODEL, load_card
 from edge_infer.core.qos import QosSpec
 from edge_infer.data.bags import (
     BagError, BagReader, BagTopic, BagWriter, MessageTypes, plan_replay, replay_qos,
     SkippedMessage)
+from edge_infer.data.photographs import PHOTOGRAPHS
+from edge_infer.data.random_set import RandomSet
 from edge_infer.data.sample_bags import (
-    load_ground_truth, make_sample_bags, sample_frames, truth_path)
+    FrameObject, load_ground_truth, make_sample_bags, MIN_SIDE, MIN_VISIBLE, sample_frames,
+    truth_boxes, truth_path)
 from edge_infer.inference.detector import Detector
 from edge_infer_msgs.msg import Detection, DetectionArray
 import numpy as np
@@ -36,6 +39,7 @@ from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 from sensor_msgs.msg import CameraInfo, Image, Range
+import skimage.data
 import yaml
 
 MS = 1_000_000
@@ -74,20 +78,29 @@ def test_ground_truth_describes_the_frames(sample_dir: Path) -> None:
     stamps = [f.stamp_ns for f in truth.frames]
     assert len(stamps) == 12
     assert all(b - a == 100 * MS for a, b in zip(stamps, stamps[1:]))
-    people = [b for f in truth.frames for b in f.boxes]
-    empty = [f for f in truth.frames if not f.boxes]
+    people = [b for f in truth.frames for b in f.boxes if b.label == 'person']
+    empty = [f for f in truth.frames if all(b.label != 'person' for b in f.boxes)]
     assert len(empty) >= 3 and {f.scene for f in empty} == {'rocket', 'coffee', 'chelsea'}
+    assert len(people) == 9
     assert {b.source for b in people} == {'astronaut', 'camera'}
     assert len({b.scale for b in people}) >= 5, 'people of several sizes'
     assert len({round(b.box[0], -1) for b in people}) >= 5, 'people at several places'
     for frame in truth.frames:
+        # Every frame holds its scene photograph's own objects (a cat, a cup and a
+        # spoon, none on the rocket), then the pasted person.
+        scene_objects = [b for b in frame.boxes if b.label != 'person']
+        assert [b.label for b in scene_objects] == [
+            label for label, _ in PHOTOGRAPHS[frame.scene].objects], frame
+        assert all(b.source == frame.scene for b in scene_objects), frame
         for box in frame.boxes:
             x_min, y_min, x_max, y_max = box.box
             assert 0 <= x_min < x_max <= 640 and 0 <= y_min < y_max <= 480
-            # A box scaled from the photo's own truth, so its shape is the photo's.
-            photo = PERSON_BOXES[box.source]
-            assert (x_max - x_min) / (y_max - y_min) == pytest.approx(
-                (photo[2] - photo[0]) / (photo[3] - photo[1]), rel=0.01)
+            assert not box.hard, 'nothing in the generated truth is marked hard'
+            if box.label == 'person':
+                # A box scaled from the photo's own truth, so its shape is the photo's.
+                photo = PERSON_BOXES[box.source]
+                assert (x_max - x_min) / (y_max - y_min) == pytest.approx(
+                    (photo[2] - photo[0]) / (photo[3] - photo[1]), rel=0.01)
     assert truth == load_ground_truth(sample_dir / 'sample_sqlite3_humble')
     assert truth_path(sample_dir / 'sample_mcap_kilted').name == \
         'sample_mcap_kilted.truth.json'
@@ -314,18 +327,101 @@ def test_loop_period_follows_the_busiest_topic() -> None:
 
 
 def test_default_model_finds_the_people_of_the_ground_truth(bundled_model_dir: Path) -> None:
-    # The sizes and places were chosen so; the one frame marked hard it misses.
-    with Detector(card=load_card('pose_detection'), threads=2) as detector:
+    # A smoke test, not a measure (the random set is one): the sizes and places were
+    # first chosen where the old person-only model found the person, so they flatter.
+    with Detector(card=load_card(DEFAULT_MODEL), threads=2) as detector:
         for image, frame in sample_frames():
             found = [d for d in detector.detect(image, 'bgr') if d.label == 'person']
-            expected = [b for b in frame.boxes if not b.hard]
+            expected = [b for b in frame.boxes if b.label == 'person']
             assert len(found) == len(expected), (frame, found)
             for detection, truth in zip(found, expected):
                 box = (detection.x_min, detection.y_min, detection.x_max, detection.y_max)
                 assert iou(box, truth.box) >= 0.5, (frame, box)
-    assert sum(b.hard for _, f in sample_frames() for b in f.boxes) == 1
 
 
-def test_person_boxes_of_the_tool_match_the_tests_photo_truth() -> None:
-    from edge_infer.data import sample_bags
-    assert sample_bags.PERSON_BOXES == PERSON_BOXES
+def test_scene_objects_are_their_photographs_boxes_through_the_crop() -> None:
+    frames = {frame.index: frame for _, frame in sample_frames()}
+    # chelsea is 451x300: its 4:3 centre runs from x 25 to 425 (400 px), and 400x300
+    # goes to 640x480 by 1.6 both ways. The cat's box starts left of the crop.
+    assert skimage.data.chelsea().shape[:2] == (300, 451)
+    assert frames[7].scene == 'chelsea'
+    (cat,) = frames[7].boxes
+    x_min, y_min, x_max, y_max = dict(PHOTOGRAPHS['chelsea'].objects)['cat']
+    assert (cat.label, cat.source, cat.ignore) == ('cat', 'chelsea', False)
+    assert cat.box == pytest.approx(
+        (max(0.0, (x_min - 25) * 1.6), y_min * 1.6, (x_max - 25) * 1.6, y_max * 1.6), abs=0.05)
+    assert cat.box == (0.0, 0.0, 593.6, 480.0)
+    # 40 px of its 633.6 are cut off by the crop.
+    assert cat.visible == pytest.approx(593.6 / 633.6, abs=0.002)
+    # coffee is 600x400: its 4:3 centre is 533 px wide from x 33, scaled by 640 / 533
+    # across and 480 / 400 down.
+    assert skimage.data.coffee().shape[:2] == (400, 600)
+    assert frames[4].scene == 'coffee'
+    by_label = {box.label: box for box in frames[4].boxes}
+    assert set(by_label) == {'cup', 'spoon'}
+    for label, expected in (('cup', (168.1, 20.4, 451.5, 366.0)),
+                            ('spoon', (351.8, 80.4, 469.5, 390.0))):
+        x_min, y_min, x_max, y_max = dict(PHOTOGRAPHS['coffee'].objects)[label]
+        box = by_label[label]
+        assert box.box == pytest.approx(
+            ((x_min - 33) * 640 / 533, y_min * 1.2, (x_max - 33) * 640 / 533, y_max * 1.2),
+            abs=0.05)
+        assert box.box == expected
+        assert (box.source, box.ignore, box.visible) == ('coffee', False, 1.0)
+
+
+def test_a_paste_hiding_less_than_half_of_a_scene_object_leaves_it_counted() -> None:
+    # Frame 10: coffee with the astronaut at 0.5 in the middle, a 256 px square at
+    # x 192 to 448, y 224 to 480. It hides the lower middle of the cup and the lower
+    # left of the spoon, less than half of either.
+    _, frame = sample_frames()[10]
+    assert frame.scene == 'coffee'
+    cup, spoon, person = frame.boxes
+    assert (cup.label, spoon.label, person.label) == ('cup', 'spoon', 'person')
+    assert person.box == (192 + 19 / 2, 224 + 14 / 2, 192 + 362 / 2, 480.0)
+    cup_area = (451.5 - 168.1) * (366.0 - 20.4)
+    spoon_area = (469.5 - 351.8) * (390.0 - 80.4)
+    # Counted in whole pixels, so the part shown is a little larger than the exact one.
+    assert cup.visible == pytest.approx(1 - 256 * (366.0 - 224) / cup_area, abs=0.015)
+    assert spoon.visible == pytest.approx(
+        1 - (448 - 351.8) * (390.0 - 224) / spoon_area, abs=0.015)
+    # The boxes stay those of the whole objects (the paste leaves their extent).
+    assert (cup.box, spoon.box) == ((168.1, 20.4, 451.5, 366.0), (351.8, 80.4, 469.5, 390.0))
+    assert not cup.ignore and not spoon.ignore and not person.ignore
+
+
+def test_a_scene_object_mostly_hidden_or_too_small_is_kept_as_ignore() -> None:
+    # No sample frame hides more than half of a scene object, so the rule is checked on
+    # the function both the sample bags and the random set judge their objects with.
+    assert (MIN_VISIBLE, MIN_SIDE) == (0.5, 8.0)
+    assert (RandomSet().min_visible, RandomSet().min_side) == (MIN_VISIBLE, MIN_SIDE)
+    whole = (0.0, 0.0, 640.0, 480.0)
+    # A paste (layer 1) over x 100 to 300, y 140 to 480.
+    owner = np.zeros((480, 640), dtype=np.int16)
+    owner[140:480, 100:300] = 1
+    paste = (100.0, 140.0, 300.0, 480.0)
+
+    def scene(label: str, box: tuple[float, float, float, float]) -> FrameObject:
+        return FrameObject(label=label, source='coffee', scale=1.0, box=box, region=whole,
+                           layer=0)
+    objects = [
+        scene('cup', (100.0, 100.0, 200.0, 200.0)),  # 60 % hidden
+        scene('spoon', (250.0, 100.0, 350.0, 200.0)),  # 30 % hidden
+        scene('cat', (-60.0, 300.0, 40.0, 400.0)),  # 60 % outside the frame
+        scene('bowl', (500.0, 100.0, 506.0, 300.0)),  # whole, but 6 px wide
+        scene('fork', (150.0, 200.0, 250.0, 300.0)),  # wholly hidden: left out
+        FrameObject(label='person', source='astronaut', scale=1.0,
+                    box=(120.0, 130.0, 280.0, 480.0), region=paste, layer=1),
+    ]
+    boxes = {box.label: box for box in truth_boxes(objects, owner)}
+    assert set(boxes) == {'cup', 'spoon', 'cat', 'bowl', 'person'}
+    assert (boxes['cup'].visible, boxes['cup'].ignore) == (0.4, True)
+    assert boxes['cup'].box == (100.0, 100.0, 200.0, 200.0)
+    assert (boxes['spoon'].visible, boxes['spoon'].ignore) == (0.7, False)
+    assert (boxes['cat'].box, boxes['cat'].visible, boxes['cat'].ignore) == (
+        (0.0, 300.0, 40.0, 400.0), 0.4, True)
+    assert (boxes['bowl'].visible, boxes['bowl'].ignore) == (1.0, True)
+    # A pasted object is clipped to its cut-out.
+    person = boxes['person']
+    assert (person.box, person.visible, person.ignore) == (
+        (120.0, 140.0, 280.0, 480.0), round(340 / 350, 3), False)

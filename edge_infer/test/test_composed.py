@@ -29,6 +29,7 @@ from typing import Any
 from builtin_interfaces.msg import Time
 from edge_infer.bringup.plan import COMPOSED, composed_parameters, NodeSpec, pipeline_nodes
 from edge_infer.bringup.processes import NodeGroup
+from edge_infer.core.cards import DEFAULT_MODEL, load_card
 from edge_infer.data.samples import write_sample_photos
 from edge_infer.nodes.conversions import node_counters
 from edge_infer.transport.input import SUPERSEDED
@@ -127,7 +128,8 @@ def test_topics_stay_visible_and_are_built_only_for_outside_subscribers(
     # The same frames on both topics, as in the separate pipeline.
     all_images = {stamp_ns(image.header.stamp) for image in probe.messages('image_raw')}
     assert all_images & {stamp_ns(t.header.stamp) for t in probe.messages('input_tensor')}
-    assert list(tensors[0].shape) == [1, 224, 224, 3] and tensors[0].dtype == 'float32'
+    assert list(tensors[0].shape) == list(load_card(DEFAULT_MODEL).input_spec.shape)
+    assert tensors[0].dtype == 'float32'
     assert [s.stage for s in tensors[0].trace] == ['preprocess']
     assert [s.stage for s in matched[0].trace] == ['preprocess', 'inference', 'postprocess']
     for node, values in watched.items():

@@ -15,10 +15,10 @@
 """
 Replaying the sample bags through the node pipeline meets the accuracy gate.
 
-The gate comes from the default model's measured quality on the sample bags: 8 of the
-9 persons found at IoU >= 0.5 (the ninth, the grey cameraman at 0.8 scale, is marked
-hard), no false detection: AP 0.889, precision 1.0. The test asks AP >= 0.8 and
-precision >= 0.9, and that every frame is accounted for. A randomised set
+The gate comes from the default model's measured person scores on the sample bags: all
+9 persons found at IoU >= 0.5 and no false person, AP 1.0, precision 1.0 (the bags are a
+smoke test: their placements flatter, see ``edge_infer.data.sample_bags``). The test
+asks AP >= 0.85 and precision >= 0.9, and that every frame is accounted for. A randomised set
 (``edge_infer.data.random_set``) goes through the same nodes, and through the
 in-process path, with every section of the report; no gate is set on it here.
 """
@@ -27,13 +27,14 @@ import json
 from pathlib import Path
 import shutil
 
+from edge_infer.core.cards import DEFAULT_MODEL, load_card
 from edge_infer.data.random_set import make_random_set_bags, RandomSet
 from edge_infer.tools.evaluate import bag_frames, evaluate_bag, evaluate_in_process
 import pytest
 
 pytestmark = [pytest.mark.ros, pytest.mark.usefixtures('ros_context')]
 
-AP_GATE = 0.8
+AP_GATE = 0.85
 PRECISION_GATE = 0.9
 
 
@@ -72,7 +73,8 @@ def test_a_bag_without_ground_truth_gives_frames_and_latency(
     found = [d for frame in report['detections'].values() for d in frame]
     assert len(report['detections']) + sum(
         hop['lost'] for hop in report['accounting']['hops']) == 12
-    assert {d['label'] for d in found} == {'person'}
+    labels = {d['label'] for d in found}
+    assert 'person' in labels and labels <= set(load_card(DEFAULT_MODEL).labels), labels
     assert report['latency_ms']['inference']['count'] == len(report['detections'])
 
 
@@ -94,8 +96,9 @@ def test_a_random_set_bag_through_the_nodes_and_in_process(tmp_path: Path) -> No
     assert details['frames'] == evaluation['frames_evaluated']
     for heading in SECTIONS:
         assert heading in report['text']
-    # The model names persons only: the other classes are listed, not scored.
-    assert list(evaluation['classes']) == ['person']
+    # Classes the model has no label for (faces) are listed, not scored.
+    assert 'person' in evaluation['classes']
+    assert set(evaluation['classes']) <= set(load_card(DEFAULT_MODEL).labels)
     assert 'face' in details['not_scored']
     assert set(details['classes']['person']['sizes']) == {'small', 'medium', 'large'}
     assert 0 < details['grey_frames'] < details['frames']

@@ -417,10 +417,11 @@ def test_details_as_text_and_dict() -> None:
     lines = format_details(report).splitlines()
     assert lines[0].startswith('AP per class at IoU 0.5 and 0.5:0.95')
     assert lines[1].split() == ['class', 'GT', 'ignored', 'AP@.5', 'AP@[.5:.95]', 'matched',
-                                'IoU', 'p10', 'median', 'p90']
-    # Two boxes, one found at IoU 0.75 (six thresholds of ten), ranked above a false one.
+                                'IoU', 'p10', 'median', 'p90', 'R@P0.9', 'R@P0.95']
+    # Two boxes, one found at IoU 0.75 (six thresholds of ten), ranked above a false one:
+    # recall 0.5 at precision 1.
     assert lines[2].split() == ['person', '2', '0', '0.500', '0.300', '1', '0.75', '0.75',
-                                '0.75']
+                                '0.75', '0.500', '0.500']
     text = '\n'.join(lines)
     for heading in ('by box size', 'by frame colour (1 grey, 2 colour frames)',
                     'false detections on frames without the class'):
@@ -429,11 +430,28 @@ def test_details_as_text_and_dict() -> None:
     assert text.splitlines()[-1].split() == ['person', '1', '1', '1', '1.00']
     data = json.loads(json.dumps(report.as_dict()))
     assert data['classes']['person']['ap50_95'] == pytest.approx(0.3)
+    assert data['classes']['person']['recall_at_precision'] == {'0.9': 0.5, '0.95': 0.5}
     assert data['classes']['person']['sizes']['small']['ground_truth'] == 1
     assert data['classes']['person']['colours']['grey']['recall'] == 0.0
     assert data['classes']['person']['empty_frames'] == {
         'frames': 1, 'frames_with_detections': 1, 'detections': 1}
     assert data['iou_thresholds'][0] == 0.5 and data['grey_frames'] == 1
+
+
+def test_recall_at_fixed_precision_takes_the_best_score_cut_off() -> None:
+    # Ten persons; ranked: 8 found, a false one, the ninth found, two false, nothing more.
+    truth = {index: [person()] for index in range(10)}
+    ranked = [(index, det(0.9 - 0.01 * index)) for index in range(8)]
+    ranked += [(8, det(0.8, ELSEWHERE)), (8, det(0.79)), (9, det(0.7, ELSEWHERE)),
+               (9, det(0.69, ELSEWHERE))]
+    predictions: dict[int, list[Detection]] = {index: [] for index in range(10)}
+    for index, detection in ranked:
+        predictions[index].append(detection)
+    result = evaluate_details(predictions, truth).classes['person'].overall
+    # Precision 9/10 at the ninth find; 1.0 down to the eighth; none reach the tenth.
+    assert result.recall_at_precision == {0.9: pytest.approx(0.9), 0.95: pytest.approx(0.8)}
+    assert evaluate_details({1: [det(0.9, ELSEWHERE)]}, {1: [person()]}).classes[
+        'person'].overall.recall_at_precision == {0.9: 0.0, 0.95: 0.0}
 
 
 def test_is_grey() -> None:

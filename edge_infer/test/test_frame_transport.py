@@ -31,6 +31,7 @@ import time
 
 from edge_infer.bringup.plan import NodeSpec, pipeline_nodes
 from edge_infer.bringup.processes import NodeGroup
+from edge_infer.core.cards import DEFAULT_MODEL, load_card
 from edge_infer.core.frames import ImageFrame
 from edge_infer.data.samples import write_sample_photos
 from edge_infer.nodes.base import EdgeInferNode
@@ -154,7 +155,8 @@ def test_a_publisher_of_standard_images_only_is_taken_as_it_is(probe: Probe) -> 
     assert values['input_transport'] == 'standard'
     assert "taking frames from '/image_raw' (publishers of standard messages only" in output
     tensor = probe.messages('input_tensor')[-1]
-    assert list(tensor.shape) == [1, 224, 224, 3] and tensor.origin.sequence >= 1
+    assert list(tensor.shape) == list(load_card(DEFAULT_MODEL).input_spec.shape)
+    assert tensor.origin.sequence >= 1
 
 
 def numbered(origin: FrameOrigin, value: int = 0) -> NumberedImage:

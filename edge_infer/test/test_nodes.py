@@ -22,6 +22,7 @@ from a probe node in the test process.
 from __future__ import annotations
 
 from importlib import resources
+import math
 from pathlib import Path
 import shutil
 
@@ -29,6 +30,7 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
 from edge_infer.bringup.plan import NodeSpec, pipeline_nodes
 from edge_infer.bringup.processes import NodeGroup
+from edge_infer.core.cards import DEFAULT_MODEL, load_card
 from edge_infer.core.models import model_dir
 from edge_infer.data.samples import write_sample_photos
 from edge_infer_msgs.msg import Detection, DetectionArray, ModelInfo, Tensor
@@ -50,6 +52,9 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL,
                      history=HistoryPolicy.KEEP_LAST)
 START_TIMEOUT = 60.0
+# What the preprocess node makes of a frame for the default model.
+DEFAULT_CARD = load_card(DEFAULT_MODEL)
+DEFAULT_SHAPE = list(DEFAULT_CARD.input_spec.shape)
 
 
 def photo_folder(tmp_path: Path, name: str) -> Path:
@@ -114,13 +119,14 @@ def test_model_info_reaches_a_late_subscriber(tmp_path: Path, probe: Probe) -> N
     with NodeGroup(specs=[spec]) as group:
         # The detector logs this line after it has published its model_info: the probe
         # subscribes late.
-        assert group['detector'].wait_for_output("'pose_detection' on", START_TIMEOUT), \
+        assert group['detector'].wait_for_output(f"'{DEFAULT_MODEL}' on", START_TIMEOUT), \
             group['detector'].output()
         probe.subscribe(ModelInfo, 'model_info', LATCHED)
         (info,) = probe.wait_for('model_info', timeout=15.0)
-    assert info.model_name == 'pose_detection'
-    assert info.labels == ['person']
-    assert (info.input_width, info.input_height) == (224, 224)
+    assert info.model_name == DEFAULT_MODEL
+    assert info.labels == list(DEFAULT_CARD.labels)
+    assert (info.input_width, info.input_height) == (DEFAULT_CARD.input_spec.width,
+                                                     DEFAULT_CARD.input_spec.height)
     assert len(info.model_sha256) == 64
 
 
@@ -195,7 +201,7 @@ def test_malformed_images_are_counted_and_the_node_keeps_running(probe: Probe) -
         assert not group.exited()
     assert int(after['received']) - int(before['received']) == 4, (before, after)
     assert after['dropped.bad_image'] == '3', after
-    assert list(tensor.shape) == [1, 224, 224, 3]
+    assert list(tensor.shape) == DEFAULT_SHAPE
     assert 'dropping image' in output and 'size' in output, output
 
 
@@ -205,7 +211,7 @@ def test_mismatched_tensors_are_rejected_with_the_reason(probe: Probe) -> None:
     spec = NodeSpec(executable='detector', name='detector')
 
     def good_tensor() -> Tensor:
-        return tensor_msg([1, 224, 224, 3], 'float32')
+        return tensor_msg(DEFAULT_SHAPE, 'float32')
 
     with NodeGroup(specs=[spec]) as group:
         before = warm_up(probe, publisher, good_tensor, 'detections', 'detector')
@@ -213,7 +219,7 @@ def test_mismatched_tensors_are_rejected_with_the_reason(probe: Probe) -> None:
         wrong_shape = tensor_msg([1, 128, 128, 3], 'float32')
         wrong_size = good_tensor()
         wrong_size.data = bytes(100)
-        wrong_dtype = tensor_msg([1, 224, 224, 3], 'uint8')
+        wrong_dtype = tensor_msg(DEFAULT_SHAPE, 'uint8')
         publish_in_turn(probe, publisher, (wrong_shape, wrong_size, wrong_dtype, good_tensor()),
                         'detector', int(before['received']))
         result = probe.wait_for('detections', count=results + 1, timeout=15.0)[-1]
@@ -227,17 +233,21 @@ def test_mismatched_tensors_are_rejected_with_the_reason(probe: Probe) -> None:
     assert 'dropping frame (tensor_mismatch)' in output
 
 
-def tensor_msg(shape: list[int], dtype: str) -> Tensor:
-    size = 1
-    for dim in shape:
-        size *= dim
+def tensor_msg(shape: list[int], dtype: str, layout: str = '') -> Tensor:
+    """Return a zero tensor of ``shape`` (NHWC unless the default card's NCHW fits)."""
+    if not layout:
+        layout = DEFAULT_CARD.input_spec.layout if shape == DEFAULT_SHAPE else 'NHWC'
+    height, width = shape[2:4] if layout == 'NCHW' else shape[1:3]
     itemsize = 4 if dtype == 'float32' else 1
-    msg = Tensor(name='input', dtype=dtype, shape=shape, layout='NHWC')
-    msg.data = bytes(size * itemsize)
+    msg = Tensor(name='input', dtype=dtype, shape=shape, layout=layout)
+    msg.data = bytes(math.prod(shape) * itemsize)
+    # A 640x480 frame letterboxed into the tensor.
+    scale = min(width / 640, height / 480)
     msg.geometry.source_width = 640
     msg.geometry.source_height = 480
-    msg.geometry.scale_x = msg.geometry.scale_y = 0.35
-    msg.geometry.offset_y = 28.0
+    msg.geometry.scale_x = msg.geometry.scale_y = scale
+    msg.geometry.offset_x = (width - 640 * scale) / 2
+    msg.geometry.offset_y = (height - 480 * scale) / 2
     return msg
 
 

@@ -35,7 +35,9 @@ import cv2
 from edge_infer.core.cards import load_card
 from edge_infer.core.detections import Detection
 from edge_infer.core.models import locate_model, ModelHashError, sha256_file
-from edge_infer.data.evaluation import box_iou
+from edge_infer.data.evaluation import box_iou, evaluate_frames
+from edge_infer.data.random_set import random_frames, RandomSet
+from edge_infer.data.sample_bags import ground_truth_boxes
 from edge_infer.data.samples import sample_photo
 from edge_infer.inference.detector import Detector
 from edge_infer.preparation.compare import agreement, compare_models, format_comparison
@@ -211,6 +213,50 @@ def test_quantization_without_calibration_images_is_refused(bundled_model_dir, t
         quantize_int8(source.path, tmp_path / 'q.onnx', tensors=[])
     with pytest.raises(PreparationError, match='calibration method'):
         quantize_int8(source.path, tmp_path / 'q.onnx', tensors=[np.zeros(1)], method='avg')
+
+
+# ONNX Runtime warns as it divides by the infinite scale; the refusal is what counts.
+@pytest.mark.filterwarnings('ignore::RuntimeWarning')
+def test_a_tensor_holding_inf_is_refused_not_quantized_to_nan(tmp_path):
+    # A -inf pad fill before a pooling, as TensorFlow graphs pad: its scale would be inf.
+    weights = numpy_helper.from_array(
+        np.random.default_rng(3).normal(0, 0.5, (4, 3, 3, 3)).astype(np.float32), 'w')
+    pads = numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), 'pads')
+    fill = numpy_helper.from_array(np.array(-np.inf, np.float32), 'fill')
+    graph = helper.make_graph(
+        [helper.make_node('Conv', ['x', 'w'], ['c'], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+         helper.make_node('Pad', ['c', 'pads', 'fill'], ['p'], mode='constant'),
+         helper.make_node('MaxPool', ['p'], ['m'], kernel_shape=[3, 3]),
+         helper.make_node('Conv', ['m', 'w2'], ['y'], kernel_shape=[1, 1])],
+        'padded', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, 2, 16, 16])],
+        initializer=[weights, pads, fill, numpy_helper.from_array(
+            np.ones((2, 4, 1, 1), np.float32), 'w2')])
+    source = tmp_path / 'padded.onnx'
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)]),
+              str(source))
+    tensors = [np.random.default_rng(4).normal(size=(1, 3, 16, 16)).astype(np.float32)]
+    with pytest.raises(PreparationError, match='infinite or NaN scale'):
+        quantize_int8(source, tmp_path / 'q.onnx', tensors=tensors)
+
+
+def test_int8_nanodet_keeps_its_accuracy_on_the_random_set(bundled_model_dir, tmp_path):
+    # Calibrated on one seed's frames, scored on another's, against the float model.
+    folder = tmp_path / 'calibration'
+    folder.mkdir()
+    for index, (image, _) in enumerate(random_frames(RandomSet(seed=1, frames=24))):
+        cv2.imwrite(str(folder / f'{index:02d}.png'), image)
+    prepared = prepare_int8('nanodet', output_dir=tmp_path, calibration=folder)
+    frames = [(index, image, ground_truth_boxes(truth)) for index, (image, truth)
+              in enumerate(random_frames(RandomSet(seed=0, frames=60)))]
+    scores = {}
+    for name, card in (('float', 'nanodet'), ('int8', prepared.card_path)):
+        with Detector(card=load_card(card)) as detector:
+            person = evaluate_frames(detector, frames).summary.classes['person']
+        scores[name] = person.average_precision
+    assert scores['float'] is not None and scores['float'] > 0.4, scores
+    assert scores['int8'] is not None and abs(scores['int8'] - scores['float']) <= 0.03, \
+        scores
 
 
 def test_bad_sources_are_refused_with_their_reason(bundled_model_dir, tmp_path):

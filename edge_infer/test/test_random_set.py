@@ -25,11 +25,12 @@ import json
 from pathlib import Path
 
 from edge_infer.core.cards import bundled_card_names, load_card
-from edge_infer.data import random_set
+from edge_infer.data import photographs, random_set
 from edge_infer.data.bags import BagReader
 from edge_infer.data.evaluation import evaluate_frames, is_grey, size_bucket, SIZE_BUCKETS
+from edge_infer.data.photographs import photograph, PHOTOGRAPHS
 from edge_infer.data.random_set import (
-    make_random_set_bags, PHOTOGRAPHS, random_frame, random_frames, random_set_truth, RandomSet)
+    make_random_set_bags, random_frame, random_frames, random_set_truth, RandomSet)
 from edge_infer.data.sample_bags import (
     ground_truth_boxes, GroundTruth, GroundTruthError, load_ground_truth, parse_ground_truth,
     truth_path, TruthBox, TruthFrame)
@@ -68,8 +69,11 @@ def test_hand_set_boxes_agree_with_the_tests_photo_truth() -> None:
     assert dict(PHOTOGRAPHS['astronaut'].objects) == {
         'person': PERSON_BOXES['astronaut'], 'face': ASTRONAUT_FACE}
     assert dict(PHOTOGRAPHS['camera'].objects)['person'] == PERSON_BOXES['camera']
+    # They moved to their own module (the sample bags use them too); the old names stay.
+    assert (random_set.PHOTOGRAPHS, random_set.Photograph, random_set.photograph) == (
+        PHOTOGRAPHS, photographs.Photograph, photograph)
     for photo in PHOTOGRAPHS.values():
-        height, width = random_set.photograph(photo.name).shape[:2]
+        height, width = photograph(photo.name).shape[:2]
         for _, (x_min, y_min, x_max, y_max) in photo.objects:
             assert 0 <= x_min < x_max <= width and 0 <= y_min < y_max <= height, photo.name
 

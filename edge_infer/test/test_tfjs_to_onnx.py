@@ -116,6 +116,8 @@ def test_nanodet_conversion_is_reproducible_and_lean(nanodet: tuple[ModelCard, P
     # and the constant shape arithmetic (SparseToDense, Cast, AddV2) is folded away.
     assert operators['Transpose'] == 6 and operators['Conv'] == 34
     assert operators['Add'] == 4 and 'Cast' not in operators
+    # Its 29 explicit pads are inside the convolutions and the pooling.
+    assert 'Pad' not in operators
     assert [entry.name for entry in model.graph.input] == ['input_1']
     assert [entry.name for entry in model.graph.output] == [
         'Identity', 'Identity_1', 'Identity_2', 'Identity_3', 'Identity_4', 'Identity_5']
@@ -163,6 +165,10 @@ def operator_graph(folder: Path) -> Path:
         'sparse_default': np.array(0, np.int64),
         'shape_base': np.array([1, 0, 4], np.int64),
         'perm': np.array([0, 2, 1], np.int32),
+        'to_nchw': np.array([0, 3, 1, 2], np.int32),
+        'to_nhwc': np.array([0, 2, 3, 1], np.int32),
+        'spatial_paddings': np.array([[0, 0], [0, 0], [1, 1], [2, 0]], np.int32),
+        'minus_inf': np.array(-np.inf, np.float32),
     }
     nhwc = {'data_format': text('NHWC')}
     nodes = [
@@ -198,9 +204,21 @@ def operator_graph(folder: Path) -> Path:
         node('shape', 'AddV2', 'shape_base', 'sparse'),
         node('reshaped', 'Reshape', 'x', 'shape'),
         node('transposed', 'Transpose', 'reshaped', 'perm'),
+        # Explicit padding in NCHW before a VALID convolution and pooling, as graphs
+        # converted from PyTorch have it: the pads move into the operators.
+        node('nchw', 'Transpose', 'x', 'to_nchw'),
+        node('nchw_zeros', 'Pad', 'nchw', 'spatial_paddings'),
+        node('zeros_nhwc', 'Transpose', 'nchw_zeros', 'to_nhwc'),
+        node('conv_padded', 'Conv2D', 'zeros_nhwc', 'w3x3', padding=text('VALID'),
+             strides=ints(1, 1, 1, 1), dilations=ints(1, 1, 1, 1), **nhwc),
+        node('nchw_floor', 'PadV2', 'nchw', 'spatial_paddings', 'minus_inf'),
+        node('floor_nhwc', 'Transpose', 'nchw_floor', 'to_nhwc'),
+        node('pool_padded', 'MaxPool', 'floor_nhwc', ksize=ints(1, 3, 3, 1),
+             strides=ints(1, 2, 2, 1), padding=text('VALID'), **nhwc),
     ]
     outputs = ['same_stride2', 'dilated', 'explicit', 'pool', 'resize_align_corners',
-               'resize_asymmetric', 'resize_half_pixel', 'concat', 'padded', 'transposed']
+               'resize_asymmetric', 'resize_half_pixel', 'concat', 'padded', 'transposed',
+               'conv_padded', 'pool_padded']
     return write_graph_model(folder, nodes, constants, inputs=['x'], outputs=outputs,
                              quantize={'w3x3': 'uint8', 'bias': 'float16'})
 
@@ -212,8 +230,11 @@ def test_each_operator_matches_tfjs(tfjs: tuple[str, Path], tmp_path: Path) -> N
     converted = convert_tfjs_to_onnx(model_json, tmp_path / 'graph.onnx')
     assert_same_outputs(onnx_run(converted, tensor), expected)
     operators = Counter(entry.op_type for entry in onnx.load(str(converted)).graph.node)
-    # The bias went into its convolution; the shape arithmetic became a constant.
-    assert operators['Conv'] == 3 and operators['Add'] == 1 and operators['Reshape'] == 1
+    # The bias went into its convolution; the shape arithmetic became a constant; the
+    # pads before the VALID convolution and pooling went into them (the two added
+    # together stay).
+    assert operators['Conv'] == 4 and operators['Add'] == 1 and operators['Reshape'] == 1
+    assert operators['Pad'] == 2 and operators['MaxPool'] == 2
     assert 'Cast' not in operators
 
 

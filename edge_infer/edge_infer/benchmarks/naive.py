@@ -24,7 +24,7 @@ results as a std_msgs/String holding JSON. The detector runs the same
 :class:`~edge_infer.inference.detector.Detector` as the edge_infer nodes.
 
 ``python -m edge_infer.benchmarks.naive camera --ros-args -p folder:=DIR -p fps:=30.0``
-``python -m edge_infer.benchmarks.naive detector --ros-args -p model:=pose_detection``
+``python -m edge_infer.benchmarks.naive detector --ros-args -p model:=nanodet``
 
 The only additions for the measurement: the detector puts its receive and publish
 times into the JSON, the camera notes the stamps it published, and each node writes its
@@ -40,7 +40,7 @@ import time
 from typing import Sequence
 
 import cv2
-from edge_infer.core.cards import load_card
+from edge_infer.core.cards import DEFAULT_MODEL, load_card
 from edge_infer.inference.detector import Detector
 import numpy as np
 import rclpy
@@ -100,7 +100,7 @@ class NaiveDetector(Node):
 
     def __init__(self) -> None:
         super().__init__('naive_detector')
-        self.declare_parameter('model', 'pose_detection')
+        self.declare_parameter('model', DEFAULT_MODEL)
         self.declare_parameter('stats_file', '')
         self.detector = Detector(card=load_card(self.get_parameter('model').value))
         self.subscription = self.create_subscription(

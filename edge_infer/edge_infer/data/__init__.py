@@ -17,9 +17,10 @@ Data around the detector: sources, bags, sample sets, evaluation and plots.
 
 Frame sources (camera devices, videos, image folders: ``sources``), rosbag2 reading and
 writing without ROS (``bags``), the sample photographs and sample bags with their ground
-truth (``samples``, ``sample_bags``), a randomised evaluation set drawn from a seed
-(``random_set``), detection accuracy (``evaluation``), and what reports draw
-(``annotate``, ``plots``).
+truth (``samples``, ``sample_bags``), the real photographs with hand-set object boxes
+that the generated frames are made of (``photographs``), a randomised evaluation set
+drawn from a seed (``random_set``), detection accuracy (``evaluation``), and what
+reports draw (``annotate``, ``plots``).
 
 May import: core, backends, inference (never rclpy).
 """

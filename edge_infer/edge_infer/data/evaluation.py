@@ -254,6 +254,18 @@ def _match(ordered: Sequence[tuple[int, int, _Scored]], truth: Mapping[int, Sequ
     return status, matched_iou
 
 
+def _recall_at_precision(status: np.ndarray, ground_truth: int) -> dict[float, float | None]:
+    """Return, per precision point, the best recall of a score cut-off with that precision."""
+    if not ground_truth:
+        return dict.fromkeys(PRECISION_POINTS)
+    matched = status[status != _IGNORED] == _TRUE
+    true_positives = np.cumsum(matched)
+    precision = true_positives / np.arange(1, len(matched) + 1)
+    recall = true_positives / ground_truth
+    return {point: float(np.max(recall[precision >= point], initial=0.0))
+            for point in PRECISION_POINTS}
+
+
 def _ap_of(status: np.ndarray, ground_truth: int) -> float | None:
     """Return the AP of predictions in score order (ignored ones left out); None: no truth."""
     if not ground_truth:
@@ -349,6 +361,8 @@ def _by_class(
 #: The IoU thresholds of AP@[.5:.95], as COCO: 0.50, 0.55, ..., 0.95.
 IOU_THRESHOLDS: tuple[float, ...] = tuple(round(0.5 + 0.05 * step, 2) for step in range(10))
 SIZE_BUCKETS = ('small', 'medium', 'large')
+# Precisions at which the details give the best recall (a robot's operating points).
+PRECISION_POINTS: tuple[float, ...] = (0.9, 0.95)
 #: COCO's size buckets, by box area: small below 32x32 px, large from 96x96 px, for
 #: COCO's typical 640x480 image; for other frames the areas scale with the frame's.
 REFERENCE_FRAME = (640, 480)
@@ -390,6 +404,9 @@ class SubsetResult:
     ap50: float | None
     #: AP averaged over :data:`IOU_THRESHOLDS`.
     ap50_95: float | None
+    #: At IoU 0.5, the highest recall reached at each precision of
+    #: :data:`PRECISION_POINTS` or better (0 where none reaches it; None: no boxes).
+    recall_at_precision: dict[float, float | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -446,7 +463,9 @@ class DetailedReport:
             return {'ground_truth': result.ground_truth,
                     'true_positives': result.true_positives,
                     'false_positives': result.false_positives, 'recall': result.recall,
-                    'ap50': result.ap50, 'ap50_95': result.ap50_95}
+                    'ap50': result.ap50, 'ap50_95': result.ap50_95,
+                    'recall_at_precision': {str(point): value for point, value
+                                            in result.recall_at_precision.items()}}
         return {
             'iou_thresholds': list(IOU_THRESHOLDS),
             'size_areas_at_640x480': {'small_below': SMALL_AREA, 'large_from': LARGE_AREA},
@@ -491,7 +510,8 @@ def _subset(found: Sequence[tuple[int, int, _Scored]], truth: Mapping[int, Seque
         ground_truth=total, true_positives=true_positives,
         false_positives=int(np.sum(at_50 == _FALSE)),
         recall=true_positives / total if total else None, ap50=aps[0],
-        ap50_95=None if aps[0] is None else float(np.mean([a or 0.0 for a in aps]))
+        ap50_95=None if aps[0] is None else float(np.mean([a or 0.0 for a in aps])),
+        recall_at_precision=_recall_at_precision(at_50, total)
     ), matched_50
 
 
@@ -572,13 +592,16 @@ def format_details(report: DetailedReport) -> str:
     width = max([len('class')] + [len(label) for label in report.classes])
     lines = ['AP per class at IoU 0.5 and 0.5:0.95; IoU of the detections matched at 0.5',
              f'{"class":<{width}}{"GT":>6}{"ignored":>9}{"AP@.5":>8}{"AP@[.5:.95]":>13}'
-             f'{"matched":>9}{"IoU p10":>9}{"median":>8}{"p90":>7}']
+             f'{"matched":>9}{"IoU p10":>9}{"median":>8}{"p90":>7}'
+             + ''.join(f'{f"R@P{point:g}":>9}' for point in PRECISION_POINTS)]
     for label, c in report.classes.items():
         lines.append(
             f'{label:<{width}}{c.overall.ground_truth:>6}{c.ignored_truth:>9}'
             f'{_number(c.overall.ap50):>8}{_number(c.overall.ap50_95):>13}{c.iou.count:>9}'
             f'{_number(c.iou.p10, 2):>9}{_number(c.iou.median, 2):>8}'
-            f'{_number(c.iou.p90, 2):>7}')
+            f'{_number(c.iou.p90, 2):>7}'
+            + ''.join(f'{_number(c.overall.recall_at_precision.get(point)):>9}'
+                      for point in PRECISION_POINTS))
     if report.not_scored:
         lines.append('not scored (the model has no such label): ' + ', '.join(
             f'{label} {count}' for label, count in report.not_scored.items()))

@@ -15,21 +15,24 @@
 """
 A randomised evaluation set, made at run time from real photographs and a seed.
 
-The sample bags (:mod:`edge_infer.data.sample_bags`) place people where the default
-model finds them; this set places them by chance, so that it measures the model rather
-than confirms it. Every frame starts from a real photograph (a random 4:3 window of
-it, zoomed and possibly mirrored), onto which objects cut out of other photographs by
-their hand-set boxes are pasted at random sizes (log-uniform from tiny to larger than
-the frame), places (partly outside the frame at times) and orientations (mirrored or
-not): a distractor (cat, cup, motorcycle) in some frames, one to three people in most,
-none in others (the negatives); some whole frames are then turned grey. Each frame is
-drawn from its own generator, seeded by (seed, frame index), so a set is reproducible
-from its seed, and a longer set starts with the frames of a shorter one.
+The sample bags (:mod:`edge_infer.data.sample_bags`) are a smoke test whose people were
+first placed where the old person-only default model found them; this set places them
+by chance, so that it measures the model rather than confirms it. Every frame starts
+from a real photograph (a random 4:3 window of it, zoomed and possibly mirrored), onto
+which objects cut out of other photographs by their hand-set boxes are pasted at random
+sizes (log-uniform from tiny to larger than the frame), places (partly outside the
+frame at times) and orientations (mirrored or not): a distractor (cat, cup, motorcycle)
+in some frames, one to three people in most, none in others (the negatives); some whole
+frames are then turned grey. Each frame is drawn from its own generator, seeded by
+(seed, frame index), so a set is reproducible from its seed, and a longer set starts
+with the frames of a shorter one.
 
 The photographs ship with packages the project already depends on: scikit-image's
 ``skimage.data`` and matplotlib's sample data. Their objects' boxes are facts set by
-hand (see :data:`PHOTOGRAPHS`); a pasted object's ground truth is the pasted region
-itself, so boxes are exact to the pixel. The rules of the ground truth:
+hand (see :data:`edge_infer.data.photographs.PHOTOGRAPHS`); a pasted object's ground
+truth is the pasted region itself, so boxes are exact to the pixel. The rules of the
+ground truth (:func:`edge_infer.data.sample_bags.truth_boxes`, which the sample bags
+follow too):
 
 - a box cut by the frame's edge (or by the edge of the cut-out it came with) is clipped
   to what lies inside;
@@ -50,111 +53,25 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict, dataclass
-import functools
 import json
 from pathlib import Path
 import shutil
 from typing import Sequence
 
 import cv2
+from edge_infer.data.photographs import (
+    Box, box_area, clip_box, DISTRACTORS, map_box, PEOPLE, Photograph, photograph, PHOTOGRAPHS)
 from edge_infer.data.sample_bags import (
-    FRAME_ID, GroundTruth, IMAGE_TOPIC, INFO_TOPIC, START_NS, truth_path, TruthBox, TruthFrame,
-    write_camera_bag)
+    FRAME_ID, FrameObject, GroundTruth, IMAGE_TOPIC, INFO_TOPIC, MIN_SIDE, MIN_VISIBLE,
+    START_NS, truth_boxes, truth_path, TruthFrame, write_camera_bag)
 import numpy as np
-import skimage.data
 
+# Photograph, PHOTOGRAPHS and photograph live in edge_infer.data.photographs (the
+# sample bags use them too) and stay importable from here.
 __all__ = [
     'Photograph', 'PHOTOGRAPHS', 'RandomSet', 'make_random_set_bags', 'photograph',
     'random_frame', 'random_frames', 'random_set_truth',
 ]
-
-Box = tuple[float, float, float, float]
-
-
-@dataclass(frozen=True)
-class Photograph:
-    """A real photograph and the objects in it, boxed by hand in its own pixels."""
-
-    name: str
-    # Where it ships: 'scikit-image' (skimage.data) or 'matplotlib' (its sample data).
-    package: str
-    objects: tuple[tuple[str, Box], ...] = ()
-    # Whether a frame may start from it (photographs with people never do, so that
-    # every person in a frame is a pasted one, with a known box).
-    scene: bool = True
-
-
-# Boxes (x_min, y_min, x_max, y_max) in each photograph's own pixels, set by looking at
-# it saved as PNG with a 32 px grid and, for the edges, zoomed 3 to 5 times with an
-# 8 px grid. Person boxes run from the top of the hair (or cap) to the photograph's
-# bottom edge, where all three people are cut off, and across the outermost pixels of
-# body and clothes, not held objects (the astronaut's helmet, the video camera).
-# Faces run cheek to cheek (ear to nose tip for the cameraman's three-quarter
-# profile) and hairline (or cap brim) to chin. The astronaut's and the cameraman's
-# person boxes are those of the sample bags and the tests' photo_truth.py.
-PHOTOGRAPHS: dict[str, Photograph] = {photo.name: photo for photo in (
-    Photograph('astronaut', 'scikit-image', (
-        ('person', (19.0, 14.0, 362.0, 512.0)),
-        ('face', (178.0, 72.0, 270.0, 166.0)),
-    ), scene=False),
-    # Grey-scale.
-    Photograph('camera', 'scikit-image', (
-        ('person', (0.0, 63.0, 332.0, 512.0)),
-        ('face', (180.0, 128.0, 255.0, 192.0)),
-    ), scene=False),
-    # Rear Admiral Grace Hopper, 512x600: the cap's top at y 23, the left shoulder at
-    # x 15, the right one past the photograph's edge.
-    Photograph('grace_hopper', 'matplotlib', (
-        ('person', (15.0, 23.0, 512.0, 600.0)),
-        ('face', (165.0, 133.0, 362.0, 308.0)),
-    ), scene=False),
-    # A cat's head filling the photograph, cut off on three sides; the right ear's tip
-    # at x 396.
-    Photograph('chelsea', 'scikit-image', (('cat', (0.0, 0.0, 396.0, 300.0)),)),
-    # An espresso cup (rim, body and handle) and the spoon on its saucer, whose handle
-    # shows above the rim; the saucer and the table are not COCO objects.
-    Photograph('coffee', 'scikit-image', (
-        ('cup', (173.0, 17.0, 409.0, 305.0)),
-        ('spoon', (326.0, 67.0, 424.0, 325.0)),
-    )),
-    # The left image of the stereo pair, 741x500: tail light to front wheel, mirror
-    # stalk to tyre. The garage's shelves behind it hold small things nobody boxed.
-    Photograph('motorcycle', 'scikit-image', (('motorcycle', (93.0, 30.0, 683.0, 446.0)),)),
-    # Scenes without anything to box: a rocket on its launch pad, galaxies, and three
-    # grey-scale textures.
-    Photograph('rocket', 'scikit-image'),
-    Photograph('hubble_deep_field', 'scikit-image'),
-    Photograph('brick', 'scikit-image'),
-    Photograph('grass', 'scikit-image'),
-    Photograph('gravel', 'scikit-image'),
-)}
-PEOPLE = ('astronaut', 'camera', 'grace_hopper')
-DISTRACTORS = ('chelsea', 'coffee', 'motorcycle')
-
-
-@functools.lru_cache(maxsize=None)
-def photograph(name: str) -> np.ndarray:
-    """
-    Return a photograph of :data:`PHOTOGRAPHS` as HxWx3 uint8 BGR (read-only).
-
-    :raises KeyError: not one of them
-    """
-    package = PHOTOGRAPHS[name].package
-    if package == 'matplotlib':
-        import matplotlib.cbook
-        path = matplotlib.cbook.get_sample_data(f'{name}.jpg', asfileobj=False)
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise FileNotFoundError(f'cannot read {path}')
-    else:
-        if name == 'motorcycle':
-            rgb = skimage.data.stereo_motorcycle()[0]
-        else:
-            rgb = getattr(skimage.data, name)()
-        code = cv2.COLOR_GRAY2BGR if rgb.ndim == 2 else cv2.COLOR_RGB2BGR
-        image = cv2.cvtColor(rgb, code)
-    image.flags.writeable = False
-    return image
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,8 +104,8 @@ class RandomSet:
     # No paste covers more than this share of an earlier paste's region.
     max_cover: float = 0.25
     # Objects less visible or smaller than this are marked ignore.
-    min_visible: float = 0.5
-    min_side: float = 8.0
+    min_visible: float = MIN_VISIBLE
+    min_side: float = MIN_SIDE
 
     def __post_init__(self) -> None:
         """Check the values."""
@@ -213,41 +130,8 @@ class RandomSet:
         return f'random_{self.frames}_seed{self.seed}'
 
 
-@dataclass
-class _Object:
-    label: str
-    source: str
-    scale: float
-    # The whole object's box in frame pixels (it may reach outside the frame), and the
-    # region its layer covers (the frame for the scene, the pasted cut-out otherwise).
-    box: Box
-    region: Box
-    layer: int
-
-
-def _clip(box: Box, region: Box) -> Box:
-    return (max(box[0], region[0]), max(box[1], region[1]),
-            min(box[2], region[2]), min(box[3], region[3]))
-
-
-def _area(box: Box) -> float:
-    return max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
-
-
-def _map(box: Box, source: Box, target: Box, flip: bool) -> Box:
-    """Map a box from a source rectangle onto a target one (mirrored when ``flip``)."""
-    sx = (target[2] - target[0]) / (source[2] - source[0])
-    sy = (target[3] - target[1]) / (source[3] - source[1])
-    x_min = target[0] + (box[0] - source[0]) * sx
-    x_max = target[0] + (box[2] - source[0]) * sx
-    if flip:
-        x_min, x_max = target[0] + target[2] - x_max, target[0] + target[2] - x_min
-    return (x_min, target[1] + (box[1] - source[1]) * sy, x_max,
-            target[1] + (box[3] - source[1]) * sy)
-
-
 def _scene(name: str, spec: RandomSet, rng: np.random.Generator
-           ) -> tuple[np.ndarray, list[_Object]]:
+           ) -> tuple[np.ndarray, list[FrameObject]]:
     """Return a random window of a photograph as the frame, with its objects."""
     image = photograph(name)
     height, width = image.shape[:2]
@@ -265,8 +149,8 @@ def _scene(name: str, spec: RandomSet, rng: np.random.Generator
         frame = np.ascontiguousarray(frame[:, ::-1])
     window: Box = (x0, y0, x0 + crop_width, y0 + crop_height)
     whole: Box = (0.0, 0.0, float(spec.width), float(spec.height))
-    objects = [_Object(label=label, source=name, scale=spec.width / crop_width,
-                       box=_map(box, window, whole, flip), region=whole, layer=0)
+    objects = [FrameObject(label=label, source=name, scale=spec.width / crop_width,
+                           box=map_box(box, window, whole, flip), region=whole, layer=0)
                for label, box in PHOTOGRAPHS[name].objects]
     return frame, objects
 
@@ -302,12 +186,12 @@ def _place(size: tuple[int, int], spec: RandomSet, rng: np.random.Generator,
 
 
 def _covered(new: Box, old: Box, frame: Box) -> float:
-    shown = _area(_clip(old, frame))
-    return _area(_clip(_clip(new, old), frame)) / shown if shown else 0.0
+    shown = box_area(clip_box(old, frame))
+    return box_area(clip_box(clip_box(new, old), frame)) / shown if shown else 0.0
 
 
 def _paste(frame: np.ndarray, owner: np.ndarray, name: str, spec: RandomSet,
-           rng: np.random.Generator, regions: list[Box]) -> list[_Object]:
+           rng: np.random.Generator, regions: list[Box]) -> list[FrameObject]:
     """Paste the first object of a photograph, cut out by its box; return what came along."""
     photo = PHOTOGRAPHS[name]
     _, subject = photo.objects[0]
@@ -339,32 +223,9 @@ def _paste(frame: np.ndarray, owner: np.ndarray, name: str, spec: RandomSet,
     frame[y + top:y + bottom, x + left:x + right] = patch[top:bottom, left:right]
     layer = len(regions)
     owner[y + top:y + bottom, x + left:x + right] = layer
-    return [_Object(label=other, source=name, scale=factor,
-                    box=_map(box, subject, region, flip), region=region, layer=layer)
-            for other, box in photo.objects if _area(_clip(box, subject)) > 0.0]
-
-
-def _truth(objects: list[_Object], owner: np.ndarray, spec: RandomSet) -> tuple[TruthBox, ...]:
-    whole: Box = (0.0, 0.0, float(spec.width), float(spec.height))
-    boxes = []
-    for item in objects:
-        shown = _clip(_clip(item.box, item.region), whole)
-        if _area(shown) <= 0.0:
-            continue
-        rows = slice(int(np.floor(shown[1])), int(np.ceil(shown[3])))
-        columns = slice(int(np.floor(shown[0])), int(np.ceil(shown[2])))
-        pixels = int(np.count_nonzero(owner[rows, columns] == item.layer))
-        if pixels == 0:
-            continue
-        visible = min(1.0, pixels / _area(item.box))
-        ignore = (visible < spec.min_visible
-                  or min(shown[2] - shown[0], shown[3] - shown[1]) < spec.min_side)
-        boxes.append(TruthBox(
-            label=item.label,
-            box=(round(shown[0], 1), round(shown[1], 1), round(shown[2], 1), round(shown[3], 1)),
-            source=item.source, scale=round(item.scale, 4), ignore=ignore,
-            visible=round(visible, 3)))
-    return tuple(boxes)
+    return [FrameObject(label=other, source=name, scale=factor,
+                        box=map_box(box, subject, region, flip), region=region, layer=layer)
+            for other, box in photo.objects if box_area(clip_box(box, subject)) > 0.0]
 
 
 def random_frame(spec: RandomSet, index: int) -> tuple[np.ndarray, TruthFrame]:
@@ -384,9 +245,10 @@ def random_frame(spec: RandomSet, index: int) -> tuple[np.ndarray, TruthFrame]:
         objects += _paste(frame, owner, name, spec, rng, regions)
     if rng.random() < spec.grey_share:
         frame = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    boxes = truth_boxes(objects, owner, min_visible=spec.min_visible, min_side=spec.min_side)
     period_ns = round(1e9 / spec.rate_hz)
     return frame, TruthFrame(index=index, stamp_ns=START_NS + index * period_ns, scene=scene,
-                             boxes=_truth(objects, owner, spec))
+                             boxes=boxes)
 
 
 def random_frames(spec: RandomSet = RandomSet()) -> list[tuple[np.ndarray, TruthFrame]]:

@@ -16,11 +16,21 @@
 Sample camera bags with ground truth, made from real photographs.
 
 Each frame is a 640x480 photograph without people (scikit-image's rocket, coffee or
-chelsea, cropped to 4:3), some with a photograph of a person (astronaut or camera)
-scaled down and pasted in at a chosen size and place, so the person boxes are known
-exactly. Frames go to ``/camera/image_raw`` (bgr8) and ``/camera/camera_info`` at 10 Hz,
-header stamps equal to the bag timestamps, in sqlite3 and MCAP bags as Humble and
-Kilted record them. The ground truth lies beside each bag as ``<bag>.truth.json``.
+chelsea, centre-cropped to 4:3), some with a photograph of a person (astronaut or
+camera) scaled down and pasted in at a chosen size and place, so the person boxes are
+known exactly. The ground truth also holds the scene's own objects (the cat, the cup
+and the spoon), their hand-set boxes (:mod:`edge_infer.data.photographs`) mapped
+through the same crop and resize and clipped to the frame; one that a pasted person
+hides too much of is kept, marked ``ignore``, by the rule of the randomised set
+(:func:`truth_boxes`). Frames go to ``/camera/image_raw`` (bgr8) and
+``/camera/camera_info`` at 10 Hz, header stamps equal to the bag timestamps, in sqlite3
+and MCAP bags as Humble and Kilted record them. The ground truth lies beside each bag
+as ``<bag>.truth.json``.
+
+These 12 frames are a smoke test of the pipeline and of the bag formats, not a
+measure of accuracy: the people's sizes and places were first chosen where the old
+person-only default model found them, so they flatter. The randomised set
+(:mod:`edge_infer.data.random_set`) is the measure.
 
 Run ``python -m edge_infer.data.sample_bags DIR`` to write them.
 """
@@ -38,8 +48,9 @@ from typing import Any, Sequence
 import cv2
 from edge_infer.data.bags import BagWriter
 from edge_infer.data.evaluation import GroundTruthBox
+from edge_infer.data.photographs import (
+    Box, box_area, clip_box, map_box, photograph, PHOTOGRAPHS)
 import numpy as np
-import skimage.data
 
 IMAGE_TOPIC = '/camera/image_raw'
 INFO_TOPIC = '/camera/camera_info'
@@ -49,12 +60,11 @@ RATE_HZ = 10.0
 # 2026-01-01T00:00:00Z: a fixed start keeps the bags byte-for-byte reproducible.
 START_NS = 1_767_225_600_000_000_000
 
-# Person boxes (x_min, y_min, x_max, y_max) in the 512x512 photographs, set by eye
-# (the same numbers as the tests' photo_truth.py).
-PERSON_BOXES: dict[str, tuple[float, float, float, float]] = {
-    'astronaut': (19.0, 14.0, 362.0, 512.0),
-    'camera': (0.0, 63.0, 332.0, 512.0),
-}
+# An object counts when at least this share of it is visible (in the frame and not
+# hidden by a paste) and its visible box is at least this many pixels wide and high;
+# otherwise it is marked ignore (see truth_boxes). The random set's defaults too.
+MIN_VISIBLE = 0.5
+MIN_SIDE = 8.0
 
 
 @dataclass(frozen=True)
@@ -64,12 +74,12 @@ class _Paste:
     # Horizontal place from 0 (left edge) to 1 (right edge); the photo stands on the
     # bottom edge, where both people are cut off in their own photographs.
     x: float
-    hard: bool = False
 
 
-# Scene, then the person pasted into it. Sizes and places were chosen where the
-# default model (pose_detection) finds the person with IoU >= 0.58 (see the results
-# in the module's tests); the one it misses is marked hard.
+# Scene, then the person pasted into it, if any. A smoke test, not a measure of
+# accuracy: the sizes and places were first chosen where the old person-only default
+# model (pose_detection) found the person with IoU >= 0.58, so they flatter any model.
+# The randomised set (random_set.py) places people by chance and is the measure.
 _FRAMES: tuple[tuple[str, _Paste | None], ...] = (
     ('rocket', None),
     ('rocket', _Paste('astronaut', 0.9, 0.0)),
@@ -82,8 +92,9 @@ _FRAMES: tuple[tuple[str, _Paste | None], ...] = (
     ('rocket', _Paste('astronaut', 0.4, 0.0)),
     ('rocket', _Paste('camera', 0.5, 0.0)),
     ('coffee', _Paste('astronaut', 0.5, 0.5)),
-    # The grey-scale photo at this size is missed on every background tried.
-    ('rocket', _Paste('camera', 0.8, 0.5, hard=True)),
+    # The grey-scale photo at this size, the one person pose_detection missed on every
+    # background tried (nanodet finds it, as it finds the other eight).
+    ('rocket', _Paste('camera', 0.8, 0.5)),
 )
 
 
@@ -101,7 +112,8 @@ class TruthBox:
     # The photograph it was cut from and its scale.
     source: str = ''
     scale: float = 1.0
-    # True where the default model is known to miss it.
+    # True where a model is known to miss it: set by whoever writes the truth (the
+    # generated sets here never set it).
     hard: bool = False
     # True where the metric leaves it out: a detection on it is neither right nor
     # wrong, and missing it costs nothing (too little of it is visible, or too small).
@@ -139,47 +151,101 @@ class GroundTruth:
     frames: tuple[TruthFrame, ...] = ()
 
 
-def _photo(name: str) -> np.ndarray:
-    image = getattr(skimage.data, name)()
-    code = cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR
-    return cv2.cvtColor(image, code)
+@dataclass
+class FrameObject:
+    """An object of a photograph as placed in a generated frame, before it is judged."""
+
+    label: str
+    # The photograph it came from, and the scale from its pixels to the frame's.
+    source: str
+    scale: float
+    # The whole object's box in frame pixels (it may reach outside the frame), and the
+    # region its layer covers (the frame for the scene, the pasted cut-out otherwise).
+    box: Box
+    region: Box
+    # Its layer in the frame's owner map: 0 for the scene, then one per paste.
+    layer: int
 
 
-def _scene(name: str) -> np.ndarray:
-    # Centre-cropped to 4:3 so the photograph is not distorted.
-    image = _photo(name)
-    height, width = image.shape[:2]
+def truth_boxes(objects: Sequence[FrameObject], owner: np.ndarray, *,
+                min_visible: float = MIN_VISIBLE,
+                min_side: float = MIN_SIDE) -> tuple[TruthBox, ...]:
+    """
+    Return the ground truth of the objects of a generated frame.
+
+    ``owner`` (HxW, the frame's size) holds, per pixel, the layer shown there. Each
+    box is clipped to its layer's region and the frame. An object counts when at least
+    ``min_visible`` of it is visible (its layer's pixels in the clipped box, over its
+    whole box's area) and the clipped box is at least ``min_side`` pixels wide and
+    high; otherwise it is kept, marked ``ignore``. An object with nothing left in the
+    frame is left out.
+    """
+    height, width = owner.shape[:2]
+    whole: Box = (0.0, 0.0, float(width), float(height))
+    boxes = []
+    for item in objects:
+        shown = clip_box(clip_box(item.box, item.region), whole)
+        if box_area(shown) <= 0.0:
+            continue
+        rows = slice(int(np.floor(shown[1])), int(np.ceil(shown[3])))
+        columns = slice(int(np.floor(shown[0])), int(np.ceil(shown[2])))
+        pixels = int(np.count_nonzero(owner[rows, columns] == item.layer))
+        if pixels == 0:
+            continue
+        visible = min(1.0, pixels / box_area(item.box))
+        ignore = (visible < min_visible
+                  or min(shown[2] - shown[0], shown[3] - shown[1]) < min_side)
+        boxes.append(TruthBox(
+            label=item.label,
+            box=(round(shown[0], 1), round(shown[1], 1), round(shown[2], 1), round(shown[3], 1)),
+            source=item.source, scale=round(item.scale, 4), ignore=ignore,
+            visible=round(visible, 3)))
+    return tuple(boxes)
+
+
+def _centre_window(width: int, height: int) -> Box:
+    """Return the 4:3 window centred in a photograph of this size, in its pixels."""
     if width * 3 > height * 4:
         crop = height * 4 // 3
-        image = image[:, (width - crop) // 2:(width - crop) // 2 + crop]
-    else:
-        crop = width * 3 // 4
-        image = image[(height - crop) // 2:(height - crop) // 2 + crop]
-    return cv2.resize(image, (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
+        return ((width - crop) // 2, 0, (width - crop) // 2 + crop, height)
+    crop = width * 3 // 4
+    return (0, (height - crop) // 2, width, (height - crop) // 2 + crop)
 
 
 def sample_frames() -> list[tuple[np.ndarray, TruthFrame]]:
     """Return the sample frames (HxWx3 uint8 BGR) with their ground truth."""
     frames = []
     period_ns = round(1e9 / RATE_HZ)
+    whole: Box = (0.0, 0.0, float(WIDTH), float(HEIGHT))
     for index, (scene, paste) in enumerate(_FRAMES):
-        image = _scene(scene)
-        boxes: tuple[TruthBox, ...] = ()
+        # Centre-cropped to 4:3 so the photograph is not distorted; its objects' boxes
+        # go through the same crop and resize.
+        photo = photograph(scene)
+        window = _centre_window(photo.shape[1], photo.shape[0])
+        left, top, right, bottom = (int(v) for v in window)
+        image = cv2.resize(photo[top:bottom, left:right], (WIDTH, HEIGHT),
+                           interpolation=cv2.INTER_AREA)
+        objects = [FrameObject(label=label, source=scene, scale=WIDTH / (right - left),
+                               box=map_box(box, window, whole), region=whole, layer=0)
+                   for label, box in PHOTOGRAPHS[scene].objects]
+        owner = np.zeros((HEIGHT, WIDTH), dtype=np.int16)
         if paste is not None:
+            # The whole (512x512) photograph, resized to whole pixels; its person box
+            # scales by the same factor.
+            source = photograph(paste.person)
             size = round(512 * paste.scale)
-            person = cv2.resize(_photo(paste.person), (size, size),
-                                interpolation=cv2.INTER_AREA)
+            person = cv2.resize(source, (size, size), interpolation=cv2.INTER_AREA)
             x0, y0 = round((WIDTH - size) * paste.x), HEIGHT - size
             image[y0:y0 + size, x0:x0 + size] = person
-            # The photo is resized to whole pixels; its boxes scale by the same factor.
-            factor = size / 512
-            x_min, y_min, x_max, y_max = PERSON_BOXES[paste.person]
-            box = (round(x_min * factor + x0, 1), round(y_min * factor + y0, 1),
-                   round(x_max * factor + x0, 1), round(y_max * factor + y0, 1))
-            boxes = (TruthBox(label='person', box=box,
-                              source=paste.person, scale=paste.scale, hard=paste.hard),)
+            owner[y0:y0 + size, x0:x0 + size] = 1
+            region: Box = (x0, y0, x0 + size, y0 + size)
+            box = dict(PHOTOGRAPHS[paste.person].objects)['person']
+            objects.append(FrameObject(
+                label='person', source=paste.person, scale=paste.scale,
+                box=map_box(box, (0, 0, source.shape[1], source.shape[0]), region),
+                region=region, layer=1))
         frames.append((image, TruthFrame(index=index, stamp_ns=START_NS + index * period_ns,
-                                         scene=scene, boxes=boxes)))
+                                         scene=scene, boxes=truth_boxes(objects, owner))))
     return frames
 
 

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from edge_infer.backends.base import BackendError, BackendOption
 from edge_infer.backends.registry import (
     backend_class, backend_options as declared_options, check_backend_config)
-from edge_infer.core.cards import CardError, load_card, ModelCard
+from edge_infer.core.cards import CardError, DEFAULT_MODEL, load_card, ModelCard
 from edge_infer.core.frames import always_intact, ImageFrame, TensorFrame
 from edge_infer.core.image import ImageFormatError, to_color
 from edge_infer.core.latency import Stage
@@ -59,7 +59,7 @@ MODEL_RETRY_PERIOD_S = 5.0
 # backend_parameters).
 NODE_PARAMETERS = (
     ParameterSpec(
-        name='model', default='pose_detection',
+        name='model', default=DEFAULT_MODEL,
         description='Bundled model card name or path to a card YAML.'),
     ParameterSpec(
         name='backend', default='',

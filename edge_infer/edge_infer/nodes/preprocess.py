@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 
-from edge_infer.core.cards import CardError, load_card
+from edge_infer.core.cards import CardError, DEFAULT_MODEL, load_card
 from edge_infer.core.frames import ImageFrame, TensorFrame
 from edge_infer.core.image import ImageFormatError, to_color
 from edge_infer.core.latency import Stage
@@ -40,7 +40,7 @@ from edge_infer.transport.output import FrameOutput
 
 PARAMETERS = (
     ParameterSpec(
-        name='model', default='pose_detection',
+        name='model', default=DEFAULT_MODEL,
         description='Bundled model card name or path to a card YAML; its input section '
                     'says how to resize, normalise and lay out the tensor.'),
     SHARED_MEMORY_PARAMETER,

@@ -219,7 +219,24 @@ def quantize_int8(source: Path, target: Path, *, tensors: Sequence[np.ndarray],
     if not any(node.op_type == 'QuantizeLinear' for node in quantized.graph.node):
         raise PreparationError(f'{source}: quantization left no quantized operator (the '
                                'model has no convolution or matrix product outside its head)')
+    _check_scales(quantized, source)
     return target
+
+
+def _check_scales(model: Any, source: Path) -> None:
+    # A tensor holding inf (a -inf pad fill, say) gets an infinite scale, and every
+    # value through it becomes NaN: refuse rather than write a model that finds nothing.
+    from onnx import numpy_helper
+
+    scales = {node.input[1] for node in model.graph.node
+              if node.op_type in ('QuantizeLinear', 'DequantizeLinear')}
+    broken = [tensor.name for tensor in model.graph.initializer if tensor.name in scales
+              and not np.all(np.isfinite(numpy_helper.to_array(tensor)))]
+    if broken:
+        raise PreparationError(
+            f'{source}: quantization gave {len(broken)} tensor(s) an infinite or NaN scale '
+            f'({", ".join(broken[:3])}): they hold inf or NaN values; remove them from '
+            'the model (for a pad, pad inside the next operator) or leave it in float')
 
 
 def prepare_int8(model: str | Path, *, output_dir: Path, calibration: Path | None = None,

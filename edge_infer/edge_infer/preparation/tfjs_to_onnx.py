@@ -677,6 +677,63 @@ def _build(model: _GraphModel, source: Path) -> _Builder:
     return builder
 
 
+def _live_nodes(nodes: Sequence[Any], outputs: Sequence[str]) -> list[Any]:
+    """Return the nodes the outputs need, in their order."""
+    needed = set(outputs)
+    kept = []
+    for node in reversed(nodes):
+        if needed.intersection(node.output):
+            kept.append(node)
+            needed.update(name for name in node.input if name)
+    kept.reverse()
+    return kept
+
+
+def _merge_pads(builder: _Builder, outputs: Sequence[str]) -> None:
+    """
+    Make a constant spatial Pad read only by a Conv or MaxPool part of that node's pads.
+
+    TensorFlow pads explicitly before a VALID convolution or pooling; ONNX pads inside
+    the operator (zeros for Conv; for MaxPool padded cells never win, as a ``-inf``
+    fill). Merged, the model runs one operator less per pad, and no tensor holds
+    ``-inf``, which INT8 calibration cannot give a finite scale.
+    """
+    from onnx import helper
+
+    # Transposes that a later one cancelled are still listed, reading what they read.
+    outputs = [builder.resolve(name) for name in outputs]
+    builder.nodes = _live_nodes(builder.nodes, outputs)
+    readers: dict[str, list[Any]] = {}
+    for node in builder.nodes:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    merged = set()
+    for pad in builder.nodes:
+        if pad.op_type != 'Pad' or pad.output[0] in outputs \
+                or len(readers.get(pad.output[0], [])) != 1:
+            continue
+        reader = readers[pad.output[0]][0]
+        attrs = {attr.name: helper.get_attribute_value(attr) for attr in pad.attribute}
+        pads = builder.constant(pad.input[1])
+        fill = builder.constant(pad.input[2]) if len(pad.input) > 2 and pad.input[2] else None
+        value = 0.0 if fill is None else float(fill.reshape(-1)[0])
+        wanted = {'Conv': 0.0, 'MaxPool': -math.inf}.get(reader.op_type)
+        if wanted is None or reader.input[0] != pad.output[0] or pads is None \
+                or attrs.get('mode', b'constant') != b'constant' or value != wanted:
+            continue
+        before, after = pads.reshape(2, -1).tolist()
+        if len(before) != 4 or min(before + after) < 0 or before[:2] + after[:2] != [0] * 4:
+            continue
+        for attr in reader.attribute:
+            if attr.name == 'pads':
+                old = list(attr.ints)
+                attr.ints[:] = [old[0] + before[2], old[1] + before[3],
+                                old[2] + after[2], old[3] + after[3]]
+        reader.input[0] = pad.input[0]
+        merged.add(id(pad))
+    builder.nodes = [node for node in builder.nodes if id(node) not in merged]
+
+
 def _graph(builder: _Builder, model: _GraphModel) -> Any:
     """Name the outputs, drop what they do not need and make the ONNX model."""
     from onnx import helper, numpy_helper
@@ -706,13 +763,7 @@ def _graph(builder: _Builder, model: _GraphModel) -> Any:
                 helper.np_dtype_to_tensor_dtype(value.dtype), value.shape)
         return builder.types[tensor]
 
-    needed = set(model.outputs)
-    kept = []
-    for node in reversed(nodes):
-        if needed.intersection(node.output):
-            kept.append(node)
-            needed.update(name for name in node.input if name)
-    kept.reverse()
+    kept = _live_nodes(nodes, model.outputs)
     initializers: dict[str, Any] = {}
     for node in kept:
         for name in node.input:
@@ -754,7 +805,9 @@ def convert_tfjs_to_onnx(source: Path, target: Path) -> Path:
     model = _parse(source)
     _check_operators(model, source)
     _merge_biases(model)
-    converted = _graph(_build(model, source), model)
+    builder = _build(model, source)
+    _merge_pads(builder, model.outputs)
+    converted = _graph(builder, model)
     try:
         onnx.checker.check_model(converted, full_check=True)
     except Exception as exc:

@@ -28,6 +28,7 @@ from typing import Sequence
 
 from edge_infer.benchmarks.run import (plan, run_benchmark, Settings, SHORT_DURATION_S,
                                        SHORT_TRANSPORT_FRAMES)
+from edge_infer.core.cards import DEFAULT_MODEL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'latency, rate and CPU figures (default: %(default)s)')
     parser.add_argument('--fps', type=float, default=30.0,
                         help='camera rate (default: %(default)s)')
-    parser.add_argument('--model', default='pose_detection',
+    parser.add_argument('--model', default=DEFAULT_MODEL,
                         help='bundled model card name or card path')
     parser.add_argument('--transport-frames', type=int, default=150,
                         help='measured frames per size in the transport benchmark '

@@ -34,6 +34,7 @@ import cv2
 from edge_infer.bringup.plan import pipeline_nodes
 from edge_infer.bringup.processes import (
     DETECTOR_READY_LINE, DISCOVERY_WAIT_S, NodeGroup, STARTUP_TIMEOUT_S)
+from edge_infer.core.cards import DEFAULT_MODEL
 from edge_infer.core.image import image_digest
 from edge_infer.core.latency import format_table
 from edge_infer.data.samples import write_sample_photos
@@ -47,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='seconds to run the pipeline (default: %(default)s)')
     parser.add_argument('--fps', type=float, default=15.0,
                         help='camera rate over the photographs (default: %(default)s)')
-    parser.add_argument('--model', default='pose_detection',
+    parser.add_argument('--model', default=DEFAULT_MODEL,
                         help='bundled model card name or card path')
     parser.add_argument('--detector-input', choices=('tensor', 'image'), default='tensor',
                         help="'image' skips the preprocess node")

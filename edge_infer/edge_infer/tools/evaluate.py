@@ -46,7 +46,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from edge_infer.bringup.plan import NodeSpec, ParameterOverride, pipeline_nodes
 from edge_infer.bringup.processes import (
     DETECTOR_READY_LINE, node_environment, NodeGroup, STARTUP_TIMEOUT_S)
-from edge_infer.core.cards import load_card
+from edge_infer.core.cards import DEFAULT_MODEL, load_card
 from edge_infer.core.detections import Detection
 from edge_infer.core.image import image_digest, image_from_buffer, ImageFormatError, to_bgr8
 from edge_infer.core.latency import breakdown, format_table, summarise
@@ -260,7 +260,7 @@ def bag_truth(bag: Path, *, image_topic: str = '') -> BagTruth:
 
 def evaluate_bag(
         bag: Path, *, output: Path, rate: float = 1.0, detector_input: str = 'tensor',
-        model: str = 'pose_detection', image_topic: str = '', every_frame: bool = True,
+        model: str = DEFAULT_MODEL, image_topic: str = '', every_frame: bool = True,
         echo: Any = None) -> dict[str, Any]:
     """
     Replay ``bag`` through the pipeline and evaluate what it detects.
@@ -402,7 +402,7 @@ def bag_frames(bag: Path, *, image_topic: str = '') -> AnnotatedFrames:
 
 
 def evaluate_in_process(frames: AnnotatedFrames, *, output: Path,
-                        model: str = 'pose_detection', backend: str = '') -> dict[str, Any]:
+                        model: str = DEFAULT_MODEL, backend: str = '') -> dict[str, Any]:
     """
     Score a :class:`Detector` on annotated frames in this process: no nodes, no DDS.
 
@@ -436,7 +436,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='folder for reports and plots (default: %(default)s)')
     parser.add_argument('--rate', type=float, default=1.0,
                         help='replay rate factor (default: %(default)s)')
-    parser.add_argument('--model', default='pose_detection', help='model card')
+    parser.add_argument('--model', default=DEFAULT_MODEL, help='model card')
     parser.add_argument('--detector-input', choices=('tensor', 'image'), default='tensor')
     parser.add_argument('--live-qos', action='store_true',
                         help="keep the nodes' live QoS (freshest frame wins) instead of "
