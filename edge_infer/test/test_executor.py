@@ -24,27 +24,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 import signal
-import time
+import subprocess
 from typing import Iterator
 
-from edge_infer.bringup.plan import NodeSpec
+from edge_infer.bringup.plan import NodeSpec, pipeline_nodes
 from edge_infer.bringup.processes import NodeGroup
 from edge_infer.data.samples import write_sample_photos
 from edge_infer.nodes import base
 from edge_infer.nodes.base import (
-    DIAGNOSTICS_PERIOD_S, EVENTS, EXECUTOR_ENV, executor_kind, SINGLE, StartupError)
+    EVENTS, EXECUTOR_ENV, executor_kind, SINGLE, StartupError)
 from edge_infer.nodes.conversions import node_counters
-from node_harness import Probe, wait_for, wait_for_diagnostic
+from edge_infer.transport.link import SHM_DIRECTORY
+from node_harness import final_reports, Probe, wait_for, wait_for_diagnostic
 import pytest
 from rclpy.node import Node
 
 pytestmark = pytest.mark.ros
 
 START_TIMEOUT = 60.0
-# Well under the nodes' 1 s diagnostics period: a report this soon after the signal
-# can only be the final one.
-FINAL_REPORT_WITHIN_S = 0.6
-EXIT_WITHIN_S = 3.0
+PIPELINE = ('camera', 'preprocess', 'detector')
 
 needs_events = pytest.mark.skipif(
     not base.events_executor_available(), reason='this rclpy has no EventsExecutor')
@@ -109,7 +107,7 @@ def camera_diagnostics(probe: Probe) -> list[tuple[int, dict[str, str]]]:
 @pytest.mark.parametrize('executor', [
     pytest.param(EVENTS, marks=needs_events), SINGLE])
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
-def test_node_exits_promptly_with_a_final_report(
+def test_node_exits_cleanly_with_a_final_report(
         tmp_path: Path, probe: Probe, executor: str, signum: signal.Signals) -> None:
     write_sample_photos(tmp_path, ('coffee',))
     # The capture thread publishes from its own thread while the executor runs the
@@ -123,28 +121,52 @@ def test_node_exits_promptly_with_a_final_report(
         assert process.wait_for_output(f'spinning with the {executor} executor',
                                        START_TIMEOUT), process.output()
         wait_for_diagnostic(probe, 'camera', 'received', 5, timeout=START_TIMEOUT)
-        # Signal just after a periodic report, so the next periodic one is ~1 s away.
         seen = len(camera_diagnostics(probe))
-        wait_for(lambda: len(camera_diagnostics(probe)) > seen, START_TIMEOUT,
-                 'a periodic report from the camera', period=0.005)
-        signalled_ns = time.time_ns()
         process.popen.send_signal(signum)
-        started = time.monotonic()
-        returncode = process.popen.wait(timeout=EXIT_WITHIN_S)
-        took = time.monotonic() - started
-    assert returncode == 0, process.output()
-    assert took < EXIT_WITHIN_S
-    reports = camera_diagnostics(probe)
-    final = [(ns, values) for ns, values in reports if ns >= signalled_ns]
-    assert final, f'no report after the signal; output:\n{process.output()}'
-    arrival_ns, values = final[0]
-    # The single-threaded executor waits in rcl until its next timer (the 1 s
-    # diagnostics) before Python can run the signal handler; the events executor
-    # returns to Python every SPIN_SLICE_S.
-    allowed = FINAL_REPORT_WITHIN_S + (DIAGNOSTICS_PERIOD_S if executor == SINGLE else 0.0)
-    assert (arrival_ns - signalled_ns) / 1e9 < allowed
-    before = [values for ns, values in reports if ns < signalled_ns]
-    assert int(values['received']) >= int(before[-1]['received'])
+        # However long a loaded machine takes: the wait fails the test only if it hangs.
+        returncode = process.popen.wait(timeout=START_TIMEOUT)
+        output = process.output()
+    assert returncode == 0, output
+    assert 'Traceback' not in output and 'Exception' not in output, output
+    # The report it sent as it stopped (marked so), counting every frame it took in.
+    (final,) = final_reports(probe, ('camera',))
+    assert int(final['received']) >= int(camera_diagnostics(probe)[seen - 1][1]['received'])
+
+
+def interrupt(process: subprocess.Popen) -> bool:
+    """Send SIGINT unless the process has exited; return whether it has."""
+    if process.poll() is not None:
+        return True
+    process.send_signal(signal.SIGINT)
+    return False
+
+
+@pytest.mark.usefixtures('ros_context')
+def test_a_pipeline_stops_cleanly_on_repeated_sigints(tmp_path: Path, probe: Probe) -> None:
+    # A Ctrl-C under ros2 launch: SIGINT from the terminal to every process, then launch
+    # sends its own; an impatient user presses again. No traceback, exit 0, a final
+    # report each, no segment or socket left over.
+    write_sample_photos(tmp_path, ('astronaut',))
+    overrides = {'camera': {'source': str(tmp_path), 'fps': 15.0, 'loop': True}}
+    with NodeGroup(specs=pipeline_nodes(), overrides=overrides) as group:
+        wait_for_diagnostic(probe, 'detector', 'processed', 3, timeout=START_TIMEOUT)
+        # The shared-memory outputs' publisher ids name their rings and link sockets.
+        publishers = [wait_for_diagnostic(probe, node, f'{item}.sent.shared_memory', 1)[
+            f'{item}.publisher'] for node, item in (('camera', 'image'),
+                                                    ('preprocess', 'tensor'))]
+        # Over and over until each has exited, so that some land in its clean-up.
+        wait_for(lambda: all(interrupt(group[name].popen) for name in PIPELINE),
+                 START_TIMEOUT, 'every node exiting', period=0.01)
+        returncodes = {name: group[name].popen.wait() for name in PIPELINE}
+        outputs = {name: group[name].output() for name in PIPELINE}
+    assert returncodes == dict.fromkeys(PIPELINE, 0), outputs
+    for name, output in outputs.items():
+        assert 'Traceback' not in output and 'KeyboardInterrupt' not in output, output
+        assert 'Exception in' not in output, output
+    final_reports(probe, PIPELINE)
+    left = [name for name in os.listdir(SHM_DIRECTORY)
+            if any(publisher in name for publisher in publishers)]
+    assert left == [], left
 
 
 @pytest.mark.usefixtures('ros_context')

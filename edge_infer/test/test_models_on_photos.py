@@ -23,7 +23,8 @@ from edge_infer.backends.base import BackendError
 from edge_infer.core.cards import load_card
 from edge_infer.core.detections import Detection
 from edge_infer.core.models import ModelNotFoundError
-from edge_infer.inference.detector import Detector, DetectorError, InputMismatchError
+from edge_infer.inference.detector import (
+    Detector, DetectorError, InputMismatchError, NonFiniteError)
 import numpy as np
 from photo_truth import ASTRONAUT_FACE, Box, iou, NO_PEOPLE, PERSON_BOXES
 import pytest
@@ -138,6 +139,33 @@ def test_infer_rejects_wrong_tensors(person_detector: Detector) -> None:
         person_detector.infer(np.zeros((1, 3, 224, 224), np.float32), geometry)
     with pytest.raises(InputMismatchError, match='got \\(1, 224, 224, 3\\) uint8'):
         person_detector.infer(np.zeros((1, 224, 224, 3), np.uint8), geometry)
+
+
+def test_nan_or_inf_in_the_tensor_is_refused(person_detector: Detector) -> None:
+    tensor, geometry = person_detector.preprocess(photo('astronaut')[0], 'rgb')
+    for value in (np.nan, np.inf, -np.inf):
+        hostile = tensor.copy()
+        hostile[0, 100, 100, 1] = value
+        with pytest.raises(NonFiniteError, match='input tensor holds NaN or infinity') as error:
+            person_detector.infer(hostile, geometry)
+        assert error.value.reason == 'non_finite'
+    assert person_detector.infer(tensor, geometry)
+
+
+def test_detections_holding_nan_are_refused(bundled_model_dir: Path) -> None:
+    # NanoDet's head: one confident cell whose box distribution is NaN (an overflow).
+    with Detector(card=load_card('nanodet')) as detector:
+        _, geometry = detector.preprocess(photo('astronaut')[0], 'rgb')
+        outputs = {}
+        for level, cells in (('', 2704), ('_1', 676), ('_2', 169)):
+            outputs[f'Identity{level}'] = np.zeros((1, cells, 80), np.float32)
+        for level, cells in (('_3', 2704), ('_4', 676), ('_5', 169)):
+            outputs[f'Identity{level}'] = np.zeros((1, cells, 44), np.float32)
+        outputs['Identity'][0, 1000, 0] = 0.9
+        assert len(detector.postprocess(outputs, geometry)) == 1
+        outputs['Identity_3'][0, 1000, :] = np.nan
+        with pytest.raises(NonFiniteError, match='detections holding NaN or infinity'):
+            detector.postprocess(outputs, geometry)
 
 
 def test_card_must_match_the_model(bundled_model_dir: Path) -> None:

@@ -38,6 +38,7 @@ from geometry_msgs.msg import Twist
 from node_harness import (
     diagnostics_of, keep_publishing, Probe, publish_in_turn, wait_for, wait_for_diagnostic,
     warm_up)
+import numpy as np
 from photo_truth import iou, PERSON_BOXES
 import pytest
 from rclpy.qos import (
@@ -220,17 +221,23 @@ def test_mismatched_tensors_are_rejected_with_the_reason(probe: Probe) -> None:
         wrong_size = good_tensor()
         wrong_size.data = bytes(100)
         wrong_dtype = tensor_msg(DEFAULT_SHAPE, 'uint8')
-        publish_in_turn(probe, publisher, (wrong_shape, wrong_size, wrong_dtype, good_tensor()),
+        not_a_number = good_tensor()
+        not_a_number.data = np.full(math.prod(DEFAULT_SHAPE), np.nan, np.float32).tobytes()
+        publish_in_turn(probe, publisher,
+                        (wrong_shape, wrong_size, wrong_dtype, not_a_number, good_tensor()),
                         'detector', int(before['received']))
         result = probe.wait_for('detections', count=results + 1, timeout=15.0)[-1]
         after = wait_for_diagnostic(
             probe, 'detector', 'processed', int(before['processed']) + 1)
         output = group['detector'].output()
-    assert int(after['received']) - int(before['received']) == 4, (before, after)
+    assert int(after['received']) - int(before['received']) == 5, (before, after)
     assert after['dropped.tensor_mismatch'] == '2', after
     assert after['dropped.bad_tensor'] == '1', after
+    # NaN pixels would give NaN boxes: refused, never published.
+    assert after['dropped.non_finite'] == '1', after
     assert result.detections == []
     assert 'dropping frame (tensor_mismatch)' in output
+    assert 'dropping frame (non_finite)' in output
 
 
 def tensor_msg(shape: list[int], dtype: str, layout: str = '') -> Tensor:

@@ -313,6 +313,7 @@ def run(node_factory: Callable[[], Node | Sequence[Node]],
     # publish its final counters; a KeyboardInterrupt lets the node finish first.
     rclpy.init(args=None if args is None else list(args),
                signal_handler_options=SignalHandlerOptions.NO)
+    _STOP.clear()
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     nodes: Sequence[Node] = ()
@@ -329,6 +330,7 @@ def run(node_factory: Callable[[], Node | Sequence[Node]],
         rclpy.logging.get_logger('edge_infer').info(f'spinning with the {kind} executor')
         for node in nodes:
             executor.add_node(node)
+        _STOP.spinning = True
         spin(executor, nodes)
     except (ParameterError, ParameterException, StartupError) as error:
         rclpy.logging.get_logger('edge_infer').fatal(str(error))
@@ -336,6 +338,7 @@ def run(node_factory: Callable[[], Node | Sequence[Node]],
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        _STOP.closing()
         for node in nodes:
             if isinstance(node, EdgeInferNode):
                 node.stop_inputs()
@@ -348,8 +351,39 @@ def run(node_factory: Callable[[], Node | Sequence[Node]],
     return 0
 
 
+class _StopRequest:
+    """
+    What a SIGINT or SIGTERM asks of :func:`run`, depending on where it finds the process.
+
+    Before spinning (parameters, model loading, waiting for a device) it raises
+    ``KeyboardInterrupt`` there. While spinning it only sets a flag that :func:`spin`
+    reads between its slices: raised there, it would surface inside whichever
+    callback runs, which rclpy logs as a fatal callback exception. Once clean-up has
+    begun further signals are ignored, so that the second SIGINT a terminal's Ctrl-C
+    brings under ``ros2 launch`` (one from the terminal, one from launch) cannot
+    interrupt the final report or the release of shared memory.
+    """
+
+    def __init__(self) -> None:
+        self.spinning = False
+        self.requested = False
+
+    def clear(self) -> None:
+        self.spinning = self.requested = False
+
+    def closing(self) -> None:
+        self.spinning = False
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+_STOP = _StopRequest()
+
+
 def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    _STOP.requested = True
+    if not _STOP.spinning:
+        raise KeyboardInterrupt
 
 
 EXECUTOR_ENV = 'EDGE_INFER_EXECUTOR'
@@ -417,7 +451,7 @@ def spin(executor: Executor, nodes: Sequence[Node] = ()) -> None:
     (the events executor's own ``spin()`` never returns to Python in rclpy 9.1.2).
     """
     asked = [node.exit_requested for node in nodes if isinstance(node, EdgeInferNode)]
-    while rclpy.ok() and not any(event.is_set() for event in asked):
+    while rclpy.ok() and not _STOP.requested and not any(event.is_set() for event in asked):
         executor.spin_once(timeout_sec=SPIN_SLICE_S)
 
 

@@ -278,7 +278,7 @@ class DetectorNode(EdgeInferNode):
         try:
             detections = detector.infer(tensor, geometry)
         except DetectorError as error:
-            self.drop_frame('tensor_mismatch', error)
+            self.drop_frame(error.reason, error)
             return
         if not (intact or source.intact)():
             self.drop_frame(OVERWRITTEN, RuntimeError(

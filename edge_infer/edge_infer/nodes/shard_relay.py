@@ -393,7 +393,7 @@ class ShardRelayNode(EdgeInferNode):
         try:
             detections = self._local_detector().postprocess(outputs, frame.geometry)
         except DetectorError as error:
-            self.drop_frame('tensor_mismatch', error)
+            self.drop_frame(error.reason, error)
             return
         self._publish(detections, frame, (*done, self._stage('postprocess', start)))
 
@@ -402,7 +402,7 @@ class ShardRelayNode(EdgeInferNode):
         try:
             detections = detector.infer(frame.array, frame.geometry)
         except DetectorError as error:
-            self.drop_frame('tensor_mismatch', error)
+            self.drop_frame(error.reason, error)
             return
         self._publish(detections, frame, (*frame.stages, *(
             self._stage(name, *times) for name, times in detector.last_stages.items())))
