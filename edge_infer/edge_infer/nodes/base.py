@@ -372,7 +372,6 @@ class _StopRequest:
         self.spinning = self.requested = False
 
     def closing(self) -> None:
-        self.spinning = False
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 

@@ -40,7 +40,7 @@ from edge_infer.core.detections import Detection
 from edge_infer.core.latency import percentiles
 from edge_infer.data.evaluation import (
     box_iou, evaluate, EvaluationReport, format_report, GroundTruthBox)
-from edge_infer.data.sample_bags import sample_frames
+from edge_infer.data.sample_bags import ground_truth_boxes, sample_frames
 from edge_infer.data.samples import sample_photo, SAMPLE_PHOTOS
 from edge_infer.inference.detector import Detector
 from edge_infer.preparation.derive import PreparationError
@@ -186,8 +186,7 @@ def _card(model: ModelCard | str | Path) -> ModelCard:
 def _frames() -> tuple[list[np.ndarray], dict[int, list[GroundTruthBox]]]:
     """Return the frames (bag frames first, stamps as indices) and their ground truth."""
     annotated = sample_frames()
-    truth = {index: [GroundTruthBox(label=box.label, box=box.box) for box in frame.boxes]
-             for index, (_, frame) in enumerate(annotated)}
+    truth = {index: ground_truth_boxes(frame) for index, (_, frame) in enumerate(annotated)}
     images = [image for image, _ in annotated] + [sample_photo(name) for name in SAMPLE_PHOTOS]
     return images, truth
 
