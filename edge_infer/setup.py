@@ -47,6 +47,7 @@ setup(
             'replay = edge_infer.nodes.replay:main',
             'recorder = edge_infer.nodes.recorder:main',
             'shard_relay = edge_infer.nodes.shard_relay:main',
+            'supervisor = edge_infer.nodes.supervisor:main',
             'edge_infer = edge_infer.tools.cli:main',
         ],
         # Inference backends; other packages add theirs to the same group.

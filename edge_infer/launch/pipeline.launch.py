@@ -22,7 +22,12 @@ preprocesses), with_control (start the follow-person control example) and with_m
 (start the monitor that prints detections and latency), dds_profile
 ('shared_memory', 'local', 'large_data' or 'none', see edge_infer.bringup.plan) and composed
 (true: camera, preprocess and detector, and the control example, in one process that
-hands frames over in memory and still publishes every topic for outside subscribers).
+hands frames over in memory and still publishes every topic for outside subscribers),
+supervised (true: the nodes start unconfigured and a supervisor brings them up, watches
+them and restarts them; launch respawns a node whose process ends), standby_model (a
+model card for a hot standby detector the supervisor fails over to; '' for none) and
+keep_retrying (the supervisor tries a node that fails to come up again, instead of
+stopping the launch with the node's reason).
 
 Which nodes run is decided by edge_infer.bringup.plan.pipeline_nodes, which the tests check.
 """
@@ -32,7 +37,8 @@ from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 from edge_infer.bringup.plan import (
-    dds_environment, DDS_PROFILES, launch_nodes, parse_flag, pipeline_nodes)
+    dds_environment, DDS_PROFILES, launch_nodes, parse_flag, pipeline_nodes, supervised,
+    SUPERVISION_ARGUMENTS)
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
@@ -50,6 +56,9 @@ def _nodes(context: LaunchContext) -> list:
         with_control=parse_flag('with_control', arg('with_control')),
         with_monitor=parse_flag('with_monitor', arg('with_monitor')),
         composed=parse_flag('composed', arg('composed')))
+    if parse_flag('supervised', arg('supervised')):
+        specs = supervised(specs, standby_model=arg('standby_model'),
+                           keep_retrying=parse_flag('keep_retrying', arg('keep_retrying')))
     return launch_nodes(specs, namespace=arg('namespace'), params_file=arg('params_file'),
                         environment=environment)
 
@@ -77,5 +86,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('composed', default_value='false',
                               description='Run the pipeline nodes in one process that '
                                           'hands frames over in memory.'),
+        *[DeclareLaunchArgument(name, default_value=default, description=text)
+          for name, default, text in SUPERVISION_ARGUMENTS],
+        DeclareLaunchArgument('standby_model', default_value='',
+                              description='Model card of a hot standby detector; '
+                                          "'' for none."),
         OpaqueFunction(function=_nodes),
     ])

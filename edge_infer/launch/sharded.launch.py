@@ -24,7 +24,8 @@ its own shard relays (and, on the device of shard 0, camera and preprocess):
 Launch arguments: layout (default config/shards.yaml), device ('all': every node on
 this machine), inputs ('camera', 'image' or 'tensor': what feeds shard 0), namespace,
 params_file (default config/pipeline.yaml), with_monitor and dds_profile (as in
-pipeline.launch.py; between machines use 'shared_memory' or 'large_data', not 'local').
+pipeline.launch.py; between machines use 'shared_memory' or 'large_data', not 'local'),
+supervised and keep_retrying (as in pipeline.launch.py; one supervisor per device).
 
 Which nodes run is decided by edge_infer.bringup.plan.sharded_nodes, which the tests check.
 """
@@ -34,7 +35,8 @@ from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 from edge_infer.bringup.plan import (
-    dds_environment, DDS_PROFILES, launch_nodes, parse_flag, SHARDED_INPUTS, sharded_nodes)
+    dds_environment, DDS_PROFILES, launch_nodes, parse_flag, SHARDED_INPUTS, sharded_nodes,
+    supervised, SUPERVISION_ARGUMENTS)
 from edge_infer.sharding.layout import load_layout
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -52,6 +54,9 @@ def _nodes(context: LaunchContext) -> list:
     specs = sharded_nodes(
         load_layout(layout_path), layout_path=layout_path, device=arg('device'),
         inputs=arg('inputs'), with_monitor=parse_flag('with_monitor', arg('with_monitor')))
+    if parse_flag('supervised', arg('supervised')):
+        specs = supervised(
+            specs, keep_retrying=parse_flag('keep_retrying', arg('keep_retrying')))
     return launch_nodes(specs, namespace=arg('namespace'), params_file=arg('params_file'),
                         environment=environment)
 
@@ -80,5 +85,7 @@ def generate_launch_description() -> LaunchDescription:
                               description="How DDS moves tensors: 'shared_memory', "
                                           "'local' (this host only), 'large_data' "
                                           "(Fast DDS LARGE_DATA), 'none' (as set)."),
+        *[DeclareLaunchArgument(name, default_value=default, description=text)
+          for name, default, text in SUPERVISION_ARGUMENTS],
         OpaqueFunction(function=_nodes),
     ])

@@ -27,7 +27,7 @@ import signal
 import subprocess
 from typing import Iterator
 
-from edge_infer.bringup.plan import NodeSpec, pipeline_nodes
+from edge_infer.bringup.plan import NodeSpec, pipeline_nodes, supervised
 from edge_infer.bringup.processes import NodeGroup
 from edge_infer.data.samples import write_sample_photos
 from edge_infer.nodes import base
@@ -142,24 +142,31 @@ def interrupt(process: subprocess.Popen) -> bool:
 
 
 @pytest.mark.usefixtures('ros_context')
-def test_a_pipeline_stops_cleanly_on_repeated_sigints(tmp_path: Path, probe: Probe) -> None:
+@pytest.mark.parametrize('supervised_by', ['itself', 'supervisor'])
+def test_a_pipeline_stops_cleanly_on_repeated_sigints(
+        tmp_path: Path, probe: Probe, supervised_by: str) -> None:
     # A Ctrl-C under ros2 launch: SIGINT from the terminal to every process, then launch
     # sends its own; an impatient user presses again. No traceback, exit 0, a final
-    # report each, no segment or socket left over.
+    # report each, no segment or socket left over; managed nodes under a supervisor
+    # (brought up through their transitions) as well as nodes that start themselves.
     write_sample_photos(tmp_path, ('astronaut',))
     overrides = {'camera': {'source': str(tmp_path), 'fps': 15.0, 'loop': True}}
-    with NodeGroup(specs=pipeline_nodes(), overrides=overrides) as group:
+    specs = pipeline_nodes()
+    if supervised_by == 'supervisor':
+        specs = supervised(specs)
+    with NodeGroup(specs=specs, overrides=overrides) as group:
         wait_for_diagnostic(probe, 'detector', 'processed', 3, timeout=START_TIMEOUT)
         # The shared-memory outputs' publisher ids name their rings and link sockets.
         publishers = [wait_for_diagnostic(probe, node, f'{item}.sent.shared_memory', 1)[
             f'{item}.publisher'] for node, item in (('camera', 'image'),
                                                     ('preprocess', 'tensor'))]
         # Over and over until each has exited, so that some land in its clean-up.
-        wait_for(lambda: all(interrupt(group[name].popen) for name in PIPELINE),
+        names = [spec.name for spec in specs]
+        wait_for(lambda: all(interrupt(group[name].popen) for name in names),
                  START_TIMEOUT, 'every node exiting', period=0.01)
-        returncodes = {name: group[name].popen.wait() for name in PIPELINE}
-        outputs = {name: group[name].output() for name in PIPELINE}
-    assert returncodes == dict.fromkeys(PIPELINE, 0), outputs
+        returncodes = {name: group[name].popen.wait() for name in names}
+        outputs = {name: group[name].output() for name in names}
+    assert returncodes == dict.fromkeys(names, 0), outputs
     for name, output in outputs.items():
         assert 'Traceback' not in output and 'KeyboardInterrupt' not in output, output
         assert 'Exception in' not in output, output

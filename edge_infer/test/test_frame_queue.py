@@ -142,6 +142,30 @@ def test_the_ticker_runs_each_task_on_its_period_on_a_thread_of_its_own() -> Non
         Ticker(name='t', on_error=print).every(0.0, task)
 
 
+def test_the_ticker_cancels_what_was_added_after_a_mark() -> None:
+    ticker = Ticker(name='test_ticker', on_error=print)
+    before: list[float] = []
+    after: list[float] = []
+    try:
+        ticker.every(0.01, lambda: before.append(time.monotonic()))
+        mark = ticker.mark()
+        ticker.every(0.01, lambda: after.append(time.monotonic()))
+        deadline = time.monotonic() + TIMEOUT_S
+        while len(after) < 2:
+            assert time.monotonic() < deadline, after
+            time.sleep(0.01)
+        ticker.cancel_since(mark)
+        stopped_at, count = time.monotonic(), len(before)
+        while len(before) < count + 3:
+            assert time.monotonic() < deadline, before
+            time.sleep(0.01)
+    finally:
+        ticker.close()
+    # The task added before the mark goes on; the one after it stopped (one run may
+    # have been under way as it was cancelled).
+    assert len([t for t in after if t > stopped_at]) <= 1
+
+
 def test_handoff_measurement_times_every_frame_and_refuses_bad_rates() -> None:
     figures = measure_handoff(width=64, height=48, rate=200.0, frames=20, warmup=2)
     assert figures['superseded'] == 0

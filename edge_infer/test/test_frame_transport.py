@@ -367,10 +367,13 @@ def test_the_ticker_keeps_reporting_while_the_handler_is_busy(probe: Probe) -> N
                                               encoding='bgr8', stamp_ns=time.time_ns(),
                                               frame_id='busy')),
             started.is_set, START_TIMEOUT, 'a frame reaching the reader', period=0.05)
-        # The handler holds the input's thread; reports keep coming from the ticker.
+        # The handler holds the input's thread; reports keep coming from the ticker, and
+        # say for how long the handler has been on its frame (what a supervisor reads).
         reports = len(reports_of(probe, name))
         wait_for(lambda: len(reports_of(probe, name)) >= reports + 3, START_TIMEOUT,
                  'three reports while the handler was busy', period=0.1)
+        busy_s = [float(report['input_busy_s']) for report in reports_of(probe, name)[-3:]]
+        assert busy_s == sorted(busy_s) and busy_s[-1] > busy_s[0] > 0, busy_s
         assert not release.is_set()
     finally:
         release.set()

@@ -73,7 +73,7 @@ def test_qos_profiles_choose_latency_over_delivery_for_frames() -> None:
     assert qos_spec('detections').reliability == 'reliable'
     assert qos_spec('model_info').durability == 'transient_local'
     assert qos_spec('images').describe() == 'best_effort/volatile/keep_last(1)'
-    with pytest.raises(KeyError, match='known: commands, detections'):
+    with pytest.raises(KeyError, match='known: alive, commands, detections'):
         qos_spec('video')
     assert set(QOS_PROFILES) >= {'images', 'tensors', 'detections', 'model_info'}
 

@@ -21,7 +21,10 @@ plots what it measured. The other modules run as processes it starts: ``naive`` 
 baseline's nodes), ``collector`` (the subscriber that measures end-to-end latency),
 ``transport`` (one hop of an image between two processes), ``shards`` and ``fallback``
 (the shard relay); ``process_stats`` samples their CPU and memory and ``handoff`` times
-the in-process hand-over.
+the in-process hand-over. ``faults`` times failover to a hot standby and graceful
+degradation on the real nodes, ``soak`` runs the nodes for half an hour and fits their
+memory's slope, and ``watcher`` is what these runners see of the nodes (detections and
+counters).
 
 May import: core, backends, inference, data, control, preparation, sharding, transport,
 nodes, bringup.

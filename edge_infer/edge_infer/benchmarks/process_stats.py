@@ -18,7 +18,8 @@ CPU and memory use of running processes, sampled with psutil in a background thr
 CPU use is the CPU time a process spent (user and system, all threads) over the wall
 time between the first and the last sample, as a percentage of one core: a process
 that keeps two cores busy shows 200. Memory is the peak resident set size seen in any
-sample.
+sample. Asked to (``keep_series``), the sampler also keeps every reading, for a soak
+that fits a trend to them (:mod:`edge_infer.benchmarks.soak`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,17 @@ import psutil
 
 DEFAULT_PERIOD_S = 0.2
 _MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One sample of one process."""
+
+    #: ``time.monotonic()`` when it was taken.
+    time_s: float
+    #: CPU time spent so far, user and system, all threads.
+    cpu_s: float
+    rss_mb: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,7 +65,7 @@ class ProcessUsage:
 class _Track:
     """Samples of one process; keeps the last reading once the process has ended."""
 
-    def __init__(self, name: str, pid: int) -> None:
+    def __init__(self, name: str, pid: int, *, keep_series: bool = False) -> None:
         self.name = name
         self.pid = pid
         self.process = psutil.Process(pid)
@@ -61,6 +73,7 @@ class _Track:
         self.last: tuple[float, float] | None = None
         self.peak_rss = 0
         self.samples = 0
+        self.series: list[Reading] | None = [] if keep_series else None
 
     def sample(self) -> None:
         try:
@@ -75,6 +88,8 @@ class _Track:
         self.last = reading
         self.peak_rss = max(self.peak_rss, rss)
         self.samples += 1
+        if self.series is not None:
+            self.series.append(Reading(time_s=reading[0], cpu_s=reading[1], rss_mb=rss / _MB))
 
     def usage(self) -> ProcessUsage:
         cpu = 0.0
@@ -93,15 +108,17 @@ class ProcessSampler:
     """
 
     def __init__(self, *, processes: Mapping[str, int],
-                 period_s: float = DEFAULT_PERIOD_S) -> None:
+                 period_s: float = DEFAULT_PERIOD_S, keep_series: bool = False) -> None:
         """
         Prepare to sample.
 
         :param processes: process ids by the names to report them under.
         :param period_s: seconds between samples.
+        :param keep_series: keep every reading, for :meth:`series`.
         :raises psutil.NoSuchProcess: a process does not exist (any more).
         """
-        self._tracks = [_Track(name, pid) for name, pid in processes.items()]
+        self._tracks = [_Track(name, pid, keep_series=keep_series)
+                        for name, pid in processes.items()]
         self._period_s = period_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -125,6 +142,15 @@ class ProcessSampler:
         for track in self._tracks:
             track.sample()
         self.rounds += 1
+
+    def series(self) -> dict[str, list[Reading]]:
+        """
+        Return every reading so far by process name, oldest first; also while sampling.
+
+        Empty lists unless the sampler was made with ``keep_series``.
+        """
+        # A copy: the sampling thread appends to the lists meanwhile.
+        return {track.name: list(track.series or ()) for track in self._tracks}
 
     def stop(self) -> dict[str, ProcessUsage]:
         """Take the last samples, stop the thread and return the usage by name."""

@@ -36,11 +36,10 @@ from pathlib import Path
 import random
 import sys
 import tempfile
-import threading
 import time
 from typing import Any, Sequence
 
-from diagnostic_msgs.msg import DiagnosticArray
+from edge_infer.benchmarks.watcher import DetectionWatcher
 from edge_infer.bringup.plan import NodeSpec, sharded_nodes
 from edge_infer.bringup.processes import config_dir, node_environment, NodeGroup
 from edge_infer.core.cards import load_card
@@ -50,15 +49,13 @@ from edge_infer.core.preprocess import Geometry, Preprocessor
 from edge_infer.data.samples import sample_photo, SAMPLE_PHOTOS
 from edge_infer.inference.detector import Detector
 from edge_infer.nodes.base import qos_profile
-from edge_infer.nodes.conversions import detections_from_msg, node_counters
+from edge_infer.nodes.conversions import detections_from_msg
 from edge_infer.sharding.layout import load_layout, parse_layout, save_layout
 from edge_infer.transport.messages import (
     fill_tensor_msg, geometry_to_msg, ns_to_time, stage_to_msg, stages_from_msgs, time_to_ns)
-from edge_infer_msgs.msg import DetectionArray, Tensor
+from edge_infer_msgs.msg import Tensor
 import numpy as np
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 
 CODECS = (('raw', ''), ('fp16', ''), ('int8', ''), ('fp16', 'lz4'), ('int8', 'zstd'))
 START_TIMEOUT_S = 60.0
@@ -109,43 +106,13 @@ def box_deviation(got: Sequence[Detection], want: Sequence[Detection]) -> float:
                 for k in ('x_min', 'y_min', 'x_max', 'y_max')), default=0.0)
 
 
-class _Recorder:
+class _Recorder(DetectionWatcher):
     """Publishes the tensors; records detections and the nodes' counters."""
 
     def __init__(self) -> None:
-        self.node = Node('shard_benchmark')
+        super().__init__('shard_benchmark')
         self.publisher = self.node.create_publisher(
             Tensor, 'input_tensor', qos_profile('tensors'))
-        self.lock = threading.Lock()
-        self.results: list[tuple[int, DetectionArray]] = []
-        self.counters: dict[str, dict[str, str]] = {}
-        self.node.create_subscription(DetectionArray, 'detections', self._on_detections,
-                                      qos_profile('detections'))
-        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
-                                      qos_profile('diagnostics'))
-        self._executor = SingleThreadedExecutor()
-        self._executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
-        self._thread.start()
-
-    def _on_detections(self, msg: DetectionArray) -> None:
-        with self.lock:
-            self.results.append((time.time_ns(), msg))
-
-    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        with self.lock:
-            self.counters.update({name.rsplit('/', 1)[-1]: values
-                                  for name, values in node_counters(msg).items()})
-
-    def reset(self) -> None:
-        with self.lock:
-            self.results.clear()
-            self.counters.clear()
-
-    def close(self) -> None:
-        self._executor.shutdown(timeout_sec=5.0)
-        self._thread.join(timeout=5.0)
-        self.node.destroy_node()
 
 
 def measure(recorder: _Recorder, photos: PhotoTensors, specs: Sequence[NodeSpec], *,

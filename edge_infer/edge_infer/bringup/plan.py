@@ -23,7 +23,7 @@ check exactly what the launch file starts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Union
 
@@ -88,6 +88,8 @@ class NodeSpec:
     # False for a process of several nodes (composed): they keep their own names, and
     # parameters are given per node as 'node:parameter'.
     names_node: bool = True
+    # A managed node left for the supervisor to bring up; launch respawns its process.
+    managed: bool = False
 
     def parameter_overrides(
             self, *, namespace: str = '',
@@ -169,6 +171,57 @@ def pipeline_nodes(
     return nodes
 
 
+SUPERVISOR = 'supervisor'
+STANDBY_SUFFIX = '_standby'
+# The nodes a supervisor brings up; the tools around them (monitor, control example)
+# start by themselves.
+SUPERVISED = frozenset({'camera', 'preprocess', 'detector', 'shard_relay'})
+
+
+# The launch arguments of supervision, shared by the launch files: name, default, meaning.
+SUPERVISION_ARGUMENTS = (
+    ('supervised', 'true', 'Bring the nodes up, watch and restart them with a supervisor.'),
+    ('keep_retrying', 'false',
+     'Retry a node that fails to come up instead of stopping the launch.'),
+)
+
+
+def supervised(specs: list[NodeSpec], *, standby_model: str = '',
+               keep_retrying: bool = False) -> list[NodeSpec]:
+    """
+    Put the pipeline's nodes under a supervisor (``edge_infer.nodes.supervisor``).
+
+    The camera, preprocess, detector and shard relays start unconfigured
+    (``autostart: false``) and the supervisor brings them up consumers first; the others
+    are left as they are. A composed process manages its own nodes and is left alone.
+
+    :param standby_model: a model card for a hot standby of the detector (the same card,
+        or a lighter one), started beside it; '' for none.
+    :param keep_retrying: the supervisor tries a node that fails to come up again,
+        instead of ending (and ending the launch).
+    """
+    managed = [replace(spec, managed=True, parameters=(*spec.parameters, ('autostart', False)))
+               if spec.executable in SUPERVISED and spec.names_node else spec
+               for spec in specs]
+    order = [spec.name for spec in reversed(managed) if spec.managed]
+    if not order:
+        return managed
+    standby_pairs = []
+    if standby_model:
+        detector = next((spec for spec in managed if spec.executable == 'detector'), None)
+        if detector is None:
+            raise ValueError('standby_model: there is no detector to stand by for')
+        # Kept loaded while inactive: taking over then costs no model load.
+        standby = replace(detector, name=detector.name + STANDBY_SUFFIX, parameters=(
+            *detector.parameters, ('model', standby_model), ('keep_loaded', True)))
+        managed.insert(managed.index(detector) + 1, standby)
+        standby_pairs.append(f'{detector.name}:{standby.name}')
+    supervisor = NodeSpec(executable=SUPERVISOR, name=SUPERVISOR, parameters=(
+        ('nodes', order), ('standby', standby_pairs or ['']),
+        ('keep_retrying', keep_retrying)))
+    return [*managed, supervisor]
+
+
 def composed_parameters(
         per_node: Mapping[str, Mapping[str, ParameterOverride]]
 ) -> dict[str, ParameterOverride]:
@@ -224,23 +277,57 @@ def sharded_nodes(
 def launch_nodes(specs: list[NodeSpec], *, namespace: str, params_file: str,
                  environment: Mapping[str, str]) -> list[Any]:
     """
-    Map node specs to launch_ros ``Node`` actions, for the launch files.
+    Map node specs to launch_ros actions, for the launch files.
 
     Every node reads ``params_file`` and then its spec's own overrides; ``environment``
     is set per node rather than with SetEnvironmentVariable, which would leak into
-    whatever a parent launch file starts after including ours.
+    whatever a parent launch file starts after including ours. Managed nodes are
+    ``LifecycleNode`` actions whose process launch starts again if it ends; any other
+    node that ends with an error (the supervisor too, when a node cannot come up) stops
+    the launch with the reason, rather than leaving the rest running without detections.
+
+    :raises FileNotFoundError: ``params_file`` does not exist (launch_ros would only
+        warn, and every node would start on its built-in defaults).
     """
+    if not Path(params_file).is_file():
+        raise FileNotFoundError(f"params_file '{params_file}' does not exist")
     # Imported here: the rest of this module is used where launch_ros is not installed.
-    from launch_ros.actions import Node
-    return [
-        Node(package=spec.package, executable=spec.executable,
-             name=spec.name if spec.names_node else None, namespace=namespace,
-             parameters=[params_file] + ([dict(spec.parameters)] if spec.parameters else []),
-             arguments=list(spec.arguments),
-             remappings=list(spec.remappings), additional_env=dict(environment),
-             output='screen', emulate_tty=True)
-        for spec in specs
-    ]
+    from launch.actions import EmitEvent, RegisterEventHandler
+    from launch.event_handlers import OnProcessExit
+    from launch.events import Shutdown
+    from launch_ros.actions import LifecycleNode, Node
+
+    actions: list[Any] = []
+    for spec in specs:
+        common: dict[str, Any] = {
+            'package': spec.package, 'executable': spec.executable, 'namespace': namespace,
+            'parameters': [params_file] + ([dict(spec.parameters)] if spec.parameters else []),
+            'arguments': list(spec.arguments), 'remappings': list(spec.remappings),
+            'additional_env': dict(environment), 'output': 'screen', 'emulate_tty': True}
+        if spec.managed:
+            actions.append(LifecycleNode(name=spec.name, respawn=True,
+                                         respawn_delay=RESPAWN_DELAY_S, **common))
+            continue
+        node = Node(name=spec.name if spec.names_node else None, **common)
+        actions += [node, RegisterEventHandler(OnProcessExit(
+            target_action=node, on_exit=lambda event, context, name=spec.name: _stop_launch(
+                name, event.returncode, context, EmitEvent, Shutdown)))]
+    return actions
+
+
+# Long enough for DDS to see the old process gone before the new one appears.
+RESPAWN_DELAY_S = 0.5
+# A node ended by the launch's own Ctrl-C (SIGINT, SIGTERM) is not a failure.
+_STOPPED_CODES = frozenset({0, -2, -15})
+
+
+def _stop_launch(name: str, code: int, context: Any, emit_event: Any,
+                 shutdown: Any) -> list[Any]:
+    # Not while the launch stops anyway: launch_ros raises on a second shutdown of its
+    # ROS adapter ('Cannot shutdown a ROS adapter that is not running').
+    if code in _STOPPED_CODES or getattr(context, 'is_shutdown', False):
+        return []
+    return [emit_event(event=shutdown(reason=f"'{name}' ended with exit code {code}"))]
 
 
 def parse_flag(name: str, text: str) -> bool:

@@ -21,7 +21,10 @@ camera images and their encodings (``image``), letterbox and normalisation
 decoders and non-maximum suppression (``decoders``, ``nms``), the detections they make
 (``detections``), frames as nodes pass them (``frames``, ``tensors``), and the plain data
 the upper layers share: latency stages, counters, named QoS profiles and parameter specs
-(``latency``, ``stats``, ``qos``, ``params``), and allocator settings (``memory``).
+(``latency``, ``stats``, ``qos``, ``params``), allocator settings (``memory``), and the
+decisions of fault tolerance: when to step down under load (``degradation``), what a node
+keeps across restarts (``checkpoint``) and how long to wait before trying again
+(``supervision``).
 
 May import: nothing of edge_infer (never rclpy).
 """

@@ -325,6 +325,8 @@ class ModelCard:
     model_license: str = ''
     card_path: Path | None = None
     bundled: bool = False
+    # Cards of cheaper models to step down to under overload, cheapest last.
+    cheaper: tuple[str, ...] = ()
 
     def label(self, class_id: int) -> str:
         """Return the label of a class id, or the id as text if unnamed."""
@@ -723,6 +725,7 @@ def parse_card(data: Any, *, card_path: Path | None = None, bundled: bool = Fals
         model_license=fields.string('license', ''),
         card_path=card_path,
         bundled=bundled,
+        cheaper=_parse_names(fields, 'cheaper', required=False),
     )
     fields.finish()
     if card.score_threshold >= 1.0:

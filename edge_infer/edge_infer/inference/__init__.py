@@ -17,7 +17,8 @@ A model card run on a backend: the detector.
 
 :class:`~edge_infer.inference.detector.Detector` joins a card's preprocessing, a backend
 chosen from the registry (with fallback) and the card's decoder and NMS into one call
-from camera image to detections.
+from camera image to detections; ``degradation`` steps a detector down to the card's
+cheaper models (and fewer frames) when it cannot keep its latency budget.
 
 May import: core, backends (never rclpy).
 """

@@ -16,10 +16,11 @@
 The ROS 2 nodes: each wires topics, parameters and diagnostics to the layers below.
 
 ``base`` is what every node shares (parameters from specs, named QoS, diagnostics, the
-ticker, clean shutdown); then one module per executable: ``camera``, ``preprocess``,
-``detector``, ``composed`` (all three in one process), ``shard_relay``, ``monitor``,
-``recorder``, ``replay`` and ``follow_person``. ``conversions`` turns detections and
-diagnostics into messages and back.
+ticker, the managed life cycle, clean shutdown); then one module per executable:
+``camera``, ``preprocess``, ``detector``, ``composed`` (all three in one process),
+``shard_relay``, ``monitor``, ``recorder``, ``replay``, ``follow_person`` and
+``supervisor`` (brings managed nodes up, restarts them, fails over to a standby).
+``conversions`` turns detections and diagnostics into messages and back.
 
 May import: core, backends, inference, data, control, sharding, transport.
 """

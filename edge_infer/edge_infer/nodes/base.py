@@ -13,13 +13,23 @@
 # limitations under the License.
 
 """
-What every edge_infer node shares: parameters, QoS, frame counters and start-up.
+What every edge_infer node shares: parameters, QoS, frame counters, its life cycle.
 
 Nodes stay thin: they subclass :class:`EdgeInferNode`, list their parameters as
-:class:`~edge_infer.core.params.ParameterSpec` values, and create topics through
-:meth:`EdgeInferNode.publisher` / :meth:`EdgeInferNode.subscription`, which apply the
-named QoS profiles, accept ``qos_overrides`` from YAML and log a QoS mismatch with both
-sides' settings instead of staying silent.
+:class:`~edge_infer.core.params.ParameterSpec` values, set themselves up in
+:meth:`EdgeInferNode.build`, and create topics through :meth:`EdgeInferNode.publisher` /
+:meth:`EdgeInferNode.subscription`, which apply the named QoS profiles, accept
+``qos_overrides`` from YAML and log a QoS mismatch with both sides' settings instead of
+staying silent.
+
+Every node is a managed (lifecycle) node. *configure* validates the parameters and
+builds (loads the model, opens the device, creates the topics); *activate* starts
+taking and making frames; *deactivate*, *cleanup* and *shutdown* stop and release all of
+it, the accelerator included, so that an inactive standby holds nothing it does not
+need and a re-activated node builds afresh. With ``autostart`` (the default) the
+process configures and activates itself; without, a supervisor drives the transitions
+over the standard lifecycle services. /diagnostics and the ``~/alive`` liveliness topic
+are there in every state, so that a supervisor can watch a node that is not active.
 """
 
 from __future__ import annotations
@@ -39,15 +49,22 @@ from edge_infer.core.stats import DIAGNOSTICS_HARDWARE_ID, FrameCounters
 from edge_infer.transport.ticker import Ticker
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
+from rclpy.client import Client
 from rclpy.duration import Duration
 from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
+from rclpy.guard_condition import GuardCondition
+from rclpy.lifecycle import Node as LifecycleNode, State, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.publisher import Publisher
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import (
+    DurabilityPolicy, HistoryPolicy, LivelinessPolicy, QoSProfile, ReliabilityPolicy)
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.service import Service
 from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import Subscription
+from rclpy.timer import Timer
+from std_msgs.msg import Empty
 
 try:
     from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
@@ -68,6 +85,12 @@ SHARED_MEMORY_PARAMETER = ParameterSpec(
     name='shared_memory', default=True,
     description='Exchange frames with nodes on this host through shared memory; frames '
                 'still go over DDS to every other subscriber.')
+AUTOSTART_PARAMETER = ParameterSpec(
+    name='autostart', default=True,
+    description='Configure and activate at start-up; false leaves the node unconfigured '
+                'for a supervisor to bring up through the lifecycle services.')
+#: The topic (under the node's name) whose liveliness tells a supervisor it is alive.
+ALIVE_TOPIC = '~/alive'
 DIAGNOSTICS_PERIOD_S = 1.0
 #: The message of a node's last /diagnostics report, sent as it stops.
 STOPPED_MESSAGE = 'stopped'
@@ -88,11 +111,15 @@ _DURABILITY = {
 def qos_profile(profile: str | QosSpec) -> QoSProfile:
     """Build the rclpy profile for a named profile of ``core.qos``, or a given one."""
     spec = qos_spec(profile) if isinstance(profile, str) else profile
-    return QoSProfile(
+    qos = QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
         depth=spec.depth,
         reliability=_RELIABILITY[spec.reliability],
         durability=_DURABILITY[spec.durability])
+    if spec.liveliness_lease_s is not None:
+        qos.liveliness = LivelinessPolicy.AUTOMATIC
+        qos.liveliness_lease_duration = Duration(seconds=spec.liveliness_lease_s)
+    return qos
 
 
 def describe_qos(profile: QoSProfile) -> str:
@@ -104,26 +131,44 @@ def describe_qos(profile: QoSProfile) -> str:
     return text
 
 
-class EdgeInferNode(Node):
-    """A node with validated parameters, named QoS profiles and frame counters."""
+class EdgeInferNode(LifecycleNode):
+    """A managed node with validated parameters, named QoS profiles and frame counters."""
 
     def __init__(self, *, node_name: str, parameters: Sequence[ParameterSpec]) -> None:
+        """
+        Declare the parameters and start reporting; the node builds when configured.
+
+        :param parameters: the node's own; ``autostart`` is added to them.
+        """
         # Before anything that can fail: rclpy may destroy a node whose constructor failed.
         self._start_callbacks: list[Callable[[], None]] = []
         self._stop_callbacks: list[Callable[[], None]] = []
         self._diagnostics: Publisher | None = None
+        self._built: set[Any] | None = None
         self.exit_requested = threading.Event()
+        self.exit_code = 0
+        # Why the last configure failed, for a process that configures itself to exit with.
+        self.startup_error: str | None = None
+        self.lifecycle_state = 'unconfigured'
+        self.deactivating = False
         super().__init__(node_name)
         self.counters = FrameCounters()
         self._diagnostic_extras: dict[str, Callable[[], Any]] = {}
-        self._health = (DiagnosticStatus.OK, 'running')
+        self._health = (DiagnosticStatus.OK, 'unconfigured')
         self._drop_logged: dict[str, float] = {}
-        self.params = self._declare(parameters)
+        self._specs = (AUTOSTART_PARAMETER, *parameters)
+        # Declared now, so that `ros2 param` shows them before the node is configured;
+        # checked on configure, so that a bad value is a failed transition with a reason.
+        self._values = self._declare(self._specs)
+        self.params: dict[str, Any] = {}
+        self.autostart = self._values['autostart'] is True
         self._diagnostics = self.create_publisher(
             DiagnosticArray, '/diagnostics', qos_profile('diagnostics'))
+        self._alive = self.create_publisher(Empty, ALIVE_TOPIC, qos_profile('alive'))
         # Periodic work runs on a thread of its own: executor timers starve under load.
         self.ticker = Ticker(name=f'{node_name}_ticker', on_error=self._task_failed)
         self.ticker.every(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self._ticker_mark = self.ticker.mark()
 
     def _task_failed(self, task: str, error: Exception) -> None:
         self.get_logger().error(f'{task} failed: {error!r}', throttle_duration_sec=10.0)
@@ -131,13 +176,127 @@ class EdgeInferNode(Node):
     def _declare(self, specs: Sequence[ParameterSpec]) -> dict[str, Any]:
         values = {}
         for spec in specs:
-            self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+            if not self.has_parameter(spec.name):
+                self.declare_parameter(spec.name, spec.default, _descriptor(spec))
             values[spec.name] = self.get_parameter(spec.name).value
-        return validate_all(specs, values)
+        return values
 
     def declare_extra(self, spec: ParameterSpec) -> Any:
-        """Declare one more parameter whose default is only known after start-up."""
-        return self._declare([spec])[spec.name]
+        """Declare one more parameter whose default is only known once built."""
+        return validate_all([spec], self._declare([spec]))[spec.name]
+
+    def build(self) -> None:
+        """
+        Set the node up from ``self.params``: load, open, create its topics and inputs.
+
+        Called on *configure*. What it creates (topics, services, ticker tasks, the
+        callbacks given to :meth:`on_start` / :meth:`on_stop`) is released on
+        *deactivate*, *cleanup* and *shutdown*; :meth:`release` frees the rest.
+
+        :raises StartupError: the node cannot run (a missing device, a bad card).
+        """
+
+    def release(self) -> None:
+        """Free what :meth:`build` holds beyond topics and callbacks (a backend, a device)."""
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        """Validate the parameters and build; a failure leaves the node unconfigured."""
+        if not self._configure():
+            return TransitionCallbackReturn.FAILURE
+        self.lifecycle_state = 'inactive'
+        if self._health[0] == DiagnosticStatus.OK:
+            self._health = (DiagnosticStatus.OK, 'configured')
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> bool:
+        entities = self._entities()
+        self._ticker_mark = self.ticker.mark()
+        self._built = set()
+        try:
+            self.params = validate_all(self._specs, self._values)
+            self.build()
+        except (ParameterError, ParameterException, StartupError) as error:
+            self.startup_error = str(error)
+            self.get_logger().error(f'configure failed: {error}')
+            self._built |= self._entities() - entities
+            self._teardown()
+            self.set_health(ok=False, message=f'configure failed: {error}')
+            # At once: a supervisor waits for the reason to pass on.
+            self._publish_diagnostics()
+            return False
+        self.startup_error = None
+        self._built |= self._entities() - entities
+        return True
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        """Start taking and making frames (building again after a deactivate)."""
+        if self._built is None and not self._configure():
+            return TransitionCallbackReturn.FAILURE
+        self.start()
+        self.lifecycle_state = 'active'
+        if self._health[0] == DiagnosticStatus.OK:
+            self._health = (DiagnosticStatus.OK, 'running')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        """Stop, and release everything, the accelerator included."""
+        # Read by release(): a node may keep what is costly to get back (a hot standby's
+        # model) through a deactivate, though never through a cleanup.
+        self.deactivating = True
+        try:
+            self._teardown()
+        finally:
+            self.deactivating = False
+        self._enter('inactive', ok=True, message='deactivated')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        """Release everything the node built."""
+        self._teardown()
+        self._enter('unconfigured', ok=True, message='cleaned up')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        """Release everything the node built; the process ends after."""
+        self._teardown()
+        self._enter('finalized', ok=True, message='shut down')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: State) -> TransitionCallbackReturn:
+        """Release everything, so that the node can be configured again."""
+        self._teardown()
+        self._enter('unconfigured', ok=False, message='error')
+        return TransitionCallbackReturn.SUCCESS
+
+    def _enter(self, state: str, *, ok: bool, message: str) -> None:
+        self.lifecycle_state = state
+        self.set_health(ok=ok, message=message)
+
+    def _entities(self) -> set[Any]:
+        return {*self.publishers, *self.subscriptions, *self.timers, *self.clients,
+                *self.services, *self.guards}
+
+    def _teardown(self) -> None:
+        # Inputs first (threads, in-process links), then what they fed.
+        self.stop_inputs()
+        self._start_callbacks.clear()
+        self.ticker.cancel_since(self._ticker_mark)
+        if self._built is None:
+            return
+        built, self._built = self._built, None
+        self.release()
+        for entity in built:
+            self._destroy(entity)
+
+    def _destroy(self, entity: Any) -> None:
+        destroy: dict[type, Callable[[Any], Any]] = {
+            Publisher: self.destroy_publisher, Subscription: self.destroy_subscription,
+            Timer: self.destroy_timer, Client: self.destroy_client,
+            Service: self.destroy_service, GuardCondition: self.destroy_guard_condition}
+        for kind, destroy_one in destroy.items():
+            if isinstance(entity, kind):
+                destroy_one(entity)
+                return
 
     def publisher(self, msg_type: type[MsgT], topic: str,
                   profile: str | QosSpec) -> Publisher:
@@ -227,8 +386,13 @@ class EdgeInferNode(Node):
         while self._start_callbacks:
             self._start_callbacks.pop(0)()
 
-    def request_exit(self) -> None:
-        """End the process's spin, from any thread: the node's work is done (exit code 0)."""
+    def request_exit(self, code: int = 0) -> None:
+        """
+        End the process's spin, from any thread, with exit code ``code``.
+
+        0: the node's work is done; 2: it cannot go on, and has logged why.
+        """
+        self.exit_code = max(self.exit_code, code)
         self.exit_requested.set()
 
     def on_stop(self, callback: Callable[[], None]) -> None:
@@ -252,11 +416,12 @@ class EdgeInferNode(Node):
             self._stop_callbacks.pop()()
 
     def destroy_node(self) -> None:
-        """Stop the inputs, publish the final counters, then release the node."""
-        self.stop_inputs()
+        """Stop and release what the node built, publish the final counters, end the node."""
         if self._diagnostics is None:
+            self.stop_inputs()
             super().destroy_node()  # its constructor failed before it could report
             return
+        self._teardown()
         self.ticker.close()
         if self.context.ok():
             # Marked, so that whoever reads the counters knows they are the last ones.
@@ -266,8 +431,9 @@ class EdgeInferNode(Node):
         super().destroy_node()
 
     def _publish_diagnostics(self) -> None:
-        values = dict(self.counters.as_dict())
+        values: dict[str, Any] = dict(self.counters.as_dict())
         values.update({key: read() for key, read in self._diagnostic_extras.items()})
+        values['lifecycle'] = self.lifecycle_state
         level, message = self._health
         status = DiagnosticStatus(
             level=level,
@@ -304,8 +470,10 @@ def run(node_factory: Callable[[], Node | Sequence[Node]],
 
     A factory that returns several nodes (a composed pipeline) lists them upstream
     first: at shutdown every node stops its inputs, in that order, before any publishes
-    its final report and is destroyed. A bad parameter or a missing model ends
-    the process with one error line and exit code 2, instead of a traceback.
+    its final report and is destroyed. Nodes with ``autostart`` are configured and
+    activated here (see :func:`bring_up`); a bad parameter or a missing model then ends
+    the process with one error line and exit code 2, instead of a traceback. The others
+    wait, unconfigured, for a supervisor.
     """
     # Before any frame is allocated: each would otherwise be mapped afresh (see memory).
     keep_frame_buffers_mapped()
@@ -321,10 +489,7 @@ def run(node_factory: Callable[[], Node | Sequence[Node]],
     try:
         built = node_factory()
         nodes = [built] if isinstance(built, Node) else list(built)
-        # Downstream first, so that each node's consumers take frames before it makes any.
-        for node in reversed(nodes):
-            if isinstance(node, EdgeInferNode):
-                node.start()
+        bring_up([node for node in nodes if isinstance(node, EdgeInferNode)])
         kind = executor_kind(nodes)
         executor = make_executor(kind)
         rclpy.logging.get_logger('edge_infer').info(f'spinning with the {kind} executor')
@@ -332,6 +497,8 @@ def run(node_factory: Callable[[], Node | Sequence[Node]],
             executor.add_node(node)
         _STOP.spinning = True
         spin(executor, nodes)
+        return max((node.exit_code for node in nodes if isinstance(node, EdgeInferNode)),
+                   default=0)
     except (ParameterError, ParameterException, StartupError) as error:
         rclpy.logging.get_logger('edge_infer').fatal(str(error))
         return 2
@@ -349,6 +516,37 @@ def run(node_factory: Callable[[], Node | Sequence[Node]],
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def configure(nodes: Sequence[EdgeInferNode]) -> None:
+    """
+    Configure, in order, those of ``nodes`` not configured yet.
+
+    :raises StartupError: a node failed to configure; the error gives its reason.
+    """
+    for node in nodes:
+        if node.lifecycle_state == 'unconfigured':
+            node.trigger_configure()
+            if node.lifecycle_state != 'inactive':
+                raise StartupError(node.startup_error or f'{node.get_name()}: configure failed')
+
+
+def bring_up(nodes: Sequence[EdgeInferNode]) -> None:
+    """
+    Configure and activate those of ``nodes`` that have ``autostart``.
+
+    Configured upstream first (as listed), activated downstream first, so that each
+    node's consumers take frames before it makes any.
+
+    :raises StartupError: a node failed to configure or activate; the error says why.
+    """
+    starting = [node for node in nodes if node.autostart]
+    configure(starting)
+    for node in reversed(starting):
+        if node.lifecycle_state == 'inactive':
+            node.trigger_activate()
+        if node.lifecycle_state != 'active':
+            raise StartupError(node.startup_error or f'{node.get_name()}: activate failed')
 
 
 class _StopRequest:

@@ -72,14 +72,18 @@ class CameraNode(EdgeInferNode):
     """Publishes frames from one source as they are captured."""
 
     def __init__(self) -> None:
-        """Open the source; capturing starts with the node (:meth:`start`)."""
+        """Declare the parameters; the source opens on configure."""
         # Set first: rclpy may destroy a node whose constructor failed.
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._source: FrameSource | None = None
         self._captured: deque[float] = deque(maxlen=RATE_WINDOW)
         super().__init__(node_name='camera', parameters=PARAMETERS)
+
+    def build(self) -> None:
+        """Open the source and create the topics; capturing starts on activate."""
         p = self.params
+        self._stop = threading.Event()
         try:
             self._source = open_source(
                 uri=p['source'], width=p['width'], height=p['height'], fps=p['fps'],
@@ -148,6 +152,7 @@ class CameraNode(EdgeInferNode):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
+            self._thread = None
         if self._source is not None and not self._source.closed:
             self._source.close()
         super().stop_inputs()

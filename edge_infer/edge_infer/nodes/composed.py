@@ -29,7 +29,8 @@ frames on only while someone listens: to ``image_raw`` from outside, or to
 Each node keeps its own name, parameters and /diagnostics counters. Parameters come
 from the params file as usual (keys per node name), or on the command line per node:
 ``composed --ros-args -p camera:source:=0``. ``--with-control`` adds the
-follow-person control example to the process.
+follow-person control example to the process. The nodes are managed, but joined in
+memory they live as one: the process configures and activates them itself.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from edge_infer.nodes.base import EdgeInferNode, run, StartupError
+from edge_infer.nodes.base import configure, EdgeInferNode, run, StartupError
 from edge_infer.nodes.camera import CameraNode
 from edge_infer.nodes.detector import DetectorNode
 from edge_infer.nodes.follow_person import FollowPersonNode
@@ -56,11 +57,16 @@ def build_pipeline(*, with_control: bool = False) -> list[EdgeInferNode]:
         built.append(preprocess)
         detector = DetectorNode()
         built.append(detector)
+        if with_control:
+            built.append(FollowPersonNode())
+        # Joined in memory, the nodes only live together: configured here, whatever
+        # their autostart says, and activated by run().
+        for node in built:
+            node.autostart = True
+        configure(built)
         if detector.tensors is None:
             raise StartupError("detector: parameter 'input': composed with the preprocess "
                                "node it must be 'tensor', not 'image'")
-        if with_control:
-            built.append(FollowPersonNode())
         camera.images.connect(preprocess.images)
         preprocess.tensors.connect(detector.tensors)
     except BaseException:

@@ -25,9 +25,11 @@ frame's header and the latency trace, and ``model_info`` once, transient-local.
 
 from __future__ import annotations
 
+from collections import deque
 from contextlib import contextmanager
 import dataclasses
 import logging
+from pathlib import Path
 import time
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -35,25 +37,32 @@ from edge_infer.backends.base import BackendError, BackendOption
 from edge_infer.backends.registry import (
     backend_class, backend_options as declared_options, check_backend_config)
 from edge_infer.core.cards import CardError, DEFAULT_MODEL, load_card, ModelCard
+from edge_infer.core.checkpoint import (
+    Checkpoint, checkpoint_path, CheckpointError, default_state_dir)
+from edge_infer.core.degradation import DegradationPolicy
 from edge_infer.core.frames import always_intact, ImageFrame, TensorFrame
 from edge_infer.core.image import ImageFormatError, to_color
 from edge_infer.core.latency import Stage
 from edge_infer.core.models import ModelFileError
 from edge_infer.core.params import ParameterSpec, ParameterValue
 from edge_infer.core.preprocess import Geometry
+from edge_infer.inference.degradation import degradation_levels, DegradingDetector
 from edge_infer.inference.detector import Detector, DetectorError, resolve_backends
 from edge_infer.nodes.base import (
     EdgeInferNode, main_for, SHARED_MEMORY_PARAMETER, StartupError)
 from edge_infer.nodes.conversions import detections_to_msgs, model_info_msg
 from edge_infer.transport.input import FrameInput, OVERWRITTEN
 from edge_infer.transport.kinds import DETECTIONS, IMAGES, TENSORS
-from edge_infer.transport.messages import header_msg, stage_to_msg
+from edge_infer.transport.messages import header_msg, stage_to_msg, time_to_ns
 from edge_infer.transport.output import FrameOutput
 from edge_infer_msgs.msg import DetectionArray, ModelInfo, StageTiming
 import numpy as np
 from rclpy.impl.rcutils_logger import RcutilsLogger
 
 MODEL_RETRY_PERIOD_S = 5.0
+ANSWERED_ELSEWHERE = 'answered_elsewhere'
+# Stamps of frames answered, here and elsewhere: more than are ever in flight at once.
+STAMPS_KEPT = 256
 
 # The node's own parameters; each backend adds one per option it declares (see
 # backend_parameters).
@@ -73,7 +82,26 @@ NODE_PARAMETERS = (
                   description="'tensor': preprocessed input_tensor from the preprocess "
                               "node; 'image': image_raw, preprocessed in this process."),
     SHARED_MEMORY_PARAMETER,
+    ParameterSpec(name='keep_loaded', default=False,
+                  description='Keep the model loaded while inactive, as a hot standby '
+                              'does: a deactivate stops frames, not the backend (cleanup '
+                              'releases it).'),
+    ParameterSpec(name='latency_budget_ms', default=0.0, minimum=0.0, maximum=60000.0,
+                  description='Inference budget per frame (ms): while the p95 stays above '
+                              'it the detector steps down to a cheaper configuration (the '
+                              "card's cheaper models, then one frame in two) and back up "
+                              'with hysteresis. 0: never.'),
+    ParameterSpec(name='budget_window', default=30, minimum=5, maximum=100000,
+                  description='Frames per p95 window, and at least between two switches.'),
+    ParameterSpec(name='state_dir', default='',
+                  description='Where run-time choices (the degradation level) are kept '
+                              "across restarts; '': $EDGE_INFER_STATE_DIR, else "
+                              '$ROS_HOME/edge_infer/state, else ~/.ros/edge_infer/state; '
+                              "'none': not kept."),
 )
+
+# What the detector keeps across restarts (edge_infer.core.checkpoint).
+CHECKPOINT_FIELDS = {'model': str, 'level': int, 'cost_ratios': str}
 
 
 def backend_parameters() -> tuple[ParameterSpec, ...]:
@@ -126,9 +154,17 @@ class DetectorNode(EdgeInferNode):
     """Runs one model and publishes its detections in source-image pixels."""
 
     def __init__(self) -> None:
-        """Load the model; frames come once the node starts."""
+        """Declare the parameters; the model loads on configure."""
+        # Set first: a failed configure releases whatever it got to.
+        self._detector: Detector | None = None
+        self._degrading: DegradingDetector | None = None
+        # Kept through a deactivate with keep_loaded, for the next configure.
+        self._kept: tuple[Detector, DegradingDetector | None] | None = None
         super().__init__(node_name='detector',
                          parameters=NODE_PARAMETERS + backend_parameters())
+
+    def build(self) -> None:
+        """Load the model and create the topics; frames come on activate."""
         p = self.params
         try:
             card = load_card(p['model'])
@@ -138,10 +174,16 @@ class DetectorNode(EdgeInferNode):
         self._backend_names = self._check_backend_parameters(card)
         card = self._apply_threshold_overrides(card)
         self._card = card
-        self._detector: Detector | None = None
         self.detections = FrameOutput(self, kind=DETECTIONS, topic='detections',
                                       profile='detections')
         self._info_pub = self.publisher(ModelInfo, 'model_info', 'model_info')
+        # Another detector may answer the same frames: a hot standby taking over, or the
+        # primary going on after a SIGSTOP before the standby is stopped. Each frame is
+        # answered once, by whichever is first. Only exact stamps count: a garbled or
+        # hostile message with a far-future stamp can hold back that one frame, no more.
+        self._own_stamps: deque[int] = deque(maxlen=STAMPS_KEPT)
+        self._answered_elsewhere: deque[int] = deque(maxlen=STAMPS_KEPT)
+        self.subscription(DetectionArray, 'detections', 'detections', self._on_peer_detections)
         # One of them, as the 'input' parameter says.
         self.tensors: FrameInput[TensorFrame] | None = None
         self.images: FrameInput[ImageFrame] | None = None
@@ -152,12 +194,12 @@ class DetectorNode(EdgeInferNode):
             self.tensors = FrameInput(
                 self, kind=TENSORS, topic='input_tensor', profile='tensors',
                 handle=self._on_tensor, shared_memory=p['shared_memory'], in_place=True,
-                demand=self.detections.subscribers)
+                demand=self._consumers)
         else:
             self.images = FrameInput(
                 self, kind=IMAGES, topic='image_raw', profile='images', handle=self._on_image,
                 shared_memory=p['shared_memory'], in_place=True,
-                demand=self.detections.subscribers)
+                demand=self._consumers)
         if not self._load():
             # A missing or corrupt model file can be fixed while the robot runs (fetch
             # or copy it): keep counting frames and try again, instead of exiting.
@@ -189,6 +231,11 @@ class DetectorNode(EdgeInferNode):
 
     def _load(self) -> bool:
         p, card = self.params, self._card
+        if self._kept is not None:
+            # Parameters are read-only: what was kept is what would be loaded now.
+            (self._detector, self._degrading), self._kept = self._kept, None
+            self._announce(self._detector)
+            return True
         try:
             # What backends log while loading (a TensorRT engine build's progress)
             # goes to this node's log.
@@ -206,14 +253,100 @@ class DetectorNode(EdgeInferNode):
         except DetectorError as error:
             raise StartupError(f"detector: model '{card.name}' does not fit its card: "
                                f'{error}') from error
+        self._degrading = self._degradation(self._detector)
+        self._announce(self._detector)
+        return True
+
+    def _announce(self, detector: Detector) -> None:
+        card = self._card
         self.set_health(ok=True, message='running')
-        self._info_pub.publish(self._model_info(self._detector))
+        self._info_pub.publish(self._model_info(detector))
         # One line: the runtime that serves, and why each earlier candidate did not.
         logger = self.get_logger()
-        log = logger.warning if self._detector.skipped_backends else logger.info
-        log(f"{self._detector.backend_report}, input '{p['input']}', "
+        log = logger.warning if detector.skipped_backends else logger.info
+        log(f"{detector.backend_report}, input '{self.params['input']}', "
             f'score >= {card.score_threshold}, NMS IoU {card.nms_iou_threshold}')
-        return True
+
+    def release(self) -> None:
+        """Close the backends (the accelerator is free), unless kept loaded while inactive."""
+        detector, self._detector = self._detector, None
+        degrading, self._degrading = self._degrading, None
+        if detector is not None and self.deactivating and self.params['keep_loaded']:
+            self._kept = (detector, degrading)
+            return
+        kept, self._kept = self._kept, None
+        for each_detector, each_degrading in [*([kept] if kept else []), (detector, degrading)]:
+            if each_degrading is not None:
+                each_degrading.close()
+            elif each_detector is not None:
+                each_detector.close()
+
+    def _degradation(self, main: Detector) -> DegradingDetector | None:
+        p = self.params
+        if not p['latency_budget_ms']:
+            return None
+        levels, skipped = degradation_levels(
+            main, same_input=p['input'] == 'tensor', load=lambda card: Detector(
+                card=card, backend=p['backend'], threads=p['threads'] or None,
+                backend_options=self._backend_options))
+        for line in skipped:
+            self.get_logger().warning(f'degradation: {line}')
+        self._checkpoint = self._open_checkpoint()
+        saved = self._restore(self._checkpoint, len(levels))
+        degrading = DegradingDetector(
+            levels, DegradationPolicy(budget_ms=p['latency_budget_ms'],
+                                      window=p['budget_window'], min_dwell=p['budget_window']),
+            **saved)
+        self.get_logger().info(
+            f"degradation: budget {p['latency_budget_ms']:g} ms; levels "
+            + ', '.join(f'{i} {level.describe()}' for i, level in enumerate(levels))
+            + f'; starting at {degrading.governor.level}'
+            + (' (restored)' if saved.get('level') else ''))
+        self.report('degradation.level', lambda: degrading.governor.level)
+        self.report('degradation.serving', lambda: degrading.current.describe())
+        self.report('degradation.switches', lambda: degrading.governor.switches)
+        self.report('degradation.p95_ms', lambda: round(degrading.governor.p95_ms() or 0.0, 2))
+        return degrading
+
+    def _open_checkpoint(self) -> Checkpoint | None:
+        directory = self.params['state_dir']
+        if directory == 'none':
+            return None
+        try:
+            path = checkpoint_path(Path(directory) if directory else default_state_dir(),
+                                   self.get_fully_qualified_name())
+        except CheckpointError as error:
+            raise StartupError(f"detector: parameter 'state_dir': {error}") from error
+        return Checkpoint(path, CHECKPOINT_FIELDS)
+
+    def _restore(self, checkpoint: Checkpoint | None, levels: int) -> dict[str, Any]:
+        """Read where the last run left off, if it ran the same model with the same levels."""
+        if checkpoint is None:
+            return {}
+        try:
+            state = checkpoint.load()
+            ratios = {int(level): float(ratio) for level, ratio in (
+                pair.split(':') for pair in state.get('cost_ratios', '').split(',') if pair)}
+        except (CheckpointError, ValueError) as error:
+            self.get_logger().warning(f'degradation: ignoring the checkpoint: {error}')
+            return {}
+        level = state.get('level', 0)
+        if state.get('model') != self._card.name or not 0 <= level < levels \
+                or any(not 0 <= above < levels - 1 for above in ratios):
+            return {}
+        return {'level': level, 'cost_ratios': ratios}
+
+    def _save(self, degrading: DegradingDetector) -> None:
+        if self._checkpoint is None:
+            return
+        governor = degrading.governor
+        try:
+            self._checkpoint.save({
+                'model': self._card.name, 'level': governor.level,
+                'cost_ratios': ','.join(f'{level}:{ratio:.6g}'
+                                        for level, ratio in governor.cost_ratios.items())})
+        except CheckpointError as error:
+            self.get_logger().error(f'degradation: {error}', throttle_duration_sec=60.0)
 
     def _retry_load(self) -> None:
         if self._load():
@@ -229,28 +362,46 @@ class DetectorNode(EdgeInferNode):
             maximum=1.0, description="IoU above which NMS suppresses; defaults to the card's."))
         return dataclasses.replace(card, score_threshold=score, nms_iou_threshold=iou)
 
+    def _consumers(self) -> int:
+        # Its own subscription to the detections is no consumer of them.
+        return max(0, self.detections.subscribers() - 1)
+
+    def _on_peer_detections(self, msg: DetectionArray) -> None:
+        stamp = time_to_ns(msg.header.stamp)
+        if stamp not in self._own_stamps:
+            self._answered_elsewhere.append(stamp)
+
     def _model_info(self, detector: Detector) -> ModelInfo:
         info = model_info_msg(self._card, model_sha256=detector.model_sha256,
                               backend=detector.backend_name)
         info.header.stamp = self.get_clock().now().to_msg()
         return info
 
+    def _serving(self) -> Detector | None:
+        """Return the detector for this frame, or None (counted as dropped, and why)."""
+        degrading = self._degrading
+        if degrading is None:
+            if self._detector is None:
+                self.counters.drop('model_unavailable')
+            return self._detector
+        if not degrading.take():
+            self.counters.drop('degraded_rate')
+            return None
+        return degrading.current.detector
+
     def _on_tensor(self, frame: TensorFrame) -> None:
         # Counted as received by the frame input.
-        detector = self._detector
-        if detector is None:
-            self.counters.drop('model_unavailable')
-            return
-        self._run(detector, frame.tensor, frame.geometry, frame, frame.stages)
+        detector = self._serving()
+        if detector is not None:
+            self._run(detector, frame.tensor, frame.geometry, frame, frame.stages)
 
     def _on_image(self, frame: ImageFrame) -> None:
         # Counted as received by the frame input.
-        detector = self._detector
+        detector = self._serving()
         if detector is None:
-            self.counters.drop('model_unavailable')
             return
         start_ns = time.time_ns()
-        color = self._card.input_spec.color
+        color = detector.card.input_spec.color
         try:
             image = to_color(frame.image, frame.encoding, order=color)
         except ImageFormatError as error:
@@ -284,6 +435,11 @@ class DetectorNode(EdgeInferNode):
             self.drop_frame(OVERWRITTEN, RuntimeError(
                 'the preprocess node reused the shared-memory slot during inference'))
             return
+        if source.stamp_ns in self._answered_elsewhere:
+            self.drop_frame(ANSWERED_ELSEWHERE, RuntimeError(
+                'another detector on the topic answered this frame first'))
+            return
+        self._own_stamps.append(source.stamp_ns)
         # Messages are built after inference: before it, building them (slow in Python)
         # would stand between the hand-off and the model.
         out = DetectionArray(header=header_msg(source.stamp_ns, source.frame_id),
@@ -291,8 +447,31 @@ class DetectorNode(EdgeInferNode):
                              image_height=geometry.source_height)
         out.detections = detections_to_msgs(detections)
         out.trace = [stage_to_msg(stage) for stage in stages] + self._stages(detector)
+        degrading = self._degrading
+        if degrading is not None:
+            self._degrade(degrading, detector, out)
         self.detections.publish(out)
         self.counters.process()
+
+    def _degrade(self, degrading: DegradingDetector, detector: Detector,
+                 out: DetectionArray) -> None:
+        if degrading.governor.level:
+            # Marked in the trace: whoever reads the detections knows what made them.
+            now = time.time_ns()
+            out.trace.append(stage_to_msg(Stage(
+                stage=f'degraded: {degrading.current.describe()}', node=self.get_name(),
+                start_ns=now, end_ns=now)))
+        switch = degrading.observe(detector)
+        if switch is None:
+            return
+        line = (f'degradation: level {switch.from_level} -> {switch.to_level} '
+                f'({degrading.current.describe()}): {switch.reason}')
+        # Two calls: rclpy refuses one call site that logs at two severities.
+        if switch.to_level > switch.from_level:
+            self.get_logger().warning(line)
+        else:
+            self.get_logger().info(line)
+        self._save(degrading)
 
     def _stages(self, detector: Detector) -> list[StageTiming]:
         return [stage_to_msg(Stage(stage=name, node=self.get_name(), start_ns=start,

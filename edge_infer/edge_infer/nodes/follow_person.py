@@ -58,7 +58,11 @@ class FollowPersonNode(EdgeInferNode):
     """Publishes a turn toward the best target of each fresh detection message."""
 
     def __init__(self) -> None:
+        """Declare the parameters; the controller is set up on configure."""
         super().__init__(node_name='follow_person', parameters=PARAMETERS)
+
+    def build(self) -> None:
+        """Set up the controller and its topics."""
         p = self.params
         try:
             self._controller = FollowController(

@@ -38,6 +38,7 @@ from typing import Any
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
+from edge_infer.core.detections import Detection
 from edge_infer.core.frames import ImageFrame
 from edge_infer.core.image import image_digest, ImageFormatError, to_color
 from edge_infer.core.latency import breakdown, summarise
@@ -74,9 +75,18 @@ class MonitorNode(EdgeInferNode):
     """Reports what the pipeline detects and how long it takes."""
 
     def __init__(self) -> None:
+        """Declare the parameters; the topics come on configure."""
+        # Set first: release() reads them, after a configure that failed half-way too.
+        self._output: Path | None = None
+        self._video: cv2.VideoWriter | None = None
+        self._dirty = False
         super().__init__(node_name='monitor', parameters=PARAMETERS)
+
+    def build(self) -> None:
+        """Create the output folder and subscribe."""
         p = self.params
         self._output = Path(p['output_dir']) if p['output_dir'] else None
+        self._dirty = False
         if self._output is not None:
             self._output.mkdir(parents=True, exist_ok=True)
         self._images: OrderedDict[int, ImageFrame] = OrderedDict()
@@ -86,10 +96,8 @@ class MonitorNode(EdgeInferNode):
         self._saved_frames: list[dict[str, Any]] = []
         self._node_counters: dict[str, dict[str, str]] = {}
         self._recent: deque[dict[str, Any]] = deque(maxlen=_RECENT_FRAMES)
-        self._video: cv2.VideoWriter | None = None
         self._video_size = (0, 0)
         self._last_print = 0.0
-        self._dirty = False
         self.detections = FrameInput(self, kind=DETECTIONS, topic='detections',
                                      profile='detections', handle=self._on_detections,
                                      shared_memory=False)
@@ -117,6 +125,12 @@ class MonitorNode(EdgeInferNode):
 
     def _on_detections(self, msg: DetectionArray) -> None:
         received_ns = time.time_ns()
+        if not _finite(detections_from_msg(msg)):
+            # It would be NaN in summary.json, which JSON readers refuse; refused and
+            # counted instead, as the detector does with its own.
+            self.drop_frame('non_finite', ValueError(
+                'a score, box corner or keypoint is NaN or infinite'), item='detections')
+            return
         with self._lock:
             self._note(msg, received_ns)
         self.counters.process()
@@ -201,13 +215,19 @@ class MonitorNode(EdgeInferNode):
         temporary.write_text(json.dumps(self.summary(), indent=1, default=_plain))
         os.replace(temporary, target)
 
-    def destroy_node(self) -> None:
+    def release(self) -> None:
         """Write the final summary and close the video."""
         self._dirty = True
         self._write_summary()
         if self._video is not None:
             self._video.release()
-        super().destroy_node()
+            self._video = None
+
+
+def _finite(detections: list[Detection]) -> bool:
+    values = [value for d in detections for value in (
+        d.score, d.x_min, d.y_min, d.x_max, d.y_max, *(v for point in d.keypoints for v in point))]
+    return bool(np.isfinite(np.asarray(values, dtype=np.float64)).all())
 
 
 def _plain(value: Any) -> Any:

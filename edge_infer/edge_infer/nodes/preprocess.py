@@ -51,8 +51,11 @@ class PreprocessNode(EdgeInferNode):
     """Turns each image into the model's input tensor."""
 
     def __init__(self) -> None:
-        """Load the model card; frames come once the node starts."""
+        """Declare the parameters; the card loads on configure."""
         super().__init__(node_name='preprocess', parameters=PARAMETERS)
+
+    def build(self) -> None:
+        """Load the model card and create the topics; frames come on activate."""
         try:
             self._card = load_card(self.params['model'])
         except (CardError, OSError) as error:

@@ -57,9 +57,13 @@ class RecorderNode(EdgeInferNode):
     """Records topics into a bag."""
 
     def __init__(self) -> None:
+        """Declare the parameters; the bag opens on configure."""
         # Set first: rclpy may destroy a node whose constructor failed.
         self._writer: BagWriter | None = None
         super().__init__(node_name='recorder', parameters=PARAMETERS)
+
+    def build(self) -> None:
+        """Open the bag and start looking for the topics to record."""
         p = self.params
         output = p['output'] or time.strftime('rosbag2_%Y_%m_%d-%H_%M_%S')
         try:
@@ -126,7 +130,7 @@ class RecorderNode(EdgeInferNode):
         self._written[topic] += 1
         self.counters.process()
 
-    def destroy_node(self) -> None:
+    def release(self) -> None:
         """Stop recording and finish the bag."""
         for subscription in self._recording:
             self.destroy_subscription(subscription)
@@ -138,7 +142,7 @@ class RecorderNode(EdgeInferNode):
                 f"recorder: wrote {total} messages to '{self._writer.path}' ("
                 + (', '.join(f'{t} {n}' for t, n in sorted(self._written.items())) or 'none')
                 + ')')
-        super().destroy_node()
+            self._writer = None
 
 
 def _qos_spec(profile: QoSProfile) -> QosSpec:

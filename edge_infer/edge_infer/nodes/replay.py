@@ -98,11 +98,15 @@ class ReplayNode(EdgeInferNode):
     """Publishes the messages of a bag at their recorded pace."""
 
     def __init__(self) -> None:
+        """Declare the parameters; the bag opens on configure."""
         # Set first: rclpy may destroy a node whose constructor failed.
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._bag: BagReader | None = None
         super().__init__(node_name='replay', parameters=PARAMETERS)
+
+    def build(self) -> None:
+        """Open the bag and plan the replay; playing starts on activate."""
         p = self.params
         if not p['bag']:
             raise StartupError("replay: parameter 'bag' is empty; give a bag directory "
@@ -146,8 +150,10 @@ class ReplayNode(EdgeInferNode):
         self._new_stamps: OrderedDict[tuple[int, bytes], int] = OrderedDict()
         self.report('loops', lambda: self._loops)
         self.report('max_lateness_ms', lambda: round(self._max_lateness_s * 1e3, 2))
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._play, daemon=True)
-        self._thread.start()
+        self.on_start(self._thread.start)
+        self.on_stop(self._stop_playing)
         names = ', '.join(f"'{pub.topic_name}'" for pub in self._outputs.values())
         count = sum(1 for _, ns in played if ns >= self._schedule.start_ns)
         self.get_logger().info(
@@ -259,14 +265,17 @@ class ReplayNode(EdgeInferNode):
                 f"({topics or 'none'}{f'; {dropped} dropped' if dropped else ''}), "
                 f'max lateness {self._max_lateness_s * 1e3:.1f} ms')
 
-    def destroy_node(self) -> None:
-        """Stop playing before the publishers go away."""
+    def _stop_playing(self) -> None:
+        # Before the publishers go away.
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=2.0)
+
+    def release(self) -> None:
+        """Close the bag."""
         if self._bag is not None:
             self._bag.close()
-        super().destroy_node()
+            self._bag = None
 
 
 def main() -> None:

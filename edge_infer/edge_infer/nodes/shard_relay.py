@@ -121,7 +121,14 @@ class ShardRelayNode(EdgeInferNode):
     """Runs one shard of a split network; the last one publishes the detections."""
 
     def __init__(self) -> None:
+        """Declare the parameters; the shard loads on configure."""
+        # Set first: a failed configure releases whatever it got to.
+        self._runners: list[ShardRunner] = []
+        self._detector: Detector | None = None
         super().__init__(node_name='shard_relay', parameters=PARAMETERS)
+
+    def build(self) -> None:
+        """Load the shard, its fallback and its topics."""
         p = self.params
         layout = self._layout()
         card = self._card(layout)
@@ -155,6 +162,7 @@ class ShardRelayNode(EdgeInferNode):
                               else None)
         except (BackendError, ModelFileError, DetectorError) as error:
             raise StartupError(f'shard_relay: shard {index}: {error}') from error
+        self._runners = runners
         self._runner, self._rest = runners[0], runners[1:]
         self._check_cuts(layout)
         self._wire_bytes = 0
@@ -207,6 +215,15 @@ class ShardRelayNode(EdgeInferNode):
             f"shard {index} of {self._count} of '{card.name}' on "
             f"{self._runner.backend_name}: '{self._runner.input_spec.name}' "
             f'{self._runner.input_spec.describe()} from {input_topic!r} -> {where}{fallback}')
+
+    def release(self) -> None:
+        """Close the shards' backends and the fallback's: the accelerator is free."""
+        runners, self._runners = self._runners, []
+        for runner in runners:
+            runner.close()
+        detector, self._detector = self._detector, None
+        if detector is not None:
+            detector.close()
 
     def _layout(self) -> Layout | None:
         p = self.params
@@ -322,6 +339,13 @@ class ShardRelayNode(EdgeInferNode):
             stages=(*frame.stages, self._stage(self._decode_stage, received_ns))))
 
     def _route(self, frame: _Frame) -> None:
+        if not _finite_on_wire(frame.array, 'raw'):
+            # A NaN or infinite input (an int8 scale that overflows, say) makes NaN
+            # scores, which the decoder's threshold hides: the frame would be published
+            # as one without detections. Refused, as the detector refuses it.
+            self.drop_frame('non_finite', ValueError(
+                f'the input of shard {self._index} holds NaN or infinity'))
+            return
         if self._last:
             self._complete(frame, first=self._index, runners=[self._runner])
             return
@@ -347,6 +371,13 @@ class ShardRelayNode(EdgeInferNode):
         start = time.time_ns()
         (output,) = self._runner.run(frame.array).values()
         shard = self._stage(self._stage_name, start)
+        if not _finite_on_wire(output, self._codec):
+            # A NaN input, or an activation beyond fp16's range, would reach the next
+            # shard and its detections: refused here, as the detector refuses it.
+            self.drop_frame('non_finite', ValueError(
+                f'the output of shard {self._index} holds NaN or infinity as '
+                f'{self._codec} on the wire'))
+            return
         encode_start = time.time_ns()
         try:
             encoded = encode(output, codec=self._codec, compression=self._compression)
@@ -468,6 +499,14 @@ class ShardRelayNode(EdgeInferNode):
     def _stage(self, name: str, start_ns: int, end_ns: int | None = None) -> Stage:
         return Stage(stage=name, node=self.get_name(), start_ns=start_ns,
                      end_ns=time.time_ns() if end_ns is None else end_ns)
+
+
+def _finite_on_wire(array: np.ndarray, codec: str) -> bool:
+    """Return whether ``array`` stays finite as ``codec`` sends it (fp16 ends at 65504)."""
+    if not np.issubdtype(array.dtype, np.floating):
+        return True
+    with np.errstate(over='ignore'):  # the overflow is what is looked for
+        return bool(np.isfinite(array.astype(np.float16) if codec == 'fp16' else array).all())
 
 
 def _setting(value: str, from_layout: str | None, default: str) -> str:

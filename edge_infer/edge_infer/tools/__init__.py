@@ -16,8 +16,8 @@
 The command line: thin verbs of ``python -m edge_infer`` over the layers below.
 
 ``cli`` parses the command line and dispatches to one module per verb: ``demo``,
-``evaluate``, ``benchmark``, ``prepare``, ``shard`` and ``backend_list``; ``models`` is in
-``cli`` itself.
+``evaluate``, ``benchmark``, ``soak``, ``fuzz``, ``faults``, ``prepare``, ``shard`` and
+``backend_list``; ``models`` is in ``cli`` itself.
 
 May import: core, backends, inference, data, control, preparation, sharding, transport,
 nodes, bringup, benchmarks.

@@ -18,6 +18,9 @@ The ``edge_infer`` command line: one entry point for the tools around the nodes.
   python -m edge_infer demo            run the pipeline on sample photographs
   python -m edge_infer evaluate BAG    replay a bag: accuracy, frame counts, latency
   python -m edge_infer benchmark       ours vs bare vs naive pipelines, transport hops
+  python -m edge_infer soak            nodes for 30 min: memory slope, frame counters
+  python -m edge_infer fuzz            malformed messages into every node's input
+  python -m edge_infer faults ACTION   time failover to a hot standby, and degradation
   python -m edge_infer models fetch    provision the bundled models (pinned sha256)
   python -m edge_infer models list     show bundled model cards and their files
   python -m edge_infer backends        list inference backends and whether they run here
@@ -35,7 +38,8 @@ from typing import Sequence
 from edge_infer.core.cards import bundled_card_names, load_card
 from edge_infer.core.models import model_dir, model_status, ModelFileError
 from edge_infer.preparation.bundled import fetch_bundled_models
-from edge_infer.tools import backend_list, benchmark, demo, evaluate, prepare, shard
+from edge_infer.tools import (
+    backend_list, benchmark, demo, evaluate, faults, fuzz, prepare, shard, soak)
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -68,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
              'FP16 and INT8 models, YOLO model cards, TFLite conversion, engines'),
             ('backends', backend_list,
              'list inference backends, their formats and whether they run here'),
-            ('shard', shard, 'cut a network into shards, check them, plan where they run')):
+            ('shard', shard, 'cut a network into shards, check them, plan where they run'),
+            ('soak', soak, 'nodes for 30 min at 30 fps: memory slope per process, counters'),
+            ('fuzz', fuzz, 'seeded malformed messages into every node input: counts, NaN'),
+            ('faults', faults, 'time failover to a hot standby, and graceful degradation')):
         command = commands.add_parser(name, help=help_text)
         module.add_arguments(command)
         command.set_defaults(handler=module.run)

@@ -156,6 +156,10 @@ class FrameInput(Generic[FrameT]):
                                         name=f'{topic.strip("/").replace("/", "_")}_input')
         node.report(f'{label}_transport', lambda: self.transport)
         node.report(f'{label}_linked', lambda: len(self._linked))
+        # Read by a supervisor: a handler that never returns is a stalled node, whichever
+        # way its frames come.
+        self._busy_since: float | None = None
+        node.report(f'{label}_busy_s', self.busy_s)
         node.on_start(self._start)
         node.on_stop(self.close)
 
@@ -321,12 +325,20 @@ class FrameInput(Generic[FrameT]):
             self._drop(kind.malformed, error)
             return
         self.transport = arrival.channel
+        self._busy_since = time.monotonic()
         try:
             self._handle(frame)
         except Exception as error:  # noqa: B902 - the input must outlive a handler's bug
             self._node.get_logger().error(
                 f"the handler of '{self._topic}' failed: {error!r}", throttle_duration_sec=5.0)
             self._counters.drop(HANDLER_ERROR)
+        finally:
+            self._busy_since = None
+
+    def busy_s(self) -> float:
+        """Return how long the handler has been on the current frame (0 when idle)."""
+        since = self._busy_since
+        return 0.0 if since is None else round(time.monotonic() - since, 3)
 
     def _from_ring(self, link: _Link, slot: RingSlot, described: Any) -> FrameT:
         codec = self._kind.shared_memory

@@ -61,6 +61,8 @@ class Ticker:
         """
         self._on_error = on_error
         self._tasks: list[Task] = []
+        # Off the heap while it runs; cancel_since must reach it there too.
+        self._running: Task | None = None
         self._order = itertools.count()
         self._changed = threading.Condition()
         self._closed = False
@@ -84,6 +86,22 @@ class Ticker:
             self._changed.notify()
         return task
 
+    def mark(self) -> int:
+        """Return a mark that :meth:`cancel_since` takes: tasks added after it."""
+        return next(self._order)
+
+    def cancel_since(self, mark: int) -> None:
+        """
+        Cancel every task added after ``mark`` (from :meth:`mark`).
+
+        A managed node cancels this way what it set up while configuring, without
+        each part that added a task having to keep it.
+        """
+        with self._changed:
+            for task in [*self._tasks, *([self._running] if self._running else [])]:
+                if task.order > mark:
+                    task.cancel()
+
     def _run(self) -> None:
         while True:
             with self._changed:
@@ -94,6 +112,7 @@ class Ticker:
                 if self._closed:
                     return
                 task = heapq.heappop(self._tasks)
+                self._running = task
             if task.cancelled:
                 continue
             try:
@@ -104,6 +123,7 @@ class Ticker:
             # after a stall it resumes from now rather than catching up in a burst.
             task.due = max(task.due + task.period, time.monotonic())
             with self._changed:
+                self._running = None
                 if not task.cancelled:
                     heapq.heappush(self._tasks, task)
 
