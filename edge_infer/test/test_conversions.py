@@ -24,10 +24,10 @@ from edge_infer.core.tensors import tensor_from_fields, tensor_to_fields, Tensor
 from edge_infer.nodes.conversions import detections_from_msg, detections_to_msgs
 from edge_infer.sharding.wire import encode
 from edge_infer.transport.messages import (
-    fill_encoded_msg, fill_image_msg, fill_tensor_msg, geometry_from_msg, geometry_to_msg,
-    image_frame_from_msg, image_from_msg, image_msg, ns_to_time, numbered_image_msg,
-    stage_to_msg, stages_from_msgs, tensor_frame_from_msg, tensor_from_msg, tensor_msg,
-    time_to_ns)
+    fill_encoded_msg, fill_image_msg, fill_tensor_msg, frame_stamp_ns, geometry_from_msg,
+    geometry_to_msg, image_frame_from_msg, image_from_msg, image_msg, ns_to_time,
+    numbered_image_msg, stage_to_msg, stages_from_msgs, tensor_frame_from_msg,
+    tensor_from_msg, tensor_msg, time_to_ns)
 from edge_infer_msgs.msg import DetectionArray, FrameOrigin, ResizeGeometry, Tensor
 import numpy as np
 import pytest
@@ -159,3 +159,23 @@ def test_a_tensor_message_becomes_a_frame_with_its_trace() -> None:
     assert frame.intact()
     with pytest.raises(ValueError, match='unset or invalid'):
         tensor_frame_from_msg(Tensor(dtype='float32', shape=[1], data=bytes(4)))
+
+
+def test_a_frame_stamp_that_would_wrap_when_republished_is_refused() -> None:
+    # sec at its largest and nanosec past a second: republished, it would come out in
+    # 1901 (rclpy wraps the sec it carries into).
+    bad = Time(sec=2147483647, nanosec=4294967295)
+    msg = Image(height=1, width=1, encoding='mono8', step=1, data=b'\x00')
+    msg.header.stamp = bad
+    with pytest.raises(ValueError, match='nanosec 4294967295'):
+        image_frame_from_msg(msg)
+    geometry = Geometry(source_width=640, source_height=480, scale_x=0.5, scale_y=0.5,
+                        offset_x=0.0, offset_y=4.0)
+    stage = stage_to_msg(Stage(stage='preprocess', node='preprocess', start_ns=1, end_ns=2))
+    stage.end = bad
+    tensor = Tensor(geometry=geometry_to_msg(geometry), trace=[stage])
+    fill_tensor_msg(tensor, np.zeros((1, 2), np.float32), name='input', layout='nhwc')
+    with pytest.raises(ValueError, match='nanosec'):
+        tensor_frame_from_msg(tensor)
+    assert frame_stamp_ns(Time(sec=2147483647, nanosec=999_999_999)) == \
+        2147483647 * 10**9 + 999_999_999

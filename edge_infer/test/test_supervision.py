@@ -26,6 +26,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 import signal
+import subprocess
+import sys
 import time
 from typing import Any, Iterator
 
@@ -289,6 +291,18 @@ def test_a_hostile_checkpoint_is_ignored_with_a_warning(probe: Probe, state_dir:
         assert group['detector'].wait_for_output('ignoring the checkpoint', START_TIMEOUT)
         assert group['detector'].wait_for_output('starting at 0', START_TIMEOUT)
         assert not group.exited()
+
+
+def test_the_failover_measurement_times_a_kill_and_a_freeze() -> None:
+    # The measurement the README quotes, cut to one kill and one freeze.
+    result = subprocess.run(
+        [sys.executable, '-m', 'edge_infer', 'faults', 'failover', '--trials', '1',
+         '--fps', '15'], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith('kill -9 : serving again median') for line in lines), lines
+    assert any(line.startswith('SIGSTOP : serving again median') for line in lines), lines
+    assert 'frames answered twice: 0' in result.stdout, lines
 
 
 def test_supervised_specs_leave_the_tools_alone_and_add_a_standby() -> None:

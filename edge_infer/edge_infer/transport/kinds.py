@@ -34,9 +34,9 @@ from edge_infer.transport.descriptions import (
     describe_image, describe_tensor, image_frame_from_description, read_image_description,
     read_tensor_description, tensor_frame_from_description)
 from edge_infer.transport.messages import (
-    encoded_from_msg, fill_encoded_msg, geometry_from_msg, geometry_to_msg, header_msg,
-    image_frame_from_msg, image_msg, image_pixels, numbered_image_msg, stage_to_msg,
-    stages_from_msgs, tensor_frame_from_msg, tensor_msg, time_to_ns)
+    encoded_from_msg, fill_encoded_msg, frame_stamp_ns, geometry_from_msg, geometry_to_msg,
+    header_msg, image_frame_from_msg, image_msg, image_pixels, numbered_image_msg,
+    stage_to_msg, stages_from_msgs, tensor_frame_from_msg, tensor_msg)
 from edge_infer.transport.ring import RingSlot
 from edge_infer_msgs.msg import DetectionArray, FrameOrigin, NumberedImage, Tensor
 from sensor_msgs.msg import Image
@@ -108,7 +108,7 @@ def _with_origin(msg: Any, origin: FrameOrigin) -> Any:
 def _shard_frame_from_msg(msg: Tensor) -> ShardFrame:
     return ShardFrame(encoded=encoded_from_msg(msg), name=msg.name,
                       geometry=geometry_from_msg(msg.geometry),
-                      stamp_ns=time_to_ns(msg.header.stamp), frame_id=msg.header.frame_id,
+                      stamp_ns=frame_stamp_ns(msg.header.stamp), frame_id=msg.header.frame_id,
                       stages=tuple(stages_from_msgs(msg.trace)))
 
 

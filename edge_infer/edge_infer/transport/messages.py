@@ -48,6 +48,20 @@ def time_to_ns(stamp: Time) -> int:
     return stamp.sec * NS_PER_S + stamp.nanosec
 
 
+def frame_stamp_ns(stamp: Time) -> int:
+    """
+    Nanoseconds of a frame's stamp, which is republished: refuse one that cannot be.
+
+    rclpy accepts a ``nanosec`` of a second or more, and silently wraps the ``sec`` it
+    carries into when the frame is published again (a detection stamped in 1901).
+
+    :raises ValueError: ``nanosec`` is not below 10^9.
+    """
+    if not 0 <= stamp.nanosec < NS_PER_S:
+        raise ValueError(f'a stamp with nanosec {stamp.nanosec}, not below 10^9')
+    return stamp.sec * NS_PER_S + stamp.nanosec
+
+
 def ns_to_time(ns: int) -> Time:
     """``builtin_interfaces/Time`` of nanoseconds since the epoch."""
     return Time(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
@@ -66,8 +80,8 @@ def stage_to_msg(stage: Stage) -> StageTiming:
 
 def stages_from_msgs(msgs: Any) -> list[Stage]:
     """Convert a message trace to core stages."""
-    return [Stage(stage=m.stage, node=m.node, start_ns=time_to_ns(m.start),
-                  end_ns=time_to_ns(m.end)) for m in msgs]
+    return [Stage(stage=m.stage, node=m.node, start_ns=frame_stamp_ns(m.start),
+                  end_ns=frame_stamp_ns(m.end)) for m in msgs]
 
 
 def geometry_to_msg(geometry: Geometry) -> ResizeGeometry:
@@ -96,7 +110,7 @@ def image_from_msg(msg: Image | NumberedImage) -> np.ndarray:
 def image_frame_from_msg(msg: Image | NumberedImage) -> ImageFrame:
     """Give an image message as a core frame; raises ``ImageFormatError`` if inconsistent."""
     return ImageFrame(image=image_from_msg(msg), encoding=msg.encoding,
-                      stamp_ns=time_to_ns(msg.header.stamp), frame_id=msg.header.frame_id)
+                      stamp_ns=frame_stamp_ns(msg.header.stamp), frame_id=msg.header.frame_id)
 
 
 def fill_image_msg(msg: Image | NumberedImage, array: np.ndarray, encoding: str) -> None:
@@ -156,7 +170,7 @@ def tensor_frame_from_msg(msg: Tensor) -> TensorFrame:
     :raises TensorFormatError, ValueError: the payload or the geometry is inconsistent.
     """
     return TensorFrame(tensor=tensor_from_msg(msg), geometry=geometry_from_msg(msg.geometry),
-                       stamp_ns=time_to_ns(msg.header.stamp), frame_id=msg.header.frame_id,
+                       stamp_ns=frame_stamp_ns(msg.header.stamp), frame_id=msg.header.frame_id,
                        stages=tuple(stages_from_msgs(msg.trace)), layout=msg.layout)
 
 
