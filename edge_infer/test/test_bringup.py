@@ -17,7 +17,8 @@
 from pathlib import Path
 from xml.etree import ElementTree
 
-from edge_infer.bringup.plan import dds_environment, NodeSpec, parse_flag, pipeline_nodes
+from edge_infer.bringup.plan import (
+    dds_environment, NodeSpec, parse_flag, pipeline_nodes, supervised)
 from launch_harness import launched_nodes, PACKAGE_DIR
 import pytest
 import yaml
@@ -98,10 +99,11 @@ def test_params_file_covers_every_node_of_the_pipeline() -> None:
 
 def test_params_file_values_pass_node_validation() -> None:
     from edge_infer.core.params import validate_all
-    from edge_infer.nodes import camera, detector, follow_person, monitor, preprocess
+    from edge_infer.nodes import (
+        camera, detector, follow_person, monitor, preprocess, supervisor)
     params = yaml.safe_load((PACKAGE_DIR / 'config' / 'pipeline.yaml').read_text())
     shared = params['/**']['ros__parameters']
-    for module in (camera, preprocess, detector, follow_person, monitor):
+    for module in (camera, preprocess, detector, follow_person, monitor, supervisor):
         name = module.__name__.rsplit('.', 1)[-1]
         values = {spec.name: spec.default for spec in module.PARAMETERS}
         section = params.get(f'/**/{name}', {'ros__parameters': {}})['ros__parameters']
@@ -114,10 +116,17 @@ def test_params_file_values_pass_node_validation() -> None:
 @pytest.mark.parametrize('arguments', [
     {},
     {'detector_input': 'image', 'with_control': 'true', 'namespace': 'robot1'},
+    {'supervised': 'false'},
+    {'standby_model': 'pose_detection'},
 ])
 def test_launch_file_maps_the_described_nodes(arguments: dict) -> None:
     nodes = launched_nodes('pipeline.launch.py', arguments)
+    from launch_ros.actions import LifecycleNode
     expected = pipeline_nodes(
         detector_input=arguments.get('detector_input', 'tensor'),
         with_control=parse_flag('with_control', arguments.get('with_control', 'false')))
+    if parse_flag('supervised', arguments.get('supervised', 'true')):
+        expected = supervised(expected, standby_model=arguments.get('standby_model', ''))
     assert [n.node_executable for n in nodes] == [spec.executable for spec in expected]
+    # Managed nodes are launch_ros lifecycle nodes, which launch respawns.
+    assert [isinstance(n, LifecycleNode) for n in nodes] == [s.managed for s in expected]

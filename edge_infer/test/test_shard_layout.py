@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_infer.backends.base import BackendError, TensorSpec
-from edge_infer.bringup.plan import sharded_nodes
+from edge_infer.bringup.plan import sharded_nodes, supervised
 from edge_infer.core.cards import load_card
 from edge_infer.core.models import locate_model, sha256_file
 from edge_infer.sharding.layout import (
@@ -150,8 +150,8 @@ def test_each_device_starts_its_own_nodes(tmp_path: Path) -> None:
 @pytest.mark.parametrize('arguments', [{}, {'device': 'jetson', 'namespace': 'robot1'}])
 def test_launch_file_maps_the_described_nodes(arguments: dict) -> None:
     nodes = launched_nodes('sharded.launch.py', {'layout': str(EXAMPLE), **arguments})
-    expected = sharded_nodes(load_layout(EXAMPLE), layout_path=EXAMPLE,
-                             device=arguments.get('device', 'all'))
+    expected = supervised(sharded_nodes(load_layout(EXAMPLE), layout_path=EXAMPLE,
+                                        device=arguments.get('device', 'all')))
     assert [n.node_executable for n in nodes] == [spec.executable for spec in expected]
 
 
