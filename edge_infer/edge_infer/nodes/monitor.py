@@ -41,7 +41,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from edge_infer.core.detections import Detection
 from edge_infer.core.frames import ImageFrame
 from edge_infer.core.image import image_digest, ImageFormatError, to_color
-from edge_infer.core.latency import breakdown, summarise
+from edge_infer.core.latency import breakdown, Stage, summarise
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.stats import FrameCounters
 from edge_infer.data.annotate import annotate, fit
@@ -131,15 +131,19 @@ class MonitorNode(EdgeInferNode):
             self.drop_frame('non_finite', ValueError(
                 'a score, box corner or keypoint is NaN or infinite'), item='detections')
             return
+        try:
+            stages = stages_from_msgs(msg.trace)
+        except ValueError as error:
+            self.drop_frame('bad_stamp', error, item='detections')
+            return
         with self._lock:
-            self._note(msg, received_ns)
+            self._note(msg, stages, received_ns)
         self.counters.process()
 
-    def _note(self, msg: DetectionArray, received_ns: int) -> None:
+    def _note(self, msg: DetectionArray, stages: list[Stage], received_ns: int) -> None:
         # Counted as received by the frame input.
         stamp_ns = time_to_ns(msg.header.stamp)
-        parts = breakdown(stages_from_msgs(msg.trace), capture_ns=stamp_ns,
-                          received_ns=received_ns)
+        parts = breakdown(stages, capture_ns=stamp_ns, received_ns=received_ns)
         self._breakdowns.append(parts)
         detections = detections_from_msg(msg)
         frame = {

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from functools import partial
+from functools import partial, wraps
 import json
 import math
 import os
@@ -143,21 +143,41 @@ def _text(rng: np.random.Generator, length: int) -> str:
 
 
 def _random_stamp(rng: np.random.Generator, now_ns: int) -> Any:
-    """Mostly now; sometimes any time, the ends of the range or a nanosec >= 1 s."""
-    case = _pick(rng, {'now': 8, 'random': 1, 'extreme': 1, 'bad_nanosec': 1})
+    """Mostly now; sometimes any time, or the ends of the range."""
+    case = _pick(rng, {'now': 8, 'random': 1, 'extreme': 1})
     header = Header()
     if case == 'now':
         header.stamp.sec, header.stamp.nanosec = divmod(now_ns, _NS_PER_S)
     elif case == 'random':
         header.stamp.sec = int(rng.integers(_INT32_MIN, _INT32_MAX, endpoint=True))
         header.stamp.nanosec = int(rng.integers(0, _NS_PER_S))
-    elif case == 'extreme':
+    else:
         header.stamp.sec = int(rng.choice([_INT32_MIN, -1, 0, _INT32_MAX]))
         header.stamp.nanosec = int(rng.choice([0, _NS_PER_S - 1]))
-    else:
-        header.stamp.sec = int(rng.choice([_INT32_MIN, 0, now_ns // _NS_PER_S, _INT32_MAX]))
-        header.stamp.nanosec = int(rng.integers(_NS_PER_S, _UINT32_MAX, endpoint=True))
     return header.stamp
+
+
+def _sometimes_bad_nanosec(generate: Callable[..., Generated]) -> Callable[..., Generated]:
+    """
+    Have one message in :data:`BAD_NANOSEC_SHARE` carry a nanosec of a second or more.
+
+    In the header, or in a stage of the trace where there is one: republished, such a
+    stamp would wrap, so the nodes refuse the whole message (a case of its own).
+    """
+    @wraps(generate)
+    def generated(rng: np.random.Generator, now_ns: int, **options: Any) -> Generated:
+        bad = rng.random() < BAD_NANOSEC_SHARE
+        case, msg = generate(rng, now_ns, **options)
+        if not bad:
+            return case, msg
+        trace = getattr(msg, 'trace', None)  # images have none
+        stamp = trace[-1].end if trace and rng.random() < 0.5 else msg.header.stamp
+        stamp.nanosec = int(rng.integers(_NS_PER_S, _UINT32_MAX, endpoint=True))
+        return 'bad_nanosec', msg
+    return generated
+
+
+BAD_NANOSEC_SHARE = 1 / 12
 
 
 def _random_header(rng: np.random.Generator, now_ns: int) -> Header:
@@ -196,6 +216,7 @@ _UNKNOWN_ENCODINGS = ('', 'BGR8', 'bgr16', 'rgb16', '32FC1', '64FC3', 'bayer_rgg
                       'jpeg', 'nv12', 'mono8 ', 'bgr8\u00e9', 'x' * 300)
 
 
+@_sometimes_bad_nanosec
 def random_image(rng: np.random.Generator, now_ns: int) -> Generated:
     """Make a sensor_msgs/Image: valid in a few encodings, or malformed in one way."""
     case = _pick(rng, IMAGE_CASES)
@@ -338,6 +359,7 @@ def _break_payload(rng: np.random.Generator, msg: Tensor, case: str,
         msg.data = bytes(msg.data) + rng.bytes(int(rng.integers(1, 64)))
 
 
+@_sometimes_bad_nanosec
 def random_model_input(rng: np.random.Generator, now_ns: int, *,
                        shape: Sequence[int]) -> Generated:
     """Make an edge_infer_msgs/Tensor for a model input of ``shape`` (float32)."""
@@ -368,6 +390,7 @@ WIRE_CASES = {
 }
 
 
+@_sometimes_bad_nanosec
 def random_wire_tensor(rng: np.random.Generator, now_ns: int, *, shape: Sequence[int],
                        codec: str, compression: str) -> Generated:
     """
@@ -420,6 +443,7 @@ DETECTION_CASES = {
 }
 
 
+@_sometimes_bad_nanosec
 def random_detections(rng: np.random.Generator, now_ns: int) -> Generated:
     """Make an edge_infer_msgs/DetectionArray, fresh unless the case says otherwise."""
     case = _pick(rng, DETECTION_CASES)
