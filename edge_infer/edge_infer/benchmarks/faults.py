@@ -57,10 +57,6 @@ class Watcher(DetectionWatcher):
         super().__init__('fault_watcher', detections=QoSProfile(
             depth=100, reliability=ReliabilityPolicy.RELIABLE))
 
-    def of(self, node: str) -> dict[str, str]:
-        """Return the newest diagnostics of ``node``."""
-        return self.counters_of(node)
-
     def arrivals(self) -> list[tuple[int, int]]:
         """Return (arrival ns, frame stamp ns) of every detection so far."""
         with self.lock:
@@ -126,7 +122,7 @@ def measure_failover(*, trials: int, fps: float, standby_model: str, load: int,
                 else:
                     os.kill(primary['detector'].popen.pid, signal.SIGCONT)
                 _wait_serving(watcher, 'detector')
-            supervisor = watcher.of('supervisor')
+            supervisor = watcher.counters_of('supervisor')
         finally:
             primary.stop()
             pipeline.stop()
@@ -137,7 +133,7 @@ def measure_failover(*, trials: int, fps: float, standby_model: str, load: int,
 
 def _wait_serving(watcher: Watcher, serving: str) -> None:
     def ready() -> bool:
-        values = watcher.of('supervisor')
+        values = watcher.counters_of('supervisor')
         return (values.get('detector.serving') == serving
                 and values.get('detector_standby.state') == 'inactive'
                 and values.get('detector.state') == 'active')
@@ -203,7 +199,7 @@ def measure_degradation(*, budget_ms: float, fps: float, quiet_s: float, loaded_
     with ros_session(domain_id) as watcher:
         group = NodeGroup(specs=specs, overrides=overrides).start()
         try:
-            wait_until(lambda: watcher.of('detector').get('degradation.level'),
+            wait_until(lambda: watcher.counters_of('detector').get('degradation.level'),
                        START_TIMEOUT_S, 'the detector reporting its level')
             time.sleep(quiet_s)
             load_start = time.time()
