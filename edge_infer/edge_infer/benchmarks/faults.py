@@ -25,6 +25,11 @@ continued, and the supervisor hands back.
 ``degradation``: camera and a detector with a latency budget, quiet, then loaded by busy
 loops on every core, then quiet again; the switches are timed from the load's start
 and end.
+
+``resume``: a detector with a budget no model meets steps down to its cheapest level and
+saves it in its checkpoint; it is then restarted again and again, and each time the time
+from the process start to its first detection at the saved level is measured, beside the
+first start (no checkpoint), which has to step down frame by frame.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from typing import Any, Callable, Iterator
 from edge_infer.benchmarks.watcher import DetectionWatcher
 from edge_infer.bringup.plan import NodeSpec, ParameterOverride, pipeline_nodes, supervised
 from edge_infer.bringup.processes import NodeGroup
+from edge_infer.core.checkpoint import checkpoint_path
 from edge_infer.transport.messages import time_to_ns
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -222,6 +228,65 @@ def measure_degradation(*, budget_ms: float, fps: float, quiet_s: float, loaded_
             'back_at_full_after_s': None if back is None else back - load_end,
             'switches_before_load': sum(at < load_start for at, *_ in switches),
             'switch_lines': [line for *_, line in switches]}
+
+
+def measure_resume(*, restarts: int, fps: float, state_dir: str, domain_id: int | None,
+                   report: Callable[[str], None]) -> dict[str, Any]:
+    """Time a detector's first detection at its degraded level, fresh and restored."""
+    # No model answers within 1 ms: the detector steps down to its cheapest level and,
+    # restarted, stays there.
+    detector_spec = NodeSpec(executable='detector', name='detector')
+    overrides: dict[str, dict[str, ParameterOverride]] = {'detector': {
+        'input': 'image', 'latency_budget_ms': 1.0, 'budget_window': 5,
+        'state_dir': state_dir}}
+    if checkpoint_path(state_dir, '/detector').exists():
+        raise ValueError(f'{state_dir} already holds a checkpoint of /detector: the first '
+                         'start must find none')
+    starts: list[dict[str, Any]] = []
+    with ros_session(domain_id) as watcher:
+        # Made in the session: a node group takes the environment (the domain) it is made in.
+        camera = NodeGroup(specs=[NodeSpec(executable='camera', name='camera')],
+                           overrides={'camera': {'source': 'pattern', 'fps': fps}}).start()
+        try:
+            for number in range(restarts + 1):
+                watcher.reset()
+                started_ns = time.time_ns()
+                detector = NodeGroup(specs=[detector_spec], overrides=overrides).start()
+                try:
+                    starts.append(_first_detections(watcher, started_ns))
+                finally:
+                    detector.stop()
+                report(f"{'first start' if number == 0 else f'restart {number:2d}'}: first "
+                       f"detection {starts[-1]['first_s']:.2f} s, at the degraded level "
+                       f"{starts[-1]['degraded_s']:.2f} s after the process start")
+        finally:
+            camera.stop()
+    return {'fresh': starts[0], 'restored': starts[1:]}
+
+
+def _first_detections(watcher: Watcher, started_ns: int) -> dict[str, Any]:
+    def degraded() -> int | None:
+        with watcher.lock:
+            return next((arrival for arrival, msg in watcher.results
+                         if any(stage.stage.startswith('degraded: ') for stage in msg.trace)),
+                        None)
+    degraded_ns = wait_until(degraded, START_TIMEOUT_S, 'a detection at the degraded level')
+    with watcher.lock:
+        first_ns = watcher.results[0][0]
+    return {'first_s': (first_ns - started_ns) / 1e9,
+            'degraded_s': (degraded_ns - started_ns) / 1e9}
+
+
+def summarise_resume(figures: dict[str, Any]) -> list[str]:
+    """Return the summary lines: the fresh start beside the median restored one."""
+    restored = [start['degraded_s'] for start in figures['restored']]
+    fresh = figures['fresh']['degraded_s']
+    lines = [f'fresh start: at the degraded level {fresh:.2f} s after the process start']
+    if restored:
+        lines.append(f'restored: median {statistics.median(restored):.2f} s, max '
+                     f'{max(restored):.2f} s over {len(restored)} restarts '
+                     f'(ratio to the fresh start {statistics.median(restored) / fresh:.2f})')
+    return lines
 
 
 # '[WARN] [1796686056.423734543] [detector]: degradation: level 0 -> 1 (...)'

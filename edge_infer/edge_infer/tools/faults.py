@@ -17,6 +17,7 @@
 
   python -m edge_infer faults failover      kill -9 / SIGSTOP the detector, time the standby
   python -m edge_infer faults degradation   load the CPU under a latency budget, time switches
+  python -m edge_infer faults resume        restart a degraded detector, time its resumption
 
 The measuring is in :mod:`edge_infer.benchmarks.faults`; this verb parses and prints.
 """
@@ -26,17 +27,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 
 from edge_infer.benchmarks.faults import (
-    measure_degradation, measure_failover, summarise_failover)
+    measure_degradation, measure_failover, measure_resume, summarise_failover,
+    summarise_resume)
 from edge_infer.core.cards import DEFAULT_MODEL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``edge_infer faults``."""
-    parser.add_argument('action', choices=('failover', 'degradation'))
+    parser.add_argument('action', choices=('failover', 'degradation', 'resume'))
     parser.add_argument('--trials', type=int, default=10,
-                        help='failover: kills, and as many SIGSTOPs (default: %(default)s)')
+                        help='failover: kills, and as many SIGSTOPs; resume: restarts '
+                             '(default: %(default)s)')
     parser.add_argument('--fps', type=float, default=30.0,
                         help='camera rate (default: %(default)s)')
     parser.add_argument('--standby-model', default=DEFAULT_MODEL,
@@ -65,6 +69,13 @@ def run(args: argparse.Namespace) -> int:
                 trials=args.trials, fps=args.fps, standby_model=args.standby_model,
                 load=args.load, domain_id=args.domain_id, report=print)
             print('\n'.join(summarise_failover(figures)))
+            return 0
+        if args.action == 'resume':
+            with tempfile.TemporaryDirectory(prefix='edge_infer_resume_') as state_dir:
+                figures = measure_resume(restarts=args.trials, fps=args.fps,
+                                         state_dir=state_dir, domain_id=args.domain_id,
+                                         report=print)
+            print('\n'.join(summarise_resume(figures)))
             return 0
         figures = measure_degradation(
             budget_ms=args.budget_ms, fps=args.fps, quiet_s=args.quiet, loaded_s=args.loaded,
