@@ -46,6 +46,7 @@ setup(
             'monitor = edge_infer.nodes.monitor:main',
             'replay = edge_infer.nodes.replay:main',
             'recorder = edge_infer.nodes.recorder:main',
+            'privacy_filter = edge_infer.nodes.privacy_filter:main',
             'shard_relay = edge_infer.nodes.shard_relay:main',
             'supervisor = edge_infer.nodes.supervisor:main',
             'edge_infer = edge_infer.tools.cli:main',

@@ -314,6 +314,17 @@ def test_the_failover_measurement_times_a_kill_and_a_freeze() -> None:
     assert 'frames answered twice: 0' in result.stdout, lines
 
 
+def test_the_resume_measurement_restarts_a_degraded_detector() -> None:
+    result = subprocess.run(
+        [sys.executable, '-m', 'edge_infer', 'faults', 'resume', '--trials', '1',
+         '--fps', '15'], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith('fresh start: at the degraded level') for line in lines), lines
+    assert any(line.startswith('restored: median') and 'over 1 restarts' in line
+               for line in lines), lines
+
+
 def test_supervised_specs_leave_the_tools_alone_and_add_a_standby() -> None:
     specs = supervised(pipeline_nodes(with_monitor=True), standby_model='pose_detection')
     by_name = {spec.name: spec for spec in specs}

@@ -72,6 +72,16 @@ fallback rely on):
     Optional: one line on how the loaded model runs (e.g. the execution
     providers in use and those that were unavailable), for the log line
     that names the serving runtime.
+``loads_from_bytes`` and ``_load_bytes(data, name)``
+    Optional: a backend that can load a model held in memory sets the class
+    attribute ``loads_from_bytes = True`` and implements ``_load_bytes``,
+    which does what ``_load`` does with the model's bytes (``name`` is the
+    model's file name, for messages and suffix checks) and writes nothing
+    of them to disk.  Signed and encrypted models (:mod:`edge_infer.core.
+    model_sealing`) load this way, so that what runs is what was verified
+    and a decrypted model never touches the disk; the fallback skips, with
+    that reason, a backend that loads files only.  Added to contract 1
+    without a version change: a backend that leaves it out is as before.
 
 This base class validates inputs and keeps state.
 
@@ -232,6 +242,8 @@ class Backend(ABC):
     contract_version: ClassVar[int | None] = None
     #: The constructor's options besides ``threads``, as node parameters declare them.
     OPTIONS: ClassVar[tuple[BackendOption, ...]] = ()
+    #: Whether :meth:`load_bytes` works: the backend implements ``_load_bytes``.
+    loads_from_bytes: ClassVar[bool] = False
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
@@ -288,7 +300,7 @@ class Backend(ABC):
 
     @property
     def model_path(self) -> Path | None:
-        """Return the loaded model file, None before :meth:`load`."""
+        """Return the loaded model file (its name, when loaded from bytes); None before."""
         return self._model_path
 
     @property
@@ -308,13 +320,32 @@ class Backend(ABC):
         :raises BackendError: the runtime is not installed, or the file is
             missing or not a model the runtime can parse (the message names it)
         """
-        if self._model_path is not None:
-            raise BackendError(f'{self.name}: a model is already loaded ({self._model_path})')
+        self._check_unloaded()
         path = Path(model_path)
         if not path.is_file():
             raise BackendError(f'{self.name}: model file {path} does not exist')
         self._inputs, self._outputs = self._load(path)
         self._model_path = path
+
+    def load_bytes(self, data: bytes, name: str) -> None:
+        """
+        Load a model held in memory, writing none of it to disk.
+
+        :param data: the model file's content
+        :param name: the model's file name, e.g. ``'nanodet.onnx'``
+        :raises BackendError: the backend loads files only (``loads_from_bytes``
+            is false), or what :meth:`load` raises for a bad model
+        """
+        if not self.loads_from_bytes:
+            raise BackendError(f'{self.name}: loads model files only, not a model held in '
+                               'memory')
+        self._check_unloaded()
+        self._inputs, self._outputs = self._load_bytes(bytes(data), name)
+        self._model_path = Path(name)
+
+    def _check_unloaded(self) -> None:
+        if self._model_path is not None:
+            raise BackendError(f'{self.name}: a model is already loaded ({self._model_path})')
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """
@@ -369,6 +400,12 @@ class Backend(ABC):
     @abstractmethod
     def _load(self, path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         """Load ``path``; return the input and output specs."""
+
+    def _load_bytes(self, data: bytes,
+                    name: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        """Load a model from its bytes; return the input and output specs."""
+        raise NotImplementedError(f'{type(self).__name__} sets loads_from_bytes but has no '
+                                  '_load_bytes')
 
     @abstractmethod
     def _run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

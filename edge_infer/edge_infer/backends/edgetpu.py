@@ -134,29 +134,34 @@ def is_compiled_for_edgetpu(path: Path) -> bool:
         ai-edge-litert (whose schema reads the file) is not installed
     """
     try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise BackendError(f'edgetpu: cannot read model file {path}: {exc}') from exc
+    return _compiled(data, str(path))
+
+
+def _compiled(data: bytes, where: str) -> bool:
+    """Return whether a TFLite model's bytes hold the Edge TPU operator."""
+    try:
         from ai_edge_litert import schema_py_generated as schema
     except ImportError as exc:
         raise BackendError('edgetpu: the runtime is not installed; '
                            'install the pip package ai-edge-litert') from exc
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise BackendError(f'edgetpu: cannot read model file {path}: {exc}') from exc
     if not schema.Model.ModelBufferHasIdentifier(data, 0):
-        raise BackendError(f'edgetpu: {path} is not a TFLite model')
+        raise BackendError(f'edgetpu: {where} is not a TFLite model')
     try:
         model = schema.Model.GetRootAs(data, 0)
         codes = [model.OperatorCodes(index).CustomCode()
                  for index in range(model.OperatorCodesLength())]
     except Exception as exc:
-        raise BackendError(f'edgetpu: {path} is a corrupt TFLite model: {exc!r}') from exc
+        raise BackendError(f'edgetpu: {where} is a corrupt TFLite model: {exc!r}') from exc
     return EDGETPU_CUSTOM_OP.encode() in codes
 
 
-def _float_inputs(path: Path) -> list[str]:
+def _float_inputs(data: bytes) -> list[str]:
     from ai_edge_litert import schema_py_generated as schema
 
-    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    model = schema.Model.GetRootAs(data, 0)
     graph = model.Subgraphs(0)
     names = {value: key for key, value in vars(schema.TensorType).items()
              if not key.startswith('_')}
@@ -234,12 +239,20 @@ class EdgeTpuBackend(LiteRtBackend):
         raise BackendError(f'edgetpu: no Edge TPU at {wanted}; attached: '
                            f'{", ".join(device.name for device in devices)}')
 
-    def _load(self, path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    def _open(self, model: Path | bytes,
+              where: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         # Cheapest and most telling first: the model, then the runtime, then the device.
-        if not is_compiled_for_edgetpu(path):
-            floats = _float_inputs(path)
+        if isinstance(model, bytes):
+            data, name = model, where
+        else:
+            try:
+                data, name = model.read_bytes(), str(model)
+            except OSError as exc:
+                raise BackendError(f'edgetpu: cannot read {where}: {exc}') from exc
+        if not _compiled(data, name):
+            floats = _float_inputs(data)
             raise BackendError(
-                f'edgetpu: {path} is not compiled for the Edge TPU (it has no '
+                f'edgetpu: {name} is not compiled for the Edge TPU (it has no '
                 f'{EDGETPU_CUSTOM_OP}); {_COMPILE_HINT}'
                 + (f'; it takes float input: {", ".join(floats)}' if floats else ''))
         device = self._select()
@@ -253,7 +266,7 @@ class EdgeTpuBackend(LiteRtBackend):
             raise BackendError(f'edgetpu: cannot open the Edge TPU {device.name} '
                                f'({device.path}): {detail}') from exc
         try:
-            specs = super()._load(path)
+            specs = super()._open(model, where)
         except BaseException:
             self._delegate = None
             raise

@@ -26,7 +26,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ['write_fp16_model']
+__all__ = ['fp16_model', 'write_fp16_model']
+
+
+def fp16_model(model: Any) -> Any:
+    """
+    Return an FP16 copy of a loaded ONNX model with float32 inputs and outputs.
+
+    :param model: the ``onnx.ModelProto``; it is left unchanged
+    """
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    converted = convert_float_to_float16(model, keep_io_types=True)
+    _sort_topologically(converted.graph)
+    # A bad conversion fails here rather than in a node at start-up.
+    onnx.checker.check_model(converted)
+    return converted
 
 
 def write_fp16_model(model: Any, target: Path) -> Path:
@@ -37,11 +52,7 @@ def write_fp16_model(model: Any, target: Path) -> Path:
     :returns: ``target``
     """
     import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-    converted = convert_float_to_float16(model, keep_io_types=True)
-    _sort_topologically(converted.graph)
-    # A bad conversion fails here rather than in a node at start-up.
-    onnx.checker.check_model(converted)
+    converted = fp16_model(model)
     target.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(converted, str(target))
     return target

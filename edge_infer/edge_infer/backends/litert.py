@@ -46,6 +46,7 @@ class LiteRtBackend(Backend):
     formats = ('tflite',)
     requires = {'ai_edge_litert': 'ai-edge-litert'}
     contract_version = 1
+    loads_from_bytes = True
 
     def __init__(self, *, threads: int | None = None) -> None:
         """Configure the backend; ``threads`` sets the interpreter's thread count."""
@@ -58,24 +59,35 @@ class LiteRtBackend(Backend):
         """Return the delegates the interpreter runs on; none here, subclasses add theirs."""
         return []
 
-    def _create_interpreter(self, path: Path) -> Any:
-        """Return the interpreter for ``path``, not yet allocated."""
+    def _create_interpreter(self, model: Path | bytes) -> Any:
+        """Return the interpreter of a model file or of its bytes, not yet allocated."""
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:
             raise BackendError(f'{self.name}: the runtime is not installed; '
                                'install the pip package ai-edge-litert') from exc
-        return Interpreter(model_path=str(path), num_threads=self.threads,
+        # The interpreter keeps a reference to model_content: the bytes outlive it.
+        source = ({'model_content': model} if isinstance(model, bytes)
+                  else {'model_path': str(model)})
+        return Interpreter(**source, num_threads=self.threads,
                            experimental_delegates=self._delegates() or None)
 
     def _load(self, path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        return self._open(path, f'model file {path}')
+
+    def _load_bytes(self, data: bytes,
+                    name: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        return self._open(data, f'model {name} (in memory)')
+
+    def _open(self, model: Path | bytes,
+              where: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         try:
-            interpreter = self._create_interpreter(path)
+            interpreter = self._create_interpreter(model)
             interpreter.allocate_tensors()
         except BackendError:
             raise
         except Exception as exc:
-            raise BackendError(f'{self.name}: cannot load model file {path}: {exc}') from exc
+            raise BackendError(f'{self.name}: cannot load {where}: {exc}') from exc
         inputs = []
         for detail in interpreter.get_input_details():
             self._input_index[detail['name']] = detail['index']

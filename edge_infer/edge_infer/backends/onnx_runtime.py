@@ -80,6 +80,7 @@ class OnnxRuntimeBackend(Backend):
     formats = ('onnx',)
     requires = {'onnxruntime': 'onnxruntime'}
     contract_version = 1
+    loads_from_bytes = True
     OPTIONS = (
         BackendOption(
             name='inter_op_threads', kind=int, default=0, minimum=0, maximum=256,
@@ -140,6 +141,15 @@ class OnnxRuntimeBackend(Backend):
         return '; '.join((', '.join(self.providers),) + self._notes)
 
     def _load(self, path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        return self._create_session(str(path), f'model file {path}')
+
+    def _load_bytes(self, data: bytes,
+                    name: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        return self._create_session(data, f'model {name} (in memory)')
+
+    def _create_session(self, model: str | bytes,
+                        where: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        """Create the session of a model file's path or of its bytes."""
         try:
             import onnxruntime
         except ImportError as exc:
@@ -158,9 +168,9 @@ class OnnxRuntimeBackend(Backend):
         chosen, notes = self._choose_providers(onnxruntime)
         try:
             session = onnxruntime.InferenceSession(
-                str(path), sess_options=options, providers=list(chosen))
+                model, sess_options=options, providers=list(chosen))
         except Exception as exc:
-            raise BackendError(f'onnxruntime: cannot load model file {path}: {exc}') from exc
+            raise BackendError(f'onnxruntime: cannot load {where}: {exc}') from exc
         used = session.get_providers()
         notes += tuple(f'{provider} failed to initialise (ONNX Runtime fell back to '
                        f'{used[0]})' for provider in chosen if provider not in used)

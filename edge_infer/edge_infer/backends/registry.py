@@ -406,17 +406,21 @@ def create_backend(name: str, **options: Any) -> Backend:
 
 
 def load_with_fallback(names: str | Sequence[str], model_path: Path, *, model_format: str,
-                       options: Mapping[str, Mapping[str, Any]] | None = None
-                       ) -> LoadedBackend:
+                       options: Mapping[str, Mapping[str, Any]] | None = None,
+                       model_bytes: bytes | None = None) -> LoadedBackend:
     """
     Load a model with the first backend of ``names`` that can serve it.
 
     A candidate is skipped when it fails to import, does not run
-    ``model_format``, its probe says it cannot run here, or its ``load``
-    raises :class:`BackendError`.
+    ``model_format``, its probe says it cannot run here, it cannot load the
+    model from memory when ``model_bytes`` is given, or its load raises
+    :class:`BackendError`.
 
     :param names: ordered candidates, as :func:`parse_backend_list` takes them
     :param options: constructor options per backend name
+    :param model_bytes: the model's content, checked in memory (a signed or
+        decrypted model): backends load it with ``load_bytes``, named
+        ``model_path.name``, and never read ``model_path``
     :raises BackendError: what :func:`check_backend_config` rejects, or no
         candidate serves the model (the message gives every candidate's reason)
     """
@@ -427,12 +431,20 @@ def load_with_fallback(names: str | Sequence[str], model_path: Path, *, model_fo
         if isinstance(cls, str):
             skipped.append((name, cls))
             continue
-        reason = (f'runs {"/".join(cls.formats)} models, not {model_format}'
-                  if model_format not in cls.formats else _probe(cls))
+        if model_format not in cls.formats:
+            reason: str | None = f'runs {"/".join(cls.formats)} models, not {model_format}'
+        elif model_bytes is not None and not cls.loads_from_bytes:
+            reason = ('loads model files only, and this model is held in memory (signed or '
+                      'encrypted models are loaded as verified, never from their file)')
+        else:
+            reason = _probe(cls)
         if reason is None:
             backend = cls(**_given(options.get(name, {})))
             try:
-                backend.load(model_path)
+                if model_bytes is None:
+                    backend.load(model_path)
+                else:
+                    backend.load_bytes(model_bytes, Path(model_path).name)
             except BackendError as error:
                 backend.close()
                 reason = str(error).removeprefix(f'{name}: ')

@@ -23,12 +23,19 @@ refused with a message naming the command that builds it.  Inference uses
 named I/O tensors and ``execute_async_v3`` on a CUDA stream; device buffers and
 pinned host buffers are allocated once at load.
 
+``load_bytes`` takes an ONNX model held in memory (a decrypted one): its cached
+engine is found by the sha256 of those bytes, so an engine built beforehand
+from the plain file serves it.  A missing one is built in memory with
+``build_missing=True`` and not cached (an engine is a compiled copy of the
+model), so it is built again at every start.
+
 Works with TensorRT 10 (desktop GPUs) and TensorRT 8.6 (JetPack 5/6), with
 cuda-python for CUDA.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
@@ -54,6 +61,7 @@ class TensorRtBackend(Backend):
     requires: ClassVar[Mapping[str, str]] = {'tensorrt': 'tensorrt',
                                              'cuda': CUDA_PYTHON_PACKAGE}
     contract_version: ClassVar[int | None] = 1
+    loads_from_bytes: ClassVar[bool] = True
     OPTIONS: ClassVar[tuple[BackendOption, ...]] = (
         BackendOption(name='precision', kind=str, default='fp16', choices=PRECISIONS,
                       description='TensorRT engine precision (the engine cache is keyed by '
@@ -116,6 +124,7 @@ class TensorRtBackend(Backend):
         self._device = device
         self._progress = progress or _LOGGER.warning
         self._engine_path: Path | None = None
+        self._engine_source = ''
         self._gpu = ''
         self._trt: Any = None
         self._runtime: Any = None
@@ -134,17 +143,26 @@ class TensorRtBackend(Backend):
 
     @property
     def engine_path(self) -> Path | None:
-        """Return the engine file serving the model, None before :meth:`load`."""
+        """Return the engine file serving the model; None before a load, or if built in memory."""
         return self._engine_path
 
     def describe(self) -> str:
         """Describe the engine in use: precision, GPU, TensorRT version and file."""
-        if self._engine_path is None:
+        if not self._engine_source:
             return ''
         return (f'TensorRT {self._trt.__version__} {self._precision} engine on {self._gpu} '
-                f'(device {self._device}): {self._engine_path}')
+                f'(device {self._device}): {self._engine_source}')
 
     def _load(self, path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        return self._load_model(path, None)
+
+    def _load_bytes(self, data: bytes,
+                    name: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        return self._load_model(Path(name), data)
+
+    def _load_model(self, path: Path, data: bytes | None
+                    ) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        """Open the engine of an ONNX file, or of its bytes (``path`` is then its name)."""
         if path.suffix.lower() != '.onnx':
             raise BackendError(f'tensorrt: {path} is not an ONNX model (.onnx); the backend '
                                'builds and caches engines from ONNX files')
@@ -153,7 +171,11 @@ class TensorRtBackend(Backend):
             cudart = import_cudart()
             self._gpu, _ = device_facts(cudart, self._device)
             memory = self._memory = CudaMemory(cudart=cudart, device=self._device)
-            return self._open(self._find_or_build(path), memory)
+            if data is None:
+                engine = self._find_or_build(path)
+                return self._open(engine.read_bytes(), str(engine), memory, engine)
+            plan, source = self._find_or_build_in_memory(path, data)
+            return self._open(plan, source, memory, None)
         except (engines.EngineError, CudaError) as exc:
             self._release()
             raise BackendError(f'tensorrt: {exc}') from exc
@@ -178,18 +200,38 @@ class TensorRtBackend(Backend):
         return engines.build_engine(path, precision=self._precision, cache_dir=self._cache_dir,
                                     progress=self._progress)
 
-    def _open(self, engine_path: Path,
-              memory: CudaMemory) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    def _find_or_build_in_memory(self, name: Path, data: bytes) -> tuple[bytes, str]:
+        """Return the engine of a model held in memory, and where it came from."""
+        facts = engines.target_facts(name, precision=self._precision, device=self._device,
+                                     onnx_sha256=hashlib.sha256(data).hexdigest())
+        try:
+            engine = engines.select_engine(name, facts, cache_dir=self._cache_dir)
+        except engines.EngineNotFoundError as exc:
+            if not self._build_missing:
+                raise engines.EngineError(
+                    f'{exc}. The model is held in memory (decrypted or verified): build its '
+                    f'engine from the plain file with '
+                    f'`{engines.prepare_command(str(name), self._precision)}` before sealing '
+                    'it, or set build_missing to build it in memory at every start-up (not '
+                    'cached)') from exc
+            self._progress(f'{exc}; building it in memory, not cached')
+            plan = engines.build_engine_plan(data, name=name.name, precision=self._precision,
+                                             cache_dir=self._cache_dir, progress=self._progress)
+            return plan, f'{name.name}, built in memory (not cached)'
+        return engine.read_bytes(), str(engine)
+
+    def _open(self, plan: bytes, source: str, memory: CudaMemory,
+              engine_path: Path | None) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         trt = self._trt
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self._engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        self._engine = self._runtime.deserialize_cuda_engine(plan)
         if self._engine is None:
             raise BackendError(
-                f'tensorrt: TensorRT {trt.__version__} cannot deserialize {engine_path} '
+                f'tensorrt: TensorRT {trt.__version__} cannot deserialize {source} '
                 '(corrupt, or built by another TensorRT version); delete it and build it again')
         self._context = self._engine.create_execution_context()
         if self._context is None:
-            raise BackendError(f'tensorrt: no execution context for {engine_path} (out of GPU '
+            raise BackendError(f'tensorrt: no execution context for {source} (out of GPU '
                                'memory?)')
         inputs: list[TensorSpec] = []
         outputs: list[TensorSpec] = []
@@ -220,6 +262,7 @@ class TensorRtBackend(Backend):
             self._device_addresses[spec.name] = address
             self._context.set_tensor_address(spec.name, address)
         self._engine_path = engine_path
+        self._engine_source = source
         return tuple(inputs), tuple(outputs)
 
     def _run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -259,6 +302,7 @@ class TensorRtBackend(Backend):
         self._results = {}
         self._device_addresses = {}
         self._engine_path = None
+        self._engine_source = ''
 
 
 def _concrete(spec: TensorSpec) -> tuple[int, ...]:

@@ -51,7 +51,7 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 from edge_infer.backends.cuda_runtime import CudaError, CudaMemory, device_facts, import_cudart
-from edge_infer.backends.fp16_models import write_fp16_model
+from edge_infer.backends.fp16_models import fp16_model, write_fp16_model
 from edge_infer.core.models import sha256_file
 import numpy as np
 
@@ -61,6 +61,7 @@ __all__ = [
     'EngineError',
     'EngineNotFoundError',
     'build_engine',
+    'build_engine_plan',
     'calibration_sha256',
     'engine_cache_key',
     'engine_dir',
@@ -213,12 +214,15 @@ def _current_device(cudart: Any) -> int:
 
 
 def target_facts(onnx_path: Path, *, precision: str, device: int | None = None,
-                 calibration: str | None = None) -> dict[str, str | None]:
+                 calibration: str | None = None,
+                 onnx_sha256: str | None = None) -> dict[str, str | None]:
     """
     Return the engine facts of an ONNX file on this machine (TensorRT version, GPU).
 
     :param device: CUDA device; None for the current one
     :param calibration: :func:`calibration_sha256` of the calibration images, if any
+    :param onnx_sha256: the model's sha256, when it is held in memory rather than
+        read from ``onnx_path``
     :raises EngineError: TensorRT or cuda-python is missing, or there is no CUDA device
     """
     trt = import_tensorrt()
@@ -228,7 +232,7 @@ def target_facts(onnx_path: Path, *, precision: str, device: int | None = None,
             cudart, _current_device(cudart) if device is None else device)
     except CudaError as exc:
         raise EngineError(str(exc)) from exc
-    return engine_facts(onnx_sha256=sha256_file(onnx_path), precision=precision,
+    return engine_facts(onnx_sha256=onnx_sha256 or sha256_file(onnx_path), precision=precision,
                         tensorrt_version=trt.__version__, gpu_name=name,
                         compute_capability=capability, calibration_sha256=calibration)
 
@@ -290,12 +294,16 @@ def select_engine(onnx_path: Path, current: Mapping[str, Any], *,
         f'TensorRT {current["tensorrt_version"]}: {found}')
 
 
-def _onnx_model(onnx_path: Path) -> Any:
+def _onnx_model(source: Path | bytes, name: str = '') -> Any:
+    """Parse an ONNX file, or a model's bytes (``name`` names them in the message)."""
     import onnx
     try:
-        return onnx.load(str(onnx_path), load_external_data=False)
+        if isinstance(source, bytes):
+            return onnx.load_from_string(source)
+        return onnx.load(str(source), load_external_data=False)
     except Exception as exc:  # protobuf raises several types for a file that is not ONNX
-        raise EngineError(f'{onnx_path} is not a valid ONNX model: {exc}') from exc
+        where = name or (source if isinstance(source, Path) else 'the model')
+        raise EngineError(f'{where} is not a valid ONNX model: {exc}') from exc
 
 
 def has_qdq_nodes(onnx_path: Path) -> bool:
@@ -408,7 +416,7 @@ def _entropy_calibrator(trt: Any, images: Sequence[np.ndarray], cache_file: Path
     return EntropyCalibrator()
 
 
-def _parse(trt: Any, builder: Any, logger: Any, onnx_path: Path,
+def _parse(trt: Any, builder: Any, logger: Any, source: Path | bytes, name: str,
            strongly_typed: bool) -> tuple[Any, Any]:
     flags = 0
     major = int(trt.__version__.split('.')[0])
@@ -420,9 +428,11 @@ def _parse(trt: Any, builder: Any, logger: Any, onnx_path: Path,
         flags |= 1 << int(creation.STRONGLY_TYPED)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
+    parsed = (parser.parse(source) if isinstance(source, bytes)
+              else parser.parse_from_file(str(source)))
+    if not parsed:
         errors = '; '.join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise EngineError(f'TensorRT cannot parse {onnx_path}: {errors}')
+        raise EngineError(f'TensorRT cannot parse {name}: {errors}')
     return network, parser
 
 
@@ -458,7 +468,7 @@ def _check_calibration(trt: Any, network: Any, images: Sequence[np.ndarray]) -> 
                 f'{tensor.name!r} takes {shape} {dtype} (pass preprocessed model inputs)')
 
 
-def _qdq_problem(onnx_path: Path, graph: Any) -> str | None:
+def _qdq_problem(name: str, graph: Any) -> str | None:
     # TensorRT's explicit quantization takes signed, symmetric INT8 only;
     # ONNX Runtime's CPU default (uint8 activations) fails deep in the parser.
     from onnx import numpy_helper
@@ -474,7 +484,7 @@ def _qdq_problem(onnx_path: Path, graph: Any) -> str | None:
             continue
         values = numpy_helper.to_array(zero_point)
         if values.dtype != np.int8 or values.any():
-            return (f'{onnx_path.name} quantizes {node.input[0]!r} to {values.dtype} with '
+            return (f'{name} quantizes {node.input[0]!r} to {values.dtype} with '
                     f'zero point {values.reshape(-1)[:1].tolist()}; TensorRT takes signed '
                     'symmetric INT8 QDQ only (ONNX Runtime: activation_type=QInt8 with '
                     "extra_options={'ActivationSymmetric': True}), or build the float model "
@@ -529,7 +539,7 @@ def build_engine(onnx_path: Path, *, precision: str = 'fp16',
     explicit_int8 = graph is not None and _has_qdq(graph)
     calibrate = precision == 'int8' and not explicit_int8
     if explicit_int8:
-        problem = _qdq_problem(onnx_path, graph)
+        problem = _qdq_problem(onnx_path.name, graph)
         if problem is not None:
             raise EngineError(problem)
     if calibrate and not calibration_images:
@@ -565,11 +575,12 @@ def build_engine(onnx_path: Path, *, precision: str = 'fp16',
             report('converting the model to FP16 (strongly typed TensorRT)')
             source = write_fp16_model(_onnx_model(onnx_path),
                                       Path(scratch) / f'{onnx_path.stem}.fp16.onnx')
-        plan = _build_plan(trt, source, precision=precision, calibrate=calibrate,
+        plan = _build_plan(trt, source, name=source.name, precision=precision,
                            calibration_images=calibration_images or (),
+                           calibration_cache=(Path(scratch) / 'calibration.cache'
+                                              if calibrate else None),
                            weakly_typed=weakly_typed, directory=directory,
-                           facts=facts, workspace_mb=workspace_mb, report=report,
-                           scratch=Path(scratch))
+                           facts=facts, workspace_mb=workspace_mb, report=report)
     partial = engine.with_name(f'.{engine.name}.partial')
     partial.write_bytes(plan)
     os.replace(partial, engine)
@@ -580,14 +591,65 @@ def build_engine(onnx_path: Path, *, precision: str = 'fp16',
     return engine
 
 
-def _build_plan(trt: Any, onnx_path: Path, *, precision: str, calibrate: bool,
-                calibration_images: Sequence[np.ndarray], weakly_typed: bool,
-                directory: Path, facts: Mapping[str, Any], workspace_mb: int,
-                report: _Reporter, scratch: Path) -> bytes:
+def build_engine_plan(onnx: bytes, *, name: str, precision: str = 'fp16',
+                      cache_dir: Path | None = None, workspace_mb: int = 1024,
+                      progress: Callable[[str], None] | None = None) -> bytes:
+    """
+    Build a TensorRT engine of an ONNX model held in memory, without caching it.
+
+    For models that must not reach the disk in plain (a decrypted model): the
+    engine, a compiled copy of the model, is returned rather than cached, so
+    it is built again at every load.  Only the builder's timing cache (kernel
+    timings, no weights) is kept in the cache directory, as by
+    :func:`build_engine`.
+
+    :param name: the model's file name, for messages
+    :param precision: 'fp32', 'fp16' or 'int8'; INT8 takes a model with QDQ
+        nodes, since there are no calibration images here
+    :returns: the serialized engine
+    :raises EngineError: as :func:`build_engine`, and for INT8 of a model without QDQ nodes
+    """
+    _check_precision(precision)
+    if workspace_mb < 1:
+        raise EngineError(f'workspace_mb must be at least 1, got {workspace_mb}')
+    report = _Reporter(progress or _LOGGER.info)
+    model = _onnx_model(onnx, name)
+    if precision == 'int8':
+        if not _has_qdq(model.graph):
+            raise EngineError(f'INT8 of {name}, held in memory, needs a model quantized with '
+                              'QDQ nodes (there are no calibration images at load)')
+        problem = _qdq_problem(name, model.graph)
+        if problem is not None:
+            raise EngineError(problem)
+    trt = import_tensorrt()
+    weakly_typed = hasattr(trt.BuilderFlag, 'FP16')
+    facts = target_facts(Path(name), precision=precision,
+                         onnx_sha256=hashlib.sha256(onnx).hexdigest())
+    directory = engine_dir(cache_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    report(f'building a {precision} engine of {name} in memory (not cached) on '
+           f'{facts["gpu_name"]} with TensorRT {facts["tensorrt_version"]}')
+    source = onnx
+    if precision == 'fp16' and not weakly_typed:
+        report('converting the model to FP16 in memory (strongly typed TensorRT)')
+        source = fp16_model(model).SerializeToString()
+    plan = _build_plan(trt, source, name=name, precision=precision, calibration_images=(),
+                       calibration_cache=None, weakly_typed=weakly_typed, directory=directory,
+                       facts=facts, workspace_mb=workspace_mb, report=report)
+    report(f'built an engine of {name} in memory ({len(plan) / 1e6:.1f} MB)')
+    return plan
+
+
+def _build_plan(trt: Any, source: Path | bytes, *, name: str, precision: str,
+                calibration_images: Sequence[np.ndarray], calibration_cache: Path | None,
+                weakly_typed: bool, directory: Path, facts: Mapping[str, Any],
+                workspace_mb: int, report: _Reporter) -> bytes:
+    """Build the engine; it calibrates INT8 when given where to keep the calibration cache."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    report(f'parsing {onnx_path.name}')
-    network, _parser = _parse(trt, builder, logger, onnx_path, strongly_typed=not weakly_typed)
+    report(f'parsing {name}')
+    network, _parser = _parse(trt, builder, logger, source, name,
+                              strongly_typed=not weakly_typed)
     report(f'parsed: {network.num_layers} layers, {network.num_inputs} inputs, '
            f'{network.num_outputs} outputs')
     config = builder.create_builder_config()
@@ -600,10 +662,9 @@ def _build_plan(trt: Any, onnx_path: Path, *, precision: str, calibrate: bool,
     if profile is not None:
         config.add_optimization_profile(profile)
     calibrator = None
-    if calibrate:
+    if calibration_cache is not None:
         _check_calibration(trt, network, calibration_images)
-        calibrator = _entropy_calibrator(trt, calibration_images, scratch / 'calibration.cache',
-                                         report)
+        calibrator = _entropy_calibrator(trt, calibration_images, calibration_cache, report)
         config.int8_calibrator = calibrator
         if profile is not None:
             config.set_calibration_profile(profile)
@@ -624,7 +685,7 @@ def _build_plan(trt: Any, onnx_path: Path, *, precision: str, calibrate: bool,
         if calibrator is not None:
             calibrator.memory.release()
     if plan is None:
-        raise EngineError(f'TensorRT could not build an engine of {onnx_path} (its log above '
+        raise EngineError(f'TensorRT could not build an engine of {name} (its log above '
                           'says why)')
     timing_file.write_bytes(bytes(memoryview(config.get_timing_cache().serialize())))
     return bytes(memoryview(plan))

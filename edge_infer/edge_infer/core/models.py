@@ -35,6 +35,7 @@ __all__ = [
     'ModelFileError',
     'ModelHashError',
     'ModelNotFoundError',
+    'check_sha256',
     'locate_model',
     'model_dir',
     'model_path',
@@ -105,13 +106,22 @@ def locate_model(card: ModelCard) -> Path:
         raise ModelNotFoundError(
             f'model file {path} of card {card.name!r} does not exist{hint}')
     if card.sha256 is not None:
-        actual = sha256_file(path)
-        if actual != card.sha256:
-            raise ModelHashError(
-                f'model file {path} of card {card.name!r} is corrupt or a different model: '
-                f'sha256 {actual}, the card pins {card.sha256}'
-                + (f'; delete it and run `{FETCH_COMMAND}`' if hint else ''))
+        check_sha256(card, sha256_file(path), path)
     return path
+
+
+def check_sha256(card: ModelCard, actual: str, path: Path) -> None:
+    """
+    Check a model's sha256, of its file or of its bytes in memory, against the card's pin.
+
+    :param path: the file the model came from, for the message
+    :raises ModelHashError: the card pins another sha256
+    """
+    if card.sha256 is not None and actual != card.sha256:
+        raise ModelHashError(
+            f'model file {path} of card {card.name!r} is corrupt or a different model: '
+            f'sha256 {actual}, the card pins {card.sha256}'
+            + (f'; delete it and run `{FETCH_COMMAND}`' if card.source is not None else ''))
 
 
 def model_status(card: ModelCard, directory: Path | None = None) -> str:

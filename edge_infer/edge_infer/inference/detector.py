@@ -35,7 +35,7 @@ from edge_infer.backends.registry import (
 from edge_infer.core.cards import ModelCard
 from edge_infer.core.decoders import create_decoder, Decoder, DecoderError
 from edge_infer.core.detections import Detection
-from edge_infer.core.models import locate_model, sha256_file
+from edge_infer.core.model_sealing import ModelKeys, open_model
 from edge_infer.core.nms import non_max_suppression
 from edge_infer.core.preprocess import Geometry, Preprocessor
 import numpy as np
@@ -100,7 +100,8 @@ class Detector:
 
     def __init__(self, *, card: ModelCard, backend: str | Sequence[str] | None = None,
                  threads: int | None = None,
-                 backend_options: BackendOptions | None = None) -> None:
+                 backend_options: BackendOptions | None = None,
+                 model_keys: ModelKeys | None = None) -> None:
         """
         Load the card's model on the first backend of ``backend`` that serves it.
 
@@ -115,20 +116,26 @@ class Detector:
         :param backend_options: constructor options per backend name, e.g.
             ``{'onnxruntime': {'providers': ['CUDAExecutionProvider']}}``; they
             override ``threads``; options of backends not tried are unused
-        :raises ModelFileError: the model file is missing or fails its sha256
+        :param model_keys: whether the model must be signed, and the keys that
+            verify and decrypt it (:mod:`edge_infer.core.model_sealing`); a
+            checked model is handed to the backends in memory
+        :raises ModelFileError: the model file is missing or fails its sha256; a
+            :class:`~edge_infer.core.model_sealing.ModelSealError` when it is
+            unsigned, tampered with or does not decrypt
         :raises BackendError: an unknown backend or option, a bad option value,
             or no backend serves the model (the message gives each one's reason)
         :raises DetectorError: the model's input or outputs do not fit the card
         """
         self._card = card
         names = resolve_backends(card, backend, backend_options)
-        path = locate_model(card)
-        self._model_sha256 = card.sha256 or sha256_file(path)
+        model = open_model(card, model_keys)
+        self._model_sha256 = model.sha256
+        self._model_check = model.describe()
         common = {} if threads is None else {'threads': threads}
         loaded = load_with_fallback(
-            names, path, model_format=card.model_format,
+            names, model.path, model_format=card.model_format,
             options={name: {**common, **(backend_options or {}).get(name, {})}
-                     for name in names})
+                     for name in names}, model_bytes=model.data)
         self._backend: Backend = loaded.backend
         self._skipped = loaded.skipped
         try:
@@ -172,9 +179,14 @@ class Detector:
 
         For example ``'face' on onnxruntime [CPUExecutionProvider] (tensorrt: not
         installed: pip install tensorrt)``; the brackets hold the backend's own
-        description, if any.
+        description, if any.  A signed or encrypted model says how it was checked
+        after its name: ``'face' (signature of key 1a2b... verified, decrypted in
+        memory) on onnxruntime``.
         """
-        line = f"'{self._card.name}' on {self._backend.name}"
+        line = f"'{self._card.name}'"
+        if self._model_check:
+            line += f' ({self._model_check})'
+        line += f' on {self._backend.name}'
         details = self._backend.describe()
         if details:
             line += f' [{details}]'

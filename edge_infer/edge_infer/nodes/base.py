@@ -46,6 +46,8 @@ from edge_infer.core.memory import keep_frame_buffers_mapped
 from edge_infer.core.params import ParameterError, ParameterSpec, validate_all
 from edge_infer.core.qos import qos_spec, QosSpec
 from edge_infer.core.stats import DIAGNOSTICS_HARDWARE_ID, FrameCounters
+from edge_infer.transport.authentication import (
+    link_authenticator, LinkAuthenticator, LinkKeyError, SCHEME)
 from edge_infer.transport.ticker import Ticker
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
@@ -89,6 +91,11 @@ AUTOSTART_PARAMETER = ParameterSpec(
     name='autostart', default=True,
     description='Configure and activate at start-up; false leaves the node unconfigured '
                 'for a supervisor to bring up through the lifecycle services.')
+LINK_KEY_PARAMETER = ParameterSpec(
+    name='link_key_file', default='',
+    description='A file (mode 0600) holding the fleet key, 32 bytes or more: frames sent '
+                'carry its HMAC-SHA256 tag, frames received without a right one are '
+                'refused. Empty: $EDGE_INFER_LINK_KEY_FILE, else no authentication.')
 #: The topic (under the node's name) whose liveliness tells a supervisor it is alive.
 ALIVE_TOPIC = '~/alive'
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -138,7 +145,7 @@ class EdgeInferNode(LifecycleNode):
         """
         Declare the parameters and start reporting; the node builds when configured.
 
-        :param parameters: the node's own; ``autostart`` is added to them.
+        :param parameters: the node's own; ``autostart`` and ``link_key_file`` are added.
         """
         # Before anything that can fail: rclpy may destroy a node whose constructor failed.
         self._start_callbacks: list[Callable[[], None]] = []
@@ -151,12 +158,14 @@ class EdgeInferNode(LifecycleNode):
         self.startup_error: str | None = None
         self.lifecycle_state = 'unconfigured'
         self.deactivating = False
+        # Read on configure, before build() creates the frame inputs and outputs.
+        self.link_authenticator: LinkAuthenticator | None = None
         super().__init__(node_name)
         self.counters = FrameCounters()
         self._diagnostic_extras: dict[str, Callable[[], Any]] = {}
         self._health = (DiagnosticStatus.OK, 'unconfigured')
         self._drop_logged: dict[str, float] = {}
-        self._specs = (AUTOSTART_PARAMETER, *parameters)
+        self._specs = (AUTOSTART_PARAMETER, LINK_KEY_PARAMETER, *parameters)
         # Declared now, so that `ros2 param` shows them before the node is configured;
         # checked on configure, so that a bad value is a failed transition with a reason.
         self._values = self._declare(self._specs)
@@ -169,6 +178,7 @@ class EdgeInferNode(LifecycleNode):
         self.ticker = Ticker(name=f'{node_name}_ticker', on_error=self._task_failed)
         self.ticker.every(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self._ticker_mark = self.ticker.mark()
+        self.report('link_authentication', lambda: SCHEME if self.link_authenticator else 'off')
 
     def _task_failed(self, task: str, error: Exception) -> None:
         self.get_logger().error(f'{task} failed: {error!r}', throttle_duration_sec=10.0)
@@ -214,6 +224,7 @@ class EdgeInferNode(LifecycleNode):
         self._built = set()
         try:
             self.params = validate_all(self._specs, self._values)
+            self.link_authenticator = _read_link_key(self.params['link_key_file'])
             self.build()
         except (ParameterError, ParameterException, StartupError) as error:
             self.startup_error = str(error)
@@ -461,6 +472,13 @@ def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
 
 class StartupError(RuntimeError):
     """A node cannot start: a missing model, an unopenable camera, a bad card."""
+
+
+def _read_link_key(key_file: str) -> LinkAuthenticator | None:
+    try:
+        return link_authenticator(key_file)
+    except LinkKeyError as error:
+        raise StartupError(f"parameter 'link_key_file': {error}") from error
 
 
 def run(node_factory: Callable[[], Node | Sequence[Node]],

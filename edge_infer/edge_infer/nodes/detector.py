@@ -43,6 +43,8 @@ from edge_infer.core.degradation import DegradationPolicy
 from edge_infer.core.frames import always_intact, ImageFrame, TensorFrame
 from edge_infer.core.image import ImageFormatError, to_color
 from edge_infer.core.latency import Stage
+from edge_infer.core.model_sealing import (
+    DECRYPT_KEY_ENV, KeyFileError, ModelKeys, VERIFY_KEY_ENV)
 from edge_infer.core.models import ModelFileError
 from edge_infer.core.params import ParameterSpec, ParameterValue
 from edge_infer.core.preprocess import Geometry
@@ -93,6 +95,17 @@ NODE_PARAMETERS = (
                               'with hysteresis. 0: never.'),
     ParameterSpec(name='budget_window', default=30, minimum=5, maximum=100000,
                   description='Frames per p95 window, and at least between two switches.'),
+    ParameterSpec(name='require_signed_models', default=False,
+                  description='Load only models whose signature (<model>.sig, over the '
+                              'model and its card) verifies with model_verify_key; an '
+                              'unsigned or altered one is refused like a missing model.'),
+    ParameterSpec(name='model_verify_key', default='',
+                  description='Ed25519 public key file (PEM) that verifies model '
+                              f'signatures; empty: the file ${VERIFY_KEY_ENV} names.'),
+    ParameterSpec(name='model_decrypt_key', default='',
+                  description='AES-256 key file (base64) that decrypts an encrypted model '
+                              f'(<model>.enc) in memory; empty: the file ${DECRYPT_KEY_ENV} '
+                              'names.'),
     ParameterSpec(name='state_dir', default='',
                   description='Where run-time choices (the degradation level) are kept '
                               "across restarts; '': $EDGE_INFER_STATE_DIR, else "
@@ -172,6 +185,12 @@ class DetectorNode(EdgeInferNode):
             raise StartupError(f"detector: parameter 'model': {error}") from error
         self._backend_options = options_from_parameters(p)
         self._backend_names = self._check_backend_parameters(card)
+        try:
+            self._model_keys = ModelKeys.load(require_signed=p['require_signed_models'],
+                                              verify_key=p['model_verify_key'],
+                                              decrypt_key=p['model_decrypt_key'])
+        except KeyFileError as error:
+            raise StartupError(f'detector: {error}') from error
         card = self._apply_threshold_overrides(card)
         self._card = card
         self.detections = FrameOutput(self, kind=DETECTIONS, topic='detections',
@@ -242,7 +261,7 @@ class DetectorNode(EdgeInferNode):
             with _backend_logs_to(self.get_logger(), self._backend_names):
                 self._detector = Detector(
                     card=card, backend=p['backend'], threads=p['threads'] or None,
-                    backend_options=self._backend_options)
+                    backend_options=self._backend_options, model_keys=self._model_keys)
         except (ModelFileError, BackendError) as error:
             message = f"model '{card.name}' unavailable: {error}"
             self.set_health(ok=False, message=message)
@@ -288,7 +307,7 @@ class DetectorNode(EdgeInferNode):
         levels, skipped = degradation_levels(
             main, same_input=p['input'] == 'tensor', load=lambda card: Detector(
                 card=card, backend=p['backend'], threads=p['threads'] or None,
-                backend_options=self._backend_options))
+                backend_options=self._backend_options, model_keys=self._model_keys))
         for line in skipped:
             self.get_logger().warning(f'degradation: {line}')
         self._checkpoint = self._open_checkpoint()

@@ -15,8 +15,9 @@
 """
 Monitor node: prints detections, measures latency, writes annotated frames.
 
-Takes ``detections`` (and ``image_raw`` to draw on, through shared memory where the
-camera is on this host). For every detection message it takes the time of arrival and
+Takes ``detections`` (and ``image_raw``, or the topic ``image_topic`` names, to draw on,
+through shared memory where the camera is on this host; ``require_anonymized`` refuses
+any but the privacy filter's ``.../anonymized`` images). For every detection message it takes the time of arrival and
 splits the latency since capture into the stages and hops of the message's trace. It
 keeps a JSON summary up to date in ``output_dir``
 (``summary.json``), with the frame counts of every node (read from ``/diagnostics``),
@@ -45,7 +46,7 @@ from edge_infer.core.latency import breakdown, Stage, summarise
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.stats import FrameCounters
 from edge_infer.data.annotate import annotate, fit
-from edge_infer.nodes.base import EdgeInferNode, main_for
+from edge_infer.nodes.base import EdgeInferNode, main_for, StartupError
 from edge_infer.nodes.conversions import detections_from_msg, node_counters
 from edge_infer.transport.input import FrameInput
 from edge_infer.transport.kinds import DETECTIONS, IMAGES
@@ -57,7 +58,13 @@ PARAMETERS = (
     ParameterSpec(name='output_dir', default='',
                   description='Folder for summary.json and annotated frames; empty: none.'),
     ParameterSpec(name='annotate', default=True,
-                  description='Subscribe image_raw and draw the detections on it.'),
+                  description='Subscribe image_topic and draw the detections on it.'),
+    ParameterSpec(name='image_topic', default='image_raw',
+                  description="Images to draw on and save: 'image_raw/anonymized' for the "
+                              "privacy filter's."),
+    ParameterSpec(name='require_anonymized', default=False,
+                  description="Refuse to start with an image_topic that does not end in "
+                              "'/anonymized', so that no raw frame is saved."),
     ParameterSpec(name='save_frames', default=10, minimum=0, maximum=100000,
                   description='How many annotated frames to save as JPEG.'),
     ParameterSpec(name='print_period', default=0.5, minimum=0.0, maximum=3600.0,
@@ -85,6 +92,11 @@ class MonitorNode(EdgeInferNode):
     def build(self) -> None:
         """Create the output folder and subscribe."""
         p = self.params
+        if (p['annotate'] and p['require_anonymized']
+                and not p['image_topic'].rstrip('/').endswith('/anonymized')):
+            raise StartupError(f"monitor: parameter 'image_topic': '{p['image_topic']}' is not "
+                               "an anonymized image topic (require_anonymized is set): use "
+                               "'image_raw/anonymized', or annotate: false")
         self._output = Path(p['output_dir']) if p['output_dir'] else None
         self._dirty = False
         if self._output is not None:
@@ -105,7 +117,7 @@ class MonitorNode(EdgeInferNode):
             # Images are what it draws on, not what it counts: they have counters of
             # their own, reported as 'images.*'.
             self.image_counters = FrameCounters()
-            FrameInput(self, kind=IMAGES, topic='image_raw', profile='images',
+            FrameInput(self, kind=IMAGES, topic=p['image_topic'], profile='images',
                        handle=self._on_image, label='images', counters=self.image_counters)
             for key in ('received', 'processed', 'dropped_total'):
                 self.report(f'images.{key}', partial(getattr, self.image_counters, key))

@@ -46,7 +46,15 @@ PARAMETERS = (
     ParameterSpec(name='distro', default='', choices=('',) + tuple(DISTROS),
                   description='Whose message definitions the bag records; empty: the '
                               'running distro.'),
+    ParameterSpec(name='require_anonymized', default=False,
+                  description="Record images only from topics ending in '/anonymized' (the "
+                              "privacy filter's): refuse others at start, and any topic "
+                              'found to carry images.'),
 )
+
+# Message types that carry camera pixels.
+IMAGE_TYPES = frozenset({'sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage',
+                         'edge_infer_msgs/msg/NumberedImage'})
 
 DISCOVERY_PERIOD_S = 0.2
 # Deep enough that a burst is not lost while the bag is written.
@@ -65,6 +73,13 @@ class RecorderNode(EdgeInferNode):
     def build(self) -> None:
         """Open the bag and start looking for the topics to record."""
         p = self.params
+        if p['require_anonymized']:
+            raw = [topic for topic in p['topics']
+                   if 'image' in topic and not _anonymized(topic)]
+            if raw:
+                raise StartupError(
+                    f"recorder: parameter 'topics': {', '.join(raw)} may carry raw images "
+                    "(require_anonymized is set): record '.../anonymized' image topics only")
         output = p['output'] or time.strftime('rosbag2_%Y_%m_%d-%H_%M_%S')
         try:
             self._writer = BagWriter(output, storage=p['storage'],
@@ -92,6 +107,12 @@ class RecorderNode(EdgeInferNode):
 
     def _subscribe(self, topic: str, publishers: list[TopicEndpointInfo]) -> None:
         msgtype = publishers[0].topic_type
+        if (self.params['require_anonymized'] and msgtype in IMAGE_TYPES
+                and not _anonymized(topic)):
+            self.get_logger().error(
+                f"recorder: not recording '{topic}': it carries {msgtype}, not anonymized "
+                '(require_anonymized is set)')
+            return
         msg_class = message_class(msgtype)
         if msg_class is None:
             self.get_logger().error(
@@ -143,6 +164,10 @@ class RecorderNode(EdgeInferNode):
                 + (', '.join(f'{t} {n}' for t, n in sorted(self._written.items())) or 'none')
                 + ')')
             self._writer = None
+
+
+def _anonymized(topic: str) -> bool:
+    return topic.rstrip('/').endswith('/anonymized')
 
 
 def _qos_spec(profile: QoSProfile) -> QosSpec:

@@ -42,7 +42,9 @@ from edge_infer.backends.base import BackendError
 from edge_infer.core.cards import CardError, load_card, ModelCard
 from edge_infer.core.frames import TensorFrame
 from edge_infer.core.latency import Stage
-from edge_infer.core.models import locate_model, ModelFileError, sha256_file
+from edge_infer.core.model_sealing import (
+    encrypted_path, KeyFileError, ModelKeys, open_model, VERIFY_KEY_ENV)
+from edge_infer.core.models import model_path, ModelFileError
 from edge_infer.core.params import ParameterSpec
 from edge_infer.core.preprocess import Geometry
 from edge_infer.inference.detector import Detector, DetectorError
@@ -102,6 +104,12 @@ PARAMETERS = (
                   description="When the downstream shard stops answering: 'rest' runs the "
                               "remaining shards here, 'whole' (shard 0) the whole model, "
                               "'none' nothing; 'layout': the layout's, else 'rest'."),
+    ParameterSpec(name='require_signed_models', default=False,
+                  description='Split only a model whose signature verifies (as the '
+                              "detector's parameter of that name); needs a 'layout'."),
+    ParameterSpec(name='model_verify_key', default='',
+                  description='Ed25519 public key file (PEM) that verifies model '
+                              f'signatures; empty: the file ${VERIFY_KEY_ENV} names.'),
     SHARED_MEMORY_PARAMETER,
 )
 
@@ -132,7 +140,8 @@ class ShardRelayNode(EdgeInferNode):
         p = self.params
         layout = self._layout()
         card = self._card(layout)
-        files = self._shard_files(layout, card)
+        keys = self._model_keys()
+        files = self._shard_files(layout, card, keys)
         index = p['shard']
         if index >= len(files):
             raise StartupError(f"shard_relay: parameter 'shard': {index} is not below the "
@@ -158,8 +167,8 @@ class ShardRelayNode(EdgeInferNode):
         try:
             runners = [ShardRunner(path=path, backends=backends, threads=threads,
                                    on_failure=self._log_backend_failure) for path in needed]
-            self._detector = (Detector(card=card) if self._last or self._fallback != 'none'
-                              else None)
+            self._detector = (Detector(card=card, model_keys=keys)
+                              if self._last or self._fallback != 'none' else None)
         except (BackendError, ModelFileError, DetectorError) as error:
             raise StartupError(f'shard_relay: shard {index}: {error}') from error
         self._runners = runners
@@ -257,12 +266,31 @@ class ShardRelayNode(EdgeInferNode):
                 'model; shards are cut from ONNX models')
         return card
 
-    def _shard_files(self, layout: Layout | None, card: ModelCard) -> list:
+    def _model_keys(self) -> ModelKeys:
+        p = self.params
+        try:
+            keys = ModelKeys.load(require_signed=p['require_signed_models'],
+                                  verify_key=p['model_verify_key'])
+        except KeyFileError as error:
+            raise StartupError(f'shard_relay: {error}') from error
+        if keys.require_signed and p['shard_files']:
+            raise StartupError("shard_relay: parameter 'require_signed_models': the files of "
+                               "'shard_files' carry no signature; give a 'layout', whose "
+                               'model is verified before it is split')
+        return keys
+
+    def _shard_files(self, layout: Layout | None, card: ModelCard, keys: ModelKeys) -> list:
         if layout is None:
             return list(self.params['shard_files'])
+        sealed = encrypted_path(model_path(card))
+        if sealed.is_file():
+            # Shards are files: splitting would write the decrypted model to disk.
+            raise StartupError(f"shard_relay: model '{card.name}' is encrypted ({sealed}); "
+                               'shards are cut into plain files, so a sharded deployment '
+                               'takes a plain model (signed, with require_signed_models)')
         try:
-            path = locate_model(card)
-            return cached_shards(model_path=path, model_sha256=card.sha256 or sha256_file(path),
+            model = open_model(card, keys)
+            return cached_shards(model_path=model.path, model_sha256=model.sha256,
                                  cuts=layout.cuts)
         except (ModelFileError, SplitError, OSError) as error:
             raise StartupError(f"shard_relay: cannot split '{card.name}' at the layout's "

@@ -23,39 +23,21 @@ The ``edge_infer`` command line: one entry point for the tools around the nodes.
   python -m edge_infer faults ACTION   time failover to a hot standby, and degradation
   python -m edge_infer models fetch    provision the bundled models (pinned sha256)
   python -m edge_infer models list     show bundled model cards and their files
+  python -m edge_infer models ACTION   keygen, sign, encrypt, verify model files
   python -m edge_infer backends        list inference backends and whether they run here
   python -m edge_infer shard ACTION    cut points, split, verify, plan a sharded layout
   python -m edge_infer prepare ACTION  FP16/INT8 models, YOLO cards, conversion, engines
+  python -m edge_infer privacy         faces the privacy filter hides on the randomised set
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-import sys
 from typing import Sequence
 
-from edge_infer.core.cards import bundled_card_names, load_card
-from edge_infer.core.models import model_dir, model_status, ModelFileError
-from edge_infer.preparation.bundled import fetch_bundled_models
 from edge_infer.tools import (
-    backend_list, benchmark, demo, evaluate, faults, fuzz, prepare, shard, soak)
-
-
-def _models(args: argparse.Namespace) -> int:
-    directory = args.dir if args.dir is not None else model_dir()
-    try:
-        if args.action == 'fetch':
-            paths = fetch_bundled_models(dest=directory)
-            print(f'{len(paths)} model file(s) ready in {directory}')
-            return 0
-        for name in bundled_card_names():
-            card = load_card(name)
-            print(f'{name}\t{card.model_format}\t{model_status(card, directory)}')
-        return 0
-    except (ModelFileError, OSError) as error:
-        print(f'edge_infer models: {error}', file=sys.stderr)
-        return 1
+    backend_list, benchmark, demo, evaluate, faults, fuzz, models, prepare, privacy, shard,
+    soak)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,16 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
             ('shard', shard, 'cut a network into shards, check them, plan where they run'),
             ('soak', soak, 'nodes for 30 min at 30 fps: memory slope per process, counters'),
             ('fuzz', fuzz, 'seeded malformed messages into every node input: counts, NaN'),
-            ('faults', faults, 'time failover to a hot standby, and graceful degradation')):
+            ('faults', faults, 'time failover to a hot standby, and graceful degradation'),
+            ('models', models, 'provision, list, sign, encrypt and verify model files'),
+            ('privacy', privacy, 'faces the privacy filter hides on the randomised set')):
         command = commands.add_parser(name, help=help_text)
         module.add_arguments(command)
         command.set_defaults(handler=module.run)
-    models = commands.add_parser('models', help='provision and list model files')
-    models.add_argument('action', choices=('fetch', 'list'))
-    models.add_argument('--dir', type=Path, default=None,
-                        help='model folder (default: $EDGE_INFER_MODEL_DIR or '
-                             '~/.cache/edge_infer/models)')
-    models.set_defaults(handler=_models)
     return parser
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any, Callable, Protocol
 
 from edge_infer.core.stats import FrameCounters
+from edge_infer.transport.authentication import LinkAuthenticator
 from edge_infer.transport.ticker import Ticker
 
 __all__ = ['TransportNode', 'publisher_nodes', 'subscriber_nodes']
@@ -30,11 +31,13 @@ class TransportNode(Protocol):
 
     Inputs and outputs create their topics through it, with its named QoS profiles,
     count frames in its counters, report on its /diagnostics, schedule checks on its
-    ticker, and start and stop with it.
+    ticker, and start and stop with it. With a fleet key (``link_authenticator``),
+    outputs tag every frame and inputs take only frames tagged with it.
     """
 
     counters: FrameCounters
     ticker: Ticker
+    link_authenticator: LinkAuthenticator | None
 
     def get_logger(self) -> Any:
         """Return the node's logger."""

@@ -23,11 +23,12 @@ import time
 from typing import Any, Callable, Generic, NamedTuple, TypeVar
 
 from edge_infer.core.stats import FrameCounters
+from edge_infer.transport.authentication import REPLAYED, ReplayWindow, UNAUTHENTICATED
 from edge_infer.transport.binary import DescriptionError
 from edge_infer.transport.frame_queue import FrameQueue
 from edge_infer.transport.graph import publisher_nodes, TransportNode
 from edge_infer.transport.kinds import FrameKind
-from edge_infer.transport.link import LinkClient, LinkError, RingHandOver
+from edge_infer.transport.link import LinkClient, LinkError, RingHandOver, TaggedFrame
 from edge_infer.transport.ring import (
     FrameOverwritten, host_identity, RingError, RingReader, RingSlot, shared_memory_available)
 from edge_infer.transport.sequence import ImplausibleSequence, SequenceTracker
@@ -92,6 +93,12 @@ class FrameInput(Generic[FrameT]):
     waiting when newer ones came, are counted ``superseded``. Each frame is counted
     received once, however many ways it came; the gaps in each publisher's numbering
     are counted ``not_received``.
+
+    With its node's fleet key (:mod:`.authentication`) it takes, from other processes,
+    numbered frames only, and of those only the ones whose tag is right (else counted
+    ``unauthenticated``) and whose number it has not taken yet from that publisher the
+    same way (else ``replayed``); both are refused before they are queued or counted
+    against a publisher's numbers, so that forged frames push out no real ones.
     """
 
     def __init__(self, node: TransportNode, *, kind: FrameKind[FrameT], topic: str,
@@ -130,6 +137,9 @@ class FrameInput(Generic[FrameT]):
         self._deadline = deadline
         self._on_deadline = on_deadline
         self._counters = node.counters if counters is None else counters
+        self._authenticator = node.link_authenticator
+        # One window for each way frames come: a frame may come both ways, once each.
+        self._replay = {DDS: ReplayWindow(), SHARED_MEMORY: ReplayWindow()}
         # Only a kind with a shared-memory codec links up with publishers.
         self._host = (host_identity() if shared_memory and kind.shared_memory is not None
                       and shared_memory_available() else '')
@@ -184,7 +194,8 @@ class FrameInput(Generic[FrameT]):
             self.standard_topic = self._node.resolve_topic_name(self._topic)
             self.numbered_topic = self.standard_topic + self._kind.numbered_suffix
             self._subscribe(numbered=True)
-            if self._kind.standard is not None:
+            # With a key, the standard message (which has no tag) is never taken.
+            if self._kind.standard is not None and self._authenticator is None:
                 self._check_graph()
                 self._node.ticker.every(GRAPH_CHECK_PERIOD_S, self._check_graph)
         self._thread.start()
@@ -227,6 +238,9 @@ class FrameInput(Generic[FrameT]):
         publisher = origin.publisher
         if publisher in self._linked:
             return  # its frames come through shared memory
+        if self._authenticator is not None and not self._authentic(
+                DDS, publisher, origin.sequence, self._authenticator.message_authentic(msg)):
+            return
         if self._host and origin.host == self._host and publisher:
             with self._lock:
                 self._wanted.add(publisher)
@@ -296,6 +310,23 @@ class FrameInput(Generic[FrameT]):
                 self._counters.receive(missed)
                 self._counters.drop(NOT_RECEIVED, missed)
         self._counters.receive()
+        return True
+
+    def _authentic(self, channel: str, publisher: str, sequence: int, tag_right: bool) -> bool:
+        # Counts a refused frame received and dropped; its number is not taken as the
+        # publisher's, so a forged one changes nothing.
+        if not tag_right:
+            self._counters.receive()
+            self._drop(UNAUTHENTICATED, ValueError(
+                f'frame {sequence} said to be of publisher {publisher!r} ({channel}) is not '
+                'tagged with this fleet key'))
+            return False
+        if not self._replay[channel].fresh(publisher, sequence):
+            self._counters.receive()
+            self._drop(REPLAYED, ValueError(
+                f'frame {sequence} of publisher {publisher!r} ({channel}) was taken before, '
+                'or is older than any still taken'))
+            return False
         return True
 
     def _drop(self, reason: str, error: Exception) -> None:
@@ -369,12 +400,24 @@ class FrameInput(Generic[FrameT]):
                     self._unlink(link, selector, f'its ring is refused: {error}')
                     return arrivals
                 continue
+            description, tag = ((message.description, message.tag)
+                                if isinstance(message, TaggedFrame) else (message, b''))
             try:
-                slot, described = codec.read(message)
+                slot, described = codec.read(description)
             except DescriptionError as error:
                 self._counters.receive()
                 self._drop(BAD_REFERENCE, error)
                 continue
+            if self._authenticator is not None:
+                try:
+                    tag_right = self._ring_tag_right(link, slot, description, tag)
+                except RingError as error:
+                    self._counters.receive()
+                    self._drop(OVERWRITTEN if isinstance(error, FrameOverwritten)
+                               else BAD_REFERENCE, error)
+                    continue
+                if not self._authentic(SHARED_MEMORY, publisher, slot.sequence, tag_right):
+                    continue
             arrivals.append(_Arrival(SHARED_MEMORY, publisher, slot.sequence,
                                      (link, slot, described)))
         if link.client.closed:
@@ -382,6 +425,23 @@ class FrameInput(Generic[FrameT]):
             # next frame over DDS links up again.
             self._unlink(link, selector)
         return arrivals
+
+    def _ring_tag_right(self, link: _Link, slot: RingSlot, description: bytes,
+                        tag: bytes) -> bool:
+        """
+        Whether ``tag`` is right for the frame in ``slot``.
+
+        :raises RingError: the frame is not in the ring, or no longer
+            (``FrameOverwritten``): its tag cannot be checked.
+        """
+        assert self._authenticator is not None  # asked only with a key
+        payload = link.reader.view(slot)
+        right = bool(tag) and self._authenticator.verify(
+            tag, link.client.publisher.encode(), description, payload)
+        if not right and not link.reader.intact(slot):
+            raise FrameOverwritten(
+                f'frame {slot.sequence} was overwritten while its tag was checked')
+        return right
 
     def _link_wanted(self, selector: selectors.BaseSelector) -> None:
         with self._lock:

@@ -24,7 +24,8 @@ more than copying a 640x480 frame into a ring. So each writer listens on a Unix
 and readers that see the same /dev/shm connect to it. Over the connection the writer
 sends a greeting (its publisher id, node and host), its ring's file descriptor
 (``SCM_RIGHTS``; again whenever it moves to a larger ring) and every frame's
-description; a reader wakes in about 0.1 ms.
+description, with its tag when the writer has a fleet key (:mod:`.authentication`);
+a reader wakes in about 0.1 ms.
 
 What makes it safe with other users and other programs on the host:
 
@@ -55,14 +56,15 @@ import struct
 import threading
 import time
 
+from edge_infer.transport.authentication import TAG_BYTES
 from edge_infer.transport.binary import BinaryReader, BinaryWriter, DescriptionError
 from edge_infer.transport.ring import RingWriter, SHM_DIRECTORY
 
 __all__ = ['GREETING_TIMEOUT_S', 'LinkClient', 'LinkError', 'LinkServer', 'PROTOCOL_VERSION',
-           'PUBLISHER_ID', 'RingHandOver', 'link_path', 'remove_stale_sockets']
+           'PUBLISHER_ID', 'RingHandOver', 'TaggedFrame', 'link_path', 'remove_stale_sockets']
 
 #: Bumped whenever what crosses the link changes; peers of other versions do not link.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 #: A publisher's identity: 16 lowercase hexadecimal digits.
 PUBLISHER_ID = re.compile(r'[0-9a-f]{16}', re.ASCII)
 SOCKET_PREFIX = 'edge_infer_'
@@ -74,7 +76,7 @@ MAX_MESSAGE_BYTES = 65536
 _BACKLOG = 16
 # struct ucred: pid, uid, gid.
 _CREDENTIALS = struct.Struct('3i')
-_GREETING, _RING, _FRAME = b'H', b'R', b'F'
+_GREETING, _RING, _FRAME, _TAGGED_FRAME = b'H', b'R', b'F', b'T'
 # A ring hand-over: generation, slot count, slot capacity.
 _RING_FIELDS = struct.Struct('<IIQ')
 
@@ -288,9 +290,9 @@ class LinkServer:
         del pending[reader.connection]
         reader.connection.close()
 
-    def announce(self, description: bytes, ring: RingWriter) -> int:
+    def announce(self, description: bytes, ring: RingWriter, *, tag: bytes = b'') -> int:
         """
-        Send a frame's ``description`` to every reader without waiting.
+        Send a frame's ``description`` (and ``tag``, if any) to every reader without waiting.
 
         A reader that does not hold ``ring``'s current generation is handed it first;
         if that cannot be sent, neither is the frame.
@@ -299,7 +301,7 @@ class LinkServer:
         """
         sent = 0
         gone = []
-        message = _FRAME + description
+        message = _TAGGED_FRAME + tag + description if tag else _FRAME + description
         for reader in self._readers:
             try:
                 if reader.generation != ring.generation:
@@ -337,6 +339,14 @@ class LinkServer:
 
 
 @dataclass(frozen=True)
+class TaggedFrame:
+    """A frame's description, and the tag its writer gave it with the fleet key."""
+
+    description: bytes
+    tag: bytes
+
+
+@dataclass(frozen=True)
 class RingHandOver:
     """A ring the writer handed over: its descriptor (the receiver's to close) and shape."""
 
@@ -351,7 +361,8 @@ class LinkClient:
     The reader's end of one writer's link.
 
     :meth:`receive` returns what waited on the connection: :class:`RingHandOver`
-    values and frame descriptions (bytes), in the order the writer sent them. The
+    values and frame descriptions (bytes, or :class:`TaggedFrame` from a writer with a
+    fleet key), in the order the writer sent them. The
     owner waits for the connection to be readable (:meth:`fileno`, a selector).
     """
 
@@ -392,14 +403,14 @@ class LinkClient:
         """Return the connection's descriptor, to wait on."""
         return self._connection.fileno()
 
-    def receive(self) -> list[RingHandOver | bytes]:
+    def receive(self) -> list[RingHandOver | TaggedFrame | bytes]:
         """
         Take everything waiting, oldest first; sets :attr:`closed` once the writer is gone.
 
         :raises DescriptionError: a message that is not of this protocol (the link is
             closed: a writer that sends such things is not trusted further).
         """
-        messages: list[RingHandOver | bytes] = []
+        messages: list[RingHandOver | TaggedFrame | bytes] = []
         while True:
             try:
                 data, fds, flags, _ = socket.recv_fds(self._connection, MAX_MESSAGE_BYTES, 1)
@@ -425,7 +436,7 @@ class LinkClient:
         self._connection.close()
 
 
-def _message(data: bytes, fds: list[int], flags: int) -> RingHandOver | bytes:
+def _message(data: bytes, fds: list[int], flags: int) -> RingHandOver | TaggedFrame | bytes:
     tag, body = data[:1], data[1:]
     whole = not flags & (socket.MSG_CTRUNC | socket.MSG_TRUNC)
     if tag == _RING and len(fds) == 1 and whole and len(body) == _RING_FIELDS.size:
@@ -433,6 +444,8 @@ def _message(data: bytes, fds: list[int], flags: int) -> RingHandOver | bytes:
         return RingHandOver(fd=fds[0], generation=generation, slots=slots, capacity=capacity)
     if tag == _FRAME and not fds and whole:
         return body
+    if tag == _TAGGED_FRAME and not fds and whole and len(body) >= TAG_BYTES:
+        return TaggedFrame(description=body[TAG_BYTES:], tag=body[:TAG_BYTES])
     for fd in fds:
         os.close(fd)
     raise DescriptionError(f'a link message of {len(data)} bytes (tag {tag!r}, '

@@ -59,6 +59,9 @@ class FrameOutput(Generic[FrameT]):
       echo``); linked readers keep their subscription, so the ROS graph stays true;
     - over DDS as the standard message (``sensor_msgs/Image``) beside it, while it has
       subscribers (rviz, a bag recorder, a driver's consumer).
+
+    With its node's fleet key, every frame that leaves the process carries a tag
+    (:mod:`.authentication`); the standard message has no room for one.
     """
 
     def __init__(self, node: TransportNode, *, kind: FrameKind[FrameT], topic: str,
@@ -71,6 +74,7 @@ class FrameOutput(Generic[FrameT]):
         """
         self._node = node
         self._kind = kind
+        self._authenticator = node.link_authenticator
         self._standard = (None if kind.standard is None
                           else node.publisher(kind.standard.msg_type, topic, profile))
         # From the resolved name, so that a remapped topic takes its twin along.
@@ -184,8 +188,11 @@ class FrameOutput(Generic[FrameT]):
         if link is not None and link.readers:
             taken = self._announce(link, frame, sequence) or taken
         if self._dds_wanted():
-            self._numbered.publish(self._kind.to_numbered(frame, FrameOrigin(
-                publisher=self.publisher_id, sequence=sequence, host=self._host)))
+            msg = self._kind.to_numbered(frame, FrameOrigin(
+                publisher=self.publisher_id, sequence=sequence, host=self._host))
+            if self._authenticator is not None:
+                self._authenticator.sign_message(msg)
+            self._numbered.publish(msg)
             self._next_beacon = time.monotonic() + BEACON_PERIOD_S
             self.sent['dds'] += 1
             taken = True
@@ -214,7 +221,10 @@ class FrameOutput(Generic[FrameT]):
                 f'now on: {error}')
             self._close_shortcut()
             return False
-        if link.announce(codec.describe(slot, frame, payload), ring) > 0:
+        description = codec.describe(slot, frame, payload)
+        tag = (b'' if self._authenticator is None
+               else self._authenticator.tag(self.publisher_id.encode(), description, payload))
+        if link.announce(description, ring, tag=tag) > 0:
             self.sent['shared_memory'] += 1
             return True
         return False
