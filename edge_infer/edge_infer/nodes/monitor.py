@@ -17,9 +17,9 @@ Monitor node: prints detections, measures latency, writes annotated frames.
 
 Takes ``detections`` (and ``image_raw``, or the topic ``image_topic`` names, to draw on,
 through shared memory where the camera is on this host; ``require_anonymized`` refuses
-any but the privacy filter's ``.../anonymized`` images). For every detection message it takes the time of arrival and
-splits the latency since capture into the stages and hops of the message's trace. It
-keeps a JSON summary up to date in ``output_dir``
+any but the privacy filter's ``.../anonymized`` images). For every detection message
+it takes the time of arrival and splits the latency since capture into the stages and
+hops of the message's trace. It keeps a JSON summary up to date in ``output_dir``
 (``summary.json``), with the frame counts of every node (read from ``/diagnostics``),
 per-stage percentiles and the detections of the latest frames. It writes the first
 frame of each distinct image (up to ``save_frames``) annotated as JPEG, named in the
@@ -63,7 +63,7 @@ PARAMETERS = (
                   description="Images to draw on and save: 'image_raw/anonymized' for the "
                               "privacy filter's."),
     ParameterSpec(name='require_anonymized', default=False,
-                  description="Refuse to start with an image_topic that does not end in "
+                  description='Refuse to start with an image_topic that does not end in '
                               "'/anonymized', so that no raw frame is saved."),
     ParameterSpec(name='save_frames', default=10, minimum=0, maximum=100000,
                   description='How many annotated frames to save as JPEG.'),
@@ -95,7 +95,7 @@ class MonitorNode(EdgeInferNode):
         if (p['annotate'] and p['require_anonymized']
                 and not p['image_topic'].rstrip('/').endswith('/anonymized')):
             raise StartupError(f"monitor: parameter 'image_topic': '{p['image_topic']}' is not "
-                               "an anonymized image topic (require_anonymized is set): use "
+                               'an anonymized image topic (require_anonymized is set): use '
                                "'image_raw/anonymized', or annotate: false")
         self._output = Path(p['output_dir']) if p['output_dir'] else None
         self._dirty = False
