@@ -27,7 +27,10 @@ supervised (true: the nodes start unconfigured and a supervisor brings them up, 
 them and restarts them; launch respawns a node whose process ends), standby_model (a
 model card for a hot standby detector the supervisor fails over to; '' for none) and
 keep_retrying (the supervisor tries a node that fails to come up again, instead of
-stopping the launch with the node's reason).
+stopping the launch with the node's reason), keystore (an SROS2 keystore: each node runs
+in its enclave /edge_infer/<node>, enforced; the policy comes from
+``python -m edge_infer security policy``) and link_key_file (a fleet key with which the
+nodes tag their frames and refuse untagged ones; see edge_infer.transport.authentication).
 
 Which nodes run is decided by edge_infer.bringup.plan.pipeline_nodes, which the tests check.
 """
@@ -39,6 +42,8 @@ from ament_index_python.packages import get_package_share_directory
 from edge_infer.bringup.plan import (
     dds_environment, DDS_PROFILES, launch_nodes, parse_flag, pipeline_nodes, supervised,
     SUPERVISION_ARGUMENTS)
+from edge_infer.bringup.security import (
+    link_key_environment, SECURITY_ARGUMENTS, security_environment)
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
@@ -59,8 +64,11 @@ def _nodes(context: LaunchContext) -> list:
     if parse_flag('supervised', arg('supervised')):
         specs = supervised(specs, standby_model=arg('standby_model'),
                            keep_retrying=parse_flag('keep_retrying', arg('keep_retrying')))
-    return launch_nodes(specs, namespace=arg('namespace'), params_file=arg('params_file'),
-                        environment=environment)
+    keystore = arg('keystore')
+    return launch_nodes(
+        specs, namespace=arg('namespace'), params_file=arg('params_file'),
+        environment={**environment, **link_key_environment(arg('link_key_file'))},
+        node_environment=lambda spec: security_environment(spec, keystore))
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -87,7 +95,7 @@ def generate_launch_description() -> LaunchDescription:
                               description='Run the pipeline nodes in one process that '
                                           'hands frames over in memory.'),
         *[DeclareLaunchArgument(name, default_value=default, description=text)
-          for name, default, text in SUPERVISION_ARGUMENTS],
+          for name, default, text in (*SUPERVISION_ARGUMENTS, *SECURITY_ARGUMENTS)],
         DeclareLaunchArgument('standby_model', default_value='',
                               description='Model card of a hot standby detector; '
                                           "'' for none."),

@@ -25,7 +25,8 @@ Launch arguments: layout (default config/shards.yaml), device ('all': every node
 this machine), inputs ('camera', 'image' or 'tensor': what feeds shard 0), namespace,
 params_file (default config/pipeline.yaml), with_monitor and dds_profile (as in
 pipeline.launch.py; between machines use 'shared_memory' or 'large_data', not 'local'),
-supervised and keep_retrying (as in pipeline.launch.py; one supervisor per device).
+supervised and keep_retrying (as in pipeline.launch.py; one supervisor per device),
+keystore and link_key_file (as in pipeline.launch.py).
 
 Which nodes run is decided by edge_infer.bringup.plan.sharded_nodes, which the tests check.
 """
@@ -37,6 +38,8 @@ from ament_index_python.packages import get_package_share_directory
 from edge_infer.bringup.plan import (
     dds_environment, DDS_PROFILES, launch_nodes, parse_flag, SHARDED_INPUTS, sharded_nodes,
     supervised, SUPERVISION_ARGUMENTS)
+from edge_infer.bringup.security import (
+    link_key_environment, SECURITY_ARGUMENTS, security_environment)
 from edge_infer.sharding.layout import load_layout
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -57,8 +60,11 @@ def _nodes(context: LaunchContext) -> list:
     if parse_flag('supervised', arg('supervised')):
         specs = supervised(
             specs, keep_retrying=parse_flag('keep_retrying', arg('keep_retrying')))
-    return launch_nodes(specs, namespace=arg('namespace'), params_file=arg('params_file'),
-                        environment=environment)
+    keystore = arg('keystore')
+    return launch_nodes(
+        specs, namespace=arg('namespace'), params_file=arg('params_file'),
+        environment={**environment, **link_key_environment(arg('link_key_file'))},
+        node_environment=lambda spec: security_environment(spec, keystore))
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -86,6 +92,6 @@ def generate_launch_description() -> LaunchDescription:
                                           "'local' (this host only), 'large_data' "
                                           "(Fast DDS LARGE_DATA), 'none' (as set)."),
         *[DeclareLaunchArgument(name, default_value=default, description=text)
-          for name, default, text in SUPERVISION_ARGUMENTS],
+          for name, default, text in (*SUPERVISION_ARGUMENTS, *SECURITY_ARGUMENTS)],
         OpaqueFunction(function=_nodes),
     ])

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Callable, Mapping, Union
 
 from edge_infer.sharding.layout import Layout
 
@@ -274,14 +274,18 @@ def sharded_nodes(
     return nodes
 
 
-def launch_nodes(specs: list[NodeSpec], *, namespace: str, params_file: str,
-                 environment: Mapping[str, str]) -> list[Any]:
+def launch_nodes(
+        specs: list[NodeSpec], *, namespace: str, params_file: str,
+        environment: Mapping[str, str],
+        node_environment: Callable[[NodeSpec], Mapping[str, str]] | None = None
+) -> list[Any]:
     """
     Map node specs to launch_ros actions, for the launch files.
 
     Every node reads ``params_file`` and then its spec's own overrides; ``environment``
     is set per node rather than with SetEnvironmentVariable, which would leak into
-    whatever a parent launch file starts after including ours. Managed nodes are
+    whatever a parent launch file starts after including ours; ``node_environment``
+    adds what is a node's own (its SROS2 enclave). Managed nodes are
     ``LifecycleNode`` actions whose process launch starts again if it ends; any other
     node that ends with an error (the supervisor too, when a node cannot come up) stops
     the launch with the reason, rather than leaving the rest running without detections.
@@ -303,7 +307,9 @@ def launch_nodes(specs: list[NodeSpec], *, namespace: str, params_file: str,
             'package': spec.package, 'executable': spec.executable, 'namespace': namespace,
             'parameters': [params_file] + ([dict(spec.parameters)] if spec.parameters else []),
             'arguments': list(spec.arguments), 'remappings': list(spec.remappings),
-            'additional_env': dict(environment), 'output': 'screen', 'emulate_tty': True}
+            'additional_env': {**environment,
+                               **(node_environment(spec) if node_environment else {})},
+            'output': 'screen', 'emulate_tty': True}
         if spec.managed:
             actions.append(LifecycleNode(name=spec.name, respawn=True,
                                          respawn_delay=RESPAWN_DELAY_S, **common))

@@ -224,7 +224,7 @@ class EdgeInferNode(LifecycleNode):
         self._built = set()
         try:
             self.params = validate_all(self._specs, self._values)
-            self.link_authenticator = _read_link_key(self.params['link_key_file'])
+            self.link_authenticator = _read_link_key(str(self.params['link_key_file']))
             self.build()
         except (ParameterError, ParameterException, StartupError) as error:
             self.startup_error = str(error)
