@@ -37,9 +37,9 @@ from edge_infer.transport.descriptions import describe_image
 from edge_infer.transport.link import LinkServer
 from edge_infer.transport.messages import fill_image_msg
 from edge_infer.transport.ring import host_identity, RingWriter
-from edge_infer_msgs.msg import FrameOrigin, NumberedImage, Tensor
+from edge_infer_msgs.msg import DetectionArray, FrameOrigin, NumberedImage, Tensor
 from node_harness import (
-    keep_publishing, Probe, publish_in_turn, settled_diagnostics, wait_for,
+    diagnostics_of, keep_publishing, Probe, publish_in_turn, reports_of, settled_diagnostics, wait_for,
     wait_for_diagnostic, warm_up)
 import numpy as np
 import pytest
@@ -302,6 +302,54 @@ def test_a_receiver_with_the_key_refuses_untagged_and_wrongly_tagged_shared_fram
     assert delta == {'received': 5, 'processed': 1, 'dropped.unauthenticated': 3,
                      'dropped.replayed': 1}, (before, after)
     assert after['input_transport'] == 'shared_memory'
+
+
+@pytest.mark.ros
+@pytest.mark.usefixtures('ros_context')
+def test_a_detector_with_the_key_ignores_detections_it_cannot_authenticate(
+        tmp_path: Path, probe: Probe) -> None:
+    # Another detector's detections tell a detector which frames are answered already:
+    # a forged one must not make it skip a frame.
+    publisher = probe.node.create_publisher(DetectionArray, 'detections', RELIABLE)
+    tagger, peer = LinkAuthenticator(KEY), secrets.token_hex(8)
+
+    def detections(sequence: int, tagged: bool) -> DetectionArray:
+        msg = DetectionArray()
+        msg.header.stamp.sec = 1000 + sequence
+        msg.origin = FrameOrigin(publisher=peer, sequence=sequence)
+        if tagged:
+            tagger.sign_message(msg)
+        return msg
+
+    def refused() -> int:
+        return int(diagnostics_of(probe, 'detector').get('peer_unauthenticated', '0'))
+
+    def settled_refusals() -> int:
+        since = len(probe.messages('/diagnostics'))
+
+        def two_equal() -> list[str]:
+            last = [report.get('peer_unauthenticated', '0')
+                    for report in reports_of(probe, 'detector', since)][-2:]
+            return last[1:] if len(last) == 2 and last[0] == last[1] else []
+        return int(wait_for(two_equal, 30.0, 'the refusals settling')[0])
+
+    spec = NodeSpec(executable='detector', name='detector')
+    with NodeGroup(specs=[spec], overrides={
+            'detector': {'link_key_file': str(key_file(tmp_path))}}) as group:
+        sequence = iter(range(1, 1000))
+        keep_publishing(lambda: publisher.publish(detections(next(sequence), False)),
+                        lambda: refused() >= 1, START_TIMEOUT, 'a refusal')
+        before = settled_refusals()
+        # In order on one reliable writer: once the last (forged) one is counted, the
+        # tagged ones before it have been taken, and none of them was refused.
+        for _ in range(5):
+            publisher.publish(detections(next(sequence), True))
+        publisher.publish(detections(next(sequence), False))
+        wait_for(lambda: refused() >= before + 1, 15.0, 'the last forgery counted')
+        assert settled_refusals() == before + 1
+        assert not group.exited(), group['detector'].output()
+    assert "'detections': refused a message without a valid link tag" in \
+        group['detector'].output()
 
 
 @pytest.mark.ros

@@ -321,14 +321,38 @@ class EdgeInferNode(LifecycleNode):
 
     def subscription(
             self, msg_type: type[MsgT], topic: str, profile: str | QosSpec,
-            callback: Callable[[MsgT], None]) -> Subscription:
-        """Create a subscription with a (named) QoS profile that YAML may override."""
+            callback: Callable[[MsgT], None], *, authenticated: bool = False) -> Subscription:
+        """
+        Create a subscription with a (named) QoS profile that YAML may override.
+
+        :param authenticated: with a link key, refuse (and count as
+            ``peer_unauthenticated``) a message of an edge_infer output whose tag
+            does not check out: for side channels, such as the detections a detector
+            watches, that are not frame inputs but steer what the node does
+        """
+        if authenticated and self.link_authenticator is not None:
+            callback = self._authenticated(topic, self.link_authenticator, callback)
         subscription = self.create_subscription(
             msg_type, topic, callback, qos_profile(profile),
             event_callbacks=SubscriptionEventCallbacks(
                 incompatible_qos=lambda info: self._log_mismatch(subscription, info, False)),
             qos_overriding_options=QoSOverridingOptions.with_default_policies())
         return subscription
+
+    def _authenticated(self, topic: str, authenticator: LinkAuthenticator,
+                       callback: Callable[[MsgT], None]) -> Callable[[MsgT], None]:
+        refused = [0]
+        self.report('peer_unauthenticated', lambda: refused[0])
+
+        def checked(msg: MsgT) -> None:
+            if authenticator.message_authentic(msg):
+                callback(msg)
+                return
+            refused[0] += 1
+            self.get_logger().warning(
+                f'{topic!r}: refused a message without a valid link tag '
+                f'({refused[0]} so far)', throttle_duration_sec=10.0)
+        return checked
 
     def _log_mismatch(self, endpoint: Any, info: Any, is_publisher: bool) -> None:
         # The event can fire before discovery has named the peer; the graph is read a

@@ -202,7 +202,8 @@ class DetectorNode(EdgeInferNode):
         # hostile message with a far-future stamp can hold back that one frame, no more.
         self._own_stamps: deque[int] = deque(maxlen=STAMPS_KEPT)
         self._answered_elsewhere: deque[int] = deque(maxlen=STAMPS_KEPT)
-        self.subscription(DetectionArray, 'detections', 'detections', self._on_peer_detections)
+        self.subscription(DetectionArray, 'detections', 'detections', self._on_peer_detections,
+                          authenticated=True)
         # One of them, as the 'input' parameter says.
         self.tensors: FrameInput[TensorFrame] | None = None
         self.images: FrameInput[ImageFrame] | None = None

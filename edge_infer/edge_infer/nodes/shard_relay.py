@@ -185,7 +185,8 @@ class ShardRelayNode(EdgeInferNode):
         self._lock = threading.Lock()
         if self._fallback != 'none':
             self._monitor = FallbackMonitor(deadline_s=deadline_ms / 1000.0)
-            self.subscription(DetectionArray, 'detections', 'detections', self._on_detections)
+            self.subscription(DetectionArray, 'detections', 'detections', self._on_detections,
+                              authenticated=True)
         input_topic = p['input_topic'] or ('input_tensor' if index == 0
                                            else f'shard_{index}/input')
         self._shard_output: FrameOutput[ShardFrame] | None = None
