@@ -18,8 +18,9 @@ Launch the edge_infer pipeline on one device: camera, preprocess, detector.
 Launch arguments: params_file (YAML with the parameters of every node, default
 config/pipeline.yaml), namespace (of all nodes and topics, for example a robot's name),
 detector_input ('tensor': separate preprocess node; 'image': the detector
-preprocesses), with_control (start the follow-person control example) and with_monitor
-(start the monitor that prints detections and latency), dds_profile
+preprocesses), with_control (start the follow-person control example), with_monitor
+(start the monitor that prints detections and latency), with_privacy (start the privacy
+filter: image_raw/anonymized), dds_profile
 ('shared_memory', 'local', 'large_data' or 'none', see edge_infer.bringup.plan) and composed
 (true: camera, preprocess and detector, and the control example, in one process that
 hands frames over in memory and still publishes every topic for outside subscribers),
@@ -60,6 +61,7 @@ def _nodes(context: LaunchContext) -> list:
         detector_input=arg('detector_input'),
         with_control=parse_flag('with_control', arg('with_control')),
         with_monitor=parse_flag('with_monitor', arg('with_monitor')),
+        with_privacy=parse_flag('with_privacy', arg('with_privacy')),
         composed=parse_flag('composed', arg('composed')))
     if parse_flag('supervised', arg('supervised')):
         specs = supervised(specs, standby_model=arg('standby_model'),
@@ -86,6 +88,9 @@ def generate_launch_description() -> LaunchDescription:
                               description='Start the follow-person control example.'),
         DeclareLaunchArgument('with_monitor', default_value='false',
                               description='Start the detection and latency monitor.'),
+        DeclareLaunchArgument('with_privacy', default_value='false',
+                              description='Start the privacy filter: image_raw/anonymized '
+                                          "with faces and the detector's heads blurred."),
         DeclareLaunchArgument('dds_profile', default_value='shared_memory',
                               choices=list(DDS_PROFILES),
                               description="How DDS moves frames: 'shared_memory', "

@@ -38,6 +38,15 @@ def test_image_input_drops_the_preprocess_node_and_adds_options() -> None:
     assert dict(detector.parameters) == {'input': 'image'}
 
 
+def test_the_privacy_filter_hides_the_detectors_people_too() -> None:
+    nodes = pipeline_nodes(with_privacy=True, with_monitor=True)
+    assert [n.name for n in nodes] == [
+        'camera', 'preprocess', 'detector', 'privacy_filter', 'monitor']
+    assert dict(nodes[3].parameters) == {'person_detections': True}
+    composed = pipeline_nodes(composed=True, with_privacy=True)
+    assert [n.name for n in composed] == ['composed', 'privacy_filter']
+
+
 def test_bad_detector_input_is_rejected() -> None:
     with pytest.raises(ValueError, match="detector_input: 'video' is not one of"):
         pipeline_nodes(detector_input='video')

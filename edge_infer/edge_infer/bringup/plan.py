@@ -135,7 +135,8 @@ class NodeSpec:
 
 def pipeline_nodes(
         *, detector_input: str = 'tensor', with_control: bool = False,
-        with_monitor: bool = False, composed: bool = False) -> list[NodeSpec]:
+        with_monitor: bool = False, with_privacy: bool = False,
+        composed: bool = False) -> list[NodeSpec]:
     """
     List the nodes of the single-device pipeline.
 
@@ -143,6 +144,8 @@ def pipeline_nodes(
         detector preprocess in its own process (one hop fewer).
     :param with_control: add the follow-person control example.
     :param with_monitor: add the monitor that prints detections and latency.
+    :param with_privacy: add the privacy filter (``image_raw/anonymized``), which also
+        hides the heads of the detector's people.
     :param composed: run camera, preprocess and detector (and the control example) in
         one process that hands frames over in memory (``edge_infer.nodes.composed``);
         needs ``detector_input='tensor'``.
@@ -156,9 +159,7 @@ def pipeline_nodes(
                              f"thread and needs 'tensor', not {detector_input!r}")
         nodes = [NodeSpec(executable=COMPOSED, name=COMPOSED, names_node=False,
                           arguments=('--with-control',) if with_control else ())]
-        if with_monitor:
-            nodes.append(NodeSpec(executable='monitor', name='monitor'))
-        return nodes
+        return nodes + _tools(with_monitor=with_monitor, with_privacy=with_privacy)
     nodes = [NodeSpec(executable='camera', name='camera')]
     if detector_input == 'tensor':
         nodes.append(NodeSpec(executable='preprocess', name='preprocess'))
@@ -166,9 +167,17 @@ def pipeline_nodes(
                           parameters=(('input', detector_input),)))
     if with_control:
         nodes.append(NodeSpec(executable='follow_person', name='follow_person'))
+    return nodes + _tools(with_monitor=with_monitor, with_privacy=with_privacy)
+
+
+def _tools(*, with_monitor: bool, with_privacy: bool) -> list[NodeSpec]:
+    tools = []
+    if with_privacy:
+        tools.append(NodeSpec(executable='privacy_filter', name='privacy_filter',
+                              parameters=(('person_detections', True),)))
     if with_monitor:
-        nodes.append(NodeSpec(executable='monitor', name='monitor'))
-    return nodes
+        tools.append(NodeSpec(executable='monitor', name='monitor'))
+    return tools
 
 
 SUPERVISOR = 'supervisor'
@@ -252,6 +261,8 @@ def sharded_nodes(
         'image' only preprocess (for a camera driver publishing ``image_raw``),
         'tensor' nothing (``input_tensor`` comes from elsewhere).
     :param with_monitor: add the monitor that prints detections and latency.
+    :param with_privacy: add the privacy filter (``image_raw/anonymized``), which also
+        hides the heads of the detector's people.
     :raises LayoutError: ``device`` runs no shard.
     """
     if inputs not in SHARDED_INPUTS:

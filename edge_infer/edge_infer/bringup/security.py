@@ -88,6 +88,8 @@ FRAME_TOPICS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     'preprocess': (('input_tensor',), _IMAGES),
     'monitor': ((), ('detections', *_IMAGES, '/diagnostics')),
     'follow_person': (('cmd_vel',), ('detections',)),
+    'privacy_filter': (('image_raw/anonymized', 'image_raw/anonymized/numbered'),
+                       (*_IMAGES, 'detections', 'model_info')),
 }
 
 
