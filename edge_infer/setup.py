@@ -44,6 +44,7 @@ setup(
             'composed = edge_infer.nodes.composed:main',
             'follow_person = edge_infer.nodes.follow_person:main',
             'monitor = edge_infer.nodes.monitor:main',
+            'input_monitor = edge_infer.nodes.input_monitor:main',
             'replay = edge_infer.nodes.replay:main',
             'recorder = edge_infer.nodes.recorder:main',
             'privacy_filter = edge_infer.nodes.privacy_filter:main',

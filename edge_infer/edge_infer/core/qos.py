@@ -52,6 +52,8 @@ QOS_PROFILES: dict[str, QosSpec] = {
     'model_info': QosSpec(reliability='reliable', durability='transient_local', depth=1),
     'commands': QosSpec(reliability='reliable', durability='volatile', depth=1),
     'diagnostics': QosSpec(reliability='reliable', durability='volatile', depth=10),
+    # The input monitor's verdict: a control node started later still gets the latest.
+    'input_status': QosSpec(reliability='reliable', durability='transient_local', depth=1),
     # Nothing is sent: the lease alone says a node's process is alive and running. A
     # kill -9 or a SIGSTOP is seen within it, which bounds a hot standby's take-over;
     # heartbeat messages from Python would add the interpreter's scheduling under load

@@ -28,6 +28,8 @@ The ``edge_infer`` command line: one entry point for the tools around the nodes.
   python -m edge_infer shard ACTION    cut points, split, verify, plan a sharded layout
   python -m edge_infer prepare ACTION  FP16/INT8 models, YOLO cards, conversion, engines
   python -m edge_infer privacy         faces the privacy filter hides on the randomised set
+  python -m edge_infer security ACTION SROS2 policy, fleet key, cost of frame authentication
+  python -m edge_infer corruptions     detector AP and input-monitor flags on corrupted frames
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ import argparse
 from typing import Sequence
 
 from edge_infer.tools import (
-    backend_list, benchmark, demo, evaluate, faults, fuzz, models, prepare, privacy, shard,
-    soak)
+    backend_list, benchmark, corruptions, demo, evaluate, faults, fuzz, models, prepare,
+    privacy, security, shard, soak)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
             ('fuzz', fuzz, 'seeded malformed messages into every node input: counts, NaN'),
             ('faults', faults, 'time failover to a hot standby, and graceful degradation'),
             ('models', models, 'provision, list, sign, encrypt and verify model files'),
-            ('privacy', privacy, 'faces the privacy filter hides on the randomised set')):
+            ('privacy', privacy, 'faces the privacy filter hides on the randomised set'),
+            ('security', security, 'SROS2 policy, fleet key, cost of frame authentication'),
+            ('corruptions', corruptions,
+             'detector AP and input-monitor flags on corrupted photographs')):
         command = commands.add_parser(name, help=help_text)
         module.add_arguments(command)
         command.set_defaults(handler=module.run)
