@@ -20,7 +20,8 @@ config/pipeline.yaml), namespace (of all nodes and topics, for example a robot's
 detector_input ('tensor': separate preprocess node; 'image': the detector
 preprocesses), with_control (start the follow-person control example), with_monitor
 (start the monitor that prints detections and latency), with_privacy (start the privacy
-filter: image_raw/anonymized), dds_profile
+filter: image_raw/anonymized), with_input_monitor (start the input monitor:
+input_status), dds_profile
 ('shared_memory', 'local', 'large_data' or 'none', see edge_infer.bringup.plan) and composed
 (true: camera, preprocess and detector, and the control example, in one process that
 hands frames over in memory and still publishes every topic for outside subscribers),
@@ -62,6 +63,7 @@ def _nodes(context: LaunchContext) -> list:
         with_control=parse_flag('with_control', arg('with_control')),
         with_monitor=parse_flag('with_monitor', arg('with_monitor')),
         with_privacy=parse_flag('with_privacy', arg('with_privacy')),
+        with_input_monitor=parse_flag('with_input_monitor', arg('with_input_monitor')),
         composed=parse_flag('composed', arg('composed')))
     if parse_flag('supervised', arg('supervised')):
         specs = supervised(specs, standby_model=arg('standby_model'),
@@ -88,6 +90,10 @@ def generate_launch_description() -> LaunchDescription:
                               description='Start the follow-person control example.'),
         DeclareLaunchArgument('with_monitor', default_value='false',
                               description='Start the detection and latency monitor.'),
+        DeclareLaunchArgument('with_input_monitor', default_value='false',
+                              description='Start the input monitor: input_status says when '
+                                          'frames are frozen, black, blurred, noisy or '
+                                          "unlike the model's calibration photographs."),
         DeclareLaunchArgument('with_privacy', default_value='false',
                               description='Start the privacy filter: image_raw/anonymized '
                                           "with faces and the detector's heads blurred."),

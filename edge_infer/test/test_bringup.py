@@ -39,10 +39,10 @@ def test_image_input_drops_the_preprocess_node_and_adds_options() -> None:
 
 
 def test_the_privacy_filter_hides_the_detectors_people_too() -> None:
-    nodes = pipeline_nodes(with_privacy=True, with_monitor=True)
+    nodes = pipeline_nodes(with_privacy=True, with_monitor=True, with_input_monitor=True)
     assert [n.name for n in nodes] == [
-        'camera', 'preprocess', 'detector', 'privacy_filter', 'monitor']
-    assert dict(nodes[3].parameters) == {'person_detections': True}
+        'camera', 'preprocess', 'detector', 'input_monitor', 'privacy_filter', 'monitor']
+    assert dict(nodes[4].parameters) == {'person_detections': True}
     composed = pipeline_nodes(composed=True, with_privacy=True)
     assert [n.name for n in composed] == ['composed', 'privacy_filter']
 

@@ -31,8 +31,9 @@ import cv2
 from edge_infer.core.cards import DEFAULT_MODEL, load_card
 from edge_infer.core.input_health import (
     ERROR, HealthLimits, InputHealth, measure, OK, PROBLEMS, Reference, ReferenceFileError, WARN)
-from edge_infer.data.corruptions import calibration_images, calibration_reference, corrupt
+from edge_infer.data.corruptions import calibration_reference, corrupt
 from edge_infer.data.random_set import random_frame, RandomSet
+from edge_infer.data.sample_bags import sample_images
 from edge_infer.data.samples import sample_photo
 from edge_infer.inference.detector import Detector
 import numpy as np
@@ -176,7 +177,7 @@ def test_reference_round_trips_and_bad_files_are_refused(
     loaded = Reference.load(path)
     np.testing.assert_allclose(loaded.histogram, reference.histogram, rtol=1e-9)
     assert {**loaded.as_dict(), 'histogram': None} == {**reference.as_dict(), 'histogram': None}
-    assert loaded.frames == len(calibration_images())
+    assert loaded.frames == len(sample_images())
     data = reference.as_dict()
     broken = {
         'garbage.json': '{not json',
@@ -347,7 +348,9 @@ def test_node_flags_black_and_frozen_streams_and_reports_ok_on_clean(
         'input.level OK on /diagnostics')
     assert report['input.message'] == 'input looks fine'
     assert report['input.confidence'] == 'ok'
-    assert int(report['processed']) >= 10
+    # At least a clean frame, a black one, five repeated ones and a clean one again
+    # (the input keeps only the newest frame, so a loaded machine skips some).
+    assert int(report['processed']) >= 8
     assert int(report['detections.processed']) >= 1
 
 

@@ -39,8 +39,8 @@ from edge_infer.transport.messages import fill_image_msg
 from edge_infer.transport.ring import host_identity, RingWriter
 from edge_infer_msgs.msg import DetectionArray, FrameOrigin, NumberedImage, Tensor
 from node_harness import (
-    diagnostics_of, keep_publishing, Probe, publish_in_turn, reports_of, settled_diagnostics, wait_for,
-    wait_for_diagnostic, warm_up)
+    diagnostics_of, keep_publishing, Probe, publish_in_turn, reports_of, settled_diagnostics,
+    wait_for, wait_for_diagnostic, warm_up)
 import numpy as np
 import pytest
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
@@ -66,14 +66,18 @@ def key_file(folder: Path, key: bytes = KEY, mode: int = 0o600) -> Path:
 
 def test_a_key_file_is_read_only_when_it_is_private_and_long_enough(tmp_path: Path) -> None:
     assert read_link_key(key_file(tmp_path, KEY + b'\n')) == KEY
-    with pytest.raises(LinkKeyError, match=r"'.*nowhere.key': No such file"):
+    with pytest.raises(LinkKeyError, match=r"'.*nowhere.key': cannot open it: No such file"):
         read_link_key(tmp_path / 'nowhere.key')
-    with pytest.raises(LinkKeyError, match=r'group or others may access it \(mode 0640\)'):
+    with pytest.raises(LinkKeyError, match=r'readable or writable by group or others \(mode 0640'):
         read_link_key(key_file(tmp_path, mode=0o640))
     with pytest.raises(LinkKeyError, match='16 bytes, a key needs at least 32'):
         read_link_key(key_file(tmp_path, KEY[:16]))
     with pytest.raises(LinkKeyError, match='not a regular file'):
         read_link_key(tmp_path)
+    planted = tmp_path / 'planted.key'
+    planted.symlink_to(key_file(tmp_path))
+    with pytest.raises(LinkKeyError, match='is a symbolic link'):
+        read_link_key(planted)
     # The parameter first, else the environment, else no authentication.
     named = key_file(tmp_path)
     assert link_authenticator('', environ={}) is None
@@ -363,6 +367,6 @@ def test_a_bad_key_file_fails_configure_with_one_line(tmp_path: Path, probe: Pro
         output = group['preprocess'].output()
     assert code == {'preprocess': 2}, code
     lines = [line for line in output.splitlines() if 'link_key_file' in line]
-    assert lines and 'group or others may access it (mode 0644)' in lines[0], output
+    assert lines and 'readable or writable by group or others (mode 0644)' in lines[0], output
     assert 'Traceback' not in output
     assert os.stat(loose).st_mode & 0o777 == 0o644   # left as it was

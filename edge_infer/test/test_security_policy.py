@@ -86,7 +86,7 @@ def schema_problems(element: ElementTree.Element, path: str = '') -> list[str]:
 
 @pytest.mark.parametrize('options', [
     {}, {'detector_input': 'image', 'with_control': True, 'with_monitor': True,
-         'with_privacy': True},
+         'with_privacy': True, 'with_input_monitor': True},
     {'composed': True, 'with_control': True}])
 @pytest.mark.parametrize('with_supervisor', [True, False])
 def test_the_pipeline_policy_is_an_sros2_policy_of_every_node(
@@ -184,7 +184,7 @@ def resolved(name: str, node: str) -> str:
 def test_the_policy_allows_exactly_what_the_running_nodes_do(
         tmp_path: Path, probe: Probe) -> None:
     specs = supervised(pipeline_nodes(with_control=True, with_monitor=True,
-                                      with_privacy=True))
+                                      with_privacy=True, with_input_monitor=True))
     profiles = [profile for spec in specs for profile in node_profiles(spec)]
     graph = probe.node
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 import os
+from pathlib import Path
 import random
 import re
 import signal
@@ -239,7 +240,7 @@ def measure_resume(*, restarts: int, fps: float, state_dir: str, domain_id: int 
     overrides: dict[str, dict[str, ParameterOverride]] = {'detector': {
         'input': 'image', 'latency_budget_ms': 1.0, 'budget_window': 5,
         'state_dir': state_dir}}
-    if checkpoint_path(state_dir, '/detector').exists():
+    if checkpoint_path(Path(state_dir), '/detector').exists():
         raise ValueError(f'{state_dir} already holds a checkpoint of /detector: the first '
                          'start must find none')
     starts: list[dict[str, Any]] = []

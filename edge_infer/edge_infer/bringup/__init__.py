@@ -18,7 +18,9 @@ Bringing nodes up: which nodes run, as plain data, and starting them as processe
 ``plan`` lists the nodes of a pipeline or a sharded network (the launch files, the demo
 and the tests share it); ``processes`` starts such a list as processes with the DDS
 settings it needs; ``hosts`` makes simulated hosts (network namespaces with their own
-/dev/shm and PIDs) to start them on.
+/dev/shm and PIDs) to start them on; ``security`` gives each node its SROS2 enclave and
+the fleet link key (checked with the transport's own reader before anything starts),
+and writes the access policy of a node list.
 
-May import: core, sharding.
+May import: core, sharding, transport.
 """

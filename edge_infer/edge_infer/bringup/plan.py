@@ -136,7 +136,7 @@ class NodeSpec:
 def pipeline_nodes(
         *, detector_input: str = 'tensor', with_control: bool = False,
         with_monitor: bool = False, with_privacy: bool = False,
-        composed: bool = False) -> list[NodeSpec]:
+        with_input_monitor: bool = False, composed: bool = False) -> list[NodeSpec]:
     """
     List the nodes of the single-device pipeline.
 
@@ -146,6 +146,8 @@ def pipeline_nodes(
     :param with_monitor: add the monitor that prints detections and latency.
     :param with_privacy: add the privacy filter (``image_raw/anonymized``), which also
         hides the heads of the detector's people.
+    :param with_input_monitor: add the input monitor (``input_status``: frozen, black,
+        blurred, noisy or unfamiliar frames, unconfident detections).
     :param composed: run camera, preprocess and detector (and the control example) in
         one process that hands frames over in memory (``edge_infer.nodes.composed``);
         needs ``detector_input='tensor'``.
@@ -159,7 +161,8 @@ def pipeline_nodes(
                              f"thread and needs 'tensor', not {detector_input!r}")
         nodes = [NodeSpec(executable=COMPOSED, name=COMPOSED, names_node=False,
                           arguments=('--with-control',) if with_control else ())]
-        return nodes + _tools(with_monitor=with_monitor, with_privacy=with_privacy)
+        return nodes + _tools(with_monitor=with_monitor, with_privacy=with_privacy,
+                              with_input_monitor=with_input_monitor)
     nodes = [NodeSpec(executable='camera', name='camera')]
     if detector_input == 'tensor':
         nodes.append(NodeSpec(executable='preprocess', name='preprocess'))
@@ -167,11 +170,15 @@ def pipeline_nodes(
                           parameters=(('input', detector_input),)))
     if with_control:
         nodes.append(NodeSpec(executable='follow_person', name='follow_person'))
-    return nodes + _tools(with_monitor=with_monitor, with_privacy=with_privacy)
+    return nodes + _tools(with_monitor=with_monitor, with_privacy=with_privacy,
+                          with_input_monitor=with_input_monitor)
 
 
-def _tools(*, with_monitor: bool, with_privacy: bool) -> list[NodeSpec]:
+def _tools(*, with_monitor: bool, with_privacy: bool,
+           with_input_monitor: bool) -> list[NodeSpec]:
     tools = []
+    if with_input_monitor:
+        tools.append(NodeSpec(executable='input_monitor', name='input_monitor'))
     if with_privacy:
         tools.append(NodeSpec(executable='privacy_filter', name='privacy_filter',
                               parameters=(('person_detections', True),)))
@@ -263,6 +270,8 @@ def sharded_nodes(
     :param with_monitor: add the monitor that prints detections and latency.
     :param with_privacy: add the privacy filter (``image_raw/anonymized``), which also
         hides the heads of the detector's people.
+    :param with_input_monitor: add the input monitor (``input_status``: frozen, black,
+        blurred, noisy or unfamiliar frames, unconfident detections).
     :raises LayoutError: ``device`` runs no shard.
     """
     if inputs not in SHARDED_INPUTS:

@@ -88,6 +88,7 @@ FRAME_TOPICS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     'preprocess': (('input_tensor',), _IMAGES),
     'monitor': ((), ('detections', *_IMAGES, '/diagnostics')),
     'follow_person': (('cmd_vel',), ('detections',)),
+    'input_monitor': (('input_status',), (*_IMAGES, 'detections')),
     'privacy_filter': (('image_raw/anonymized', 'image_raw/anonymized/numbered'),
                        (*_IMAGES, 'detections', 'model_info')),
 }

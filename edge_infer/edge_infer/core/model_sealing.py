@@ -66,7 +66,6 @@ from importlib import resources
 import json
 import os
 from pathlib import Path
-import stat
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -77,6 +76,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from edge_infer.core.cards import ModelCard
 from edge_infer.core.models import (
     check_sha256, locate_model, model_path, ModelFileError, sha256_file)
+from edge_infer.core.private_files import (
+    PrivateFileError, read_private_file, SECRET, WRITABLE)
 
 __all__ = [
     'DECRYPT_KEY_ENV',
@@ -322,30 +323,11 @@ def generate_encryption_key(path: Path) -> Path:
 
 
 def _read_key_file(path: Path, *, secret: bool, what: str) -> bytes:
-    """Read a key file after checking it is this user's own regular file, closed to others."""
     try:
-        if Path(path).is_symlink():
-            raise KeyFileError(f'{what} {path} is a symbolic link; name the file itself')
-        # No following links here either: the check above and the open are two steps.
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
-    except OSError as error:
-        raise KeyFileError(f'{what} {path}: cannot open it: {error.strerror}') from error
-    with os.fdopen(descriptor, 'rb') as stream:
-        info = os.fstat(stream.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise KeyFileError(f'{what} {path} is not a regular file')
-        if info.st_uid != os.getuid():
-            raise KeyFileError(f'{what} {path} is owned by uid {info.st_uid}, not by this user '
-                               f'(uid {os.getuid()})')
-        loose = info.st_mode & (0o077 if secret else 0o022)
-        if loose:
-            access = 'readable or writable' if secret else 'writable'
-            raise KeyFileError(f'{what} {path} is {access} by group or others (mode '
-                               f'{stat.S_IMODE(info.st_mode):04o}); chmod 600 {path}')
-        data = stream.read(_SMALL_FILE_MAX + 1)
-    if len(data) > _SMALL_FILE_MAX:
-        raise KeyFileError(f'{what} {path} is larger than any key file')
-    return data
+        return read_private_file(path, what=what, max_bytes=_SMALL_FILE_MAX,
+                                 forbidden=SECRET if secret else WRITABLE)
+    except PrivateFileError as error:
+        raise KeyFileError(str(error)) from error
 
 
 def load_signing_key(path: Path) -> SigningKey:

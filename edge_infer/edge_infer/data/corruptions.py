@@ -37,12 +37,11 @@ from edge_infer.core.detections import Detection
 from edge_infer.core.input_health import HealthLimits, InputHealth, PROBLEMS, Reference
 from edge_infer.data.evaluation import evaluate, GroundTruthBox
 from edge_infer.data.random_set import random_frame, RandomSet
-from edge_infer.data.sample_bags import ground_truth_boxes, sample_frames
-from edge_infer.data.samples import sample_photo, SAMPLE_PHOTOS
+from edge_infer.data.sample_bags import ground_truth_boxes, sample_images
 import numpy as np
 
 __all__ = [
-    'CORRUPTIONS', 'CorruptionRow', 'LEVELS', 'calibration_images', 'calibration_reference',
+    'CORRUPTIONS', 'CorruptionRow', 'LEVELS', 'calibration_reference',
     'corrupt', 'format_rows', 'measure_corruptions',
 ]
 
@@ -112,22 +111,16 @@ def _fog(image: np.ndarray, opacity: float, rng: np.random.Generator) -> np.ndar
     return np.clip(fogged, 0, 255).astype(np.uint8)
 
 
-def calibration_images() -> list[np.ndarray]:
-    """Return the photographs INT8 quantization calibrates on by default (BGR)."""
-    return [sample_photo(name) for name in SAMPLE_PHOTOS] + [
-        image for image, _ in sample_frames()]
-
-
 def calibration_reference(
         detect: Callable[[np.ndarray], Sequence[Detection]] | None = None, *,
         limits: HealthLimits = HealthLimits()) -> Reference:
     """
-    Compute the input monitor's reference from :func:`calibration_images`.
+    Compute the input monitor's reference from the default calibration set.
 
     :param detect: the model, to learn how often it is confident on them; None: unknown
         (the confidence check then stays off)
     """
-    images = calibration_images()
+    images = sample_images()
     scores = None
     if detect is not None:
         scores = [max((d.score for d in detect(image)), default=0.0) for image in images]

@@ -50,6 +50,7 @@ from edge_infer.data.bags import BagWriter
 from edge_infer.data.evaluation import GroundTruthBox
 from edge_infer.data.photographs import (
     Box, box_area, clip_box, map_box, photograph, PHOTOGRAPHS)
+from edge_infer.data.samples import sample_photo, SAMPLE_PHOTOS
 import numpy as np
 
 IMAGE_TOPIC = '/camera/image_raw'
@@ -201,6 +202,17 @@ def truth_boxes(objects: Sequence[FrameObject], owner: np.ndarray, *,
             source=item.source, scale=round(item.scale, 4), ignore=ignore,
             visible=round(visible, 3)))
     return tuple(boxes)
+
+
+def sample_images() -> list[np.ndarray]:
+    """
+    Return the sample photographs and the sample-bag frames (BGR).
+
+    The default calibration set: of INT8 quantization, and of the input monitor's
+    reference statistics.
+    """
+    return [sample_photo(name) for name in SAMPLE_PHOTOS] + [
+        image for image, _ in sample_frames()]
 
 
 def _centre_window(width: int, height: int) -> Box:

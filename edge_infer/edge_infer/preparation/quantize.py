@@ -41,8 +41,7 @@ from typing import Any, Iterable, Sequence
 import cv2
 from edge_infer.core.cards import InputSpec
 from edge_infer.core.preprocess import Preprocessor
-from edge_infer.data.sample_bags import sample_frames
-from edge_infer.data.samples import sample_photo, SAMPLE_PHOTOS
+from edge_infer.data.sample_bags import sample_images
 from edge_infer.data.sources import IMAGE_EXTENSIONS
 from edge_infer.preparation.derive import (
     graph_inputs, load_onnx, PreparationError, PreparedModel, resolve_source,
@@ -67,12 +66,6 @@ CALIBRATION_METHODS = {'minmax': 'MinMax', 'entropy': 'Entropy', 'percentile': '
 _QDQ_OPSET = 13
 # Operators that compute from weights; the head's float part ends at them.
 _COMPUTE_OPS = frozenset({'Conv', 'ConvTranspose', 'Gemm', 'MatMul'})
-
-
-def sample_images() -> list[np.ndarray]:
-    """Return the sample photographs and the sample-bag frames (BGR), the default set."""
-    return [sample_photo(name) for name in SAMPLE_PHOTOS] + [
-        image for image, _ in sample_frames()]
 
 
 def calibration_images(folder: Path | None = None) -> list[np.ndarray]:

@@ -37,9 +37,9 @@ import hmac
 import os
 from pathlib import Path
 import re
-import stat
 from typing import Any, Mapping
 
+from edge_infer.core.private_files import PrivateFileError, read_private_file
 import numpy as np
 
 __all__ = ['KEY_FILE_ENV', 'LinkAuthenticator', 'LinkKeyError', 'MIN_KEY_BYTES', 'REPLAYED',
@@ -74,32 +74,17 @@ def read_link_key(path: str | Path) -> bytes:
     """
     Read a fleet key file: its bytes, less one trailing line break.
 
-    :raises LinkKeyError: the file is missing or unreadable, not a regular file, open
-        to its group or others, shorter than :data:`MIN_KEY_BYTES` or unreasonably long.
+    :raises LinkKeyError: the file is not a private file of this user (see
+        :func:`~edge_infer.core.private_files.read_private_file`), or is shorter than
+        :data:`MIN_KEY_BYTES` or unreasonably long.
     """
-    where = f"link key file '{path}'"
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as error:
-        raise LinkKeyError(f'{where}: {error.strerror}') from error
-    try:
-        # Of the file opened, not of the name: it cannot change in between.
-        status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode):
-            raise LinkKeyError(f'{where}: not a regular file')
-        if status.st_mode & 0o077:
-            raise LinkKeyError(
-                f'{where}: its group or others may access it (mode '
-                f'{stat.S_IMODE(status.st_mode):04o}); make it 0600 (chmod 600)')
-        with os.fdopen(os.dup(fd), 'rb') as key_file:
-            key = key_file.read(MAX_KEY_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(key) > MAX_KEY_BYTES:
-        raise LinkKeyError(f'{where}: longer than {MAX_KEY_BYTES} bytes, not a key')
+        key = read_private_file(path, what='link key file', max_bytes=MAX_KEY_BYTES)
+    except PrivateFileError as error:
+        raise LinkKeyError(str(error)) from error
     key = key.removesuffix(b'\n').removesuffix(b'\r')
     if len(key) < MIN_KEY_BYTES:
-        raise LinkKeyError(f'{where}: {len(key)} bytes, a key needs at least '
+        raise LinkKeyError(f"link key file '{path}': {len(key)} bytes, a key needs at least "
                            f'{MIN_KEY_BYTES} (head -c 32 /dev/urandom > FILE)')
     return key
 
