@@ -40,8 +40,7 @@ from edge_infer.core.model_sealing import ModelKeys, open_model
 from edge_infer.core.models import check_sha256
 from edge_infer.core.preprocess import Geometry
 from edge_infer.inference.detector import (
-    BackendOptions, Detector, DetectorError, InputMismatchError, NonFiniteError,
-    resolve_backends)
+    BackendOptions, Detector, DetectorError, resolve_backends)
 import numpy as np
 
 if TYPE_CHECKING:
@@ -270,7 +269,7 @@ class BatchedDetector:
         results: list[FrameResult | None] = [None] * len(tensors)
         good = []
         for index, tensor in enumerate(tensors):
-            error = self._refusal(tensor)
+            error = self._detector.check_tensor(tensor)
             if error is None:
                 good.append(index)
             else:
@@ -290,21 +289,6 @@ class BatchedDetector:
         except DetectorError as error:
             return FrameResult(None, error, {})
         return FrameResult(detections, None, dict(self._detector.last_stages))
-
-    def _refusal(self, tensor: np.ndarray) -> DetectorError | None:
-        """Return why ``tensor`` cannot join a batch (as a single call would say), if so."""
-        expected = self._detector.card.input_spec
-        if (not isinstance(tensor, np.ndarray) or tensor.shape != expected.shape
-                or tensor.dtype != np.dtype(expected.dtype)):
-            got = (f'{tensor.shape} {tensor.dtype}' if isinstance(tensor, np.ndarray)
-                   else type(tensor).__name__)
-            return InputMismatchError(
-                f'model {self._detector.card.name!r} expects an input tensor '
-                f'{expected.shape} {expected.dtype} ({expected.layout}), got {got}')
-        if tensor.dtype.kind == 'f' and not np.isfinite(tensor).all():
-            return NonFiniteError(f'model {self._detector.card.name!r}: the input tensor '
-                                  'holds NaN or infinity')
-        return None
 
     def _together(self, tensors: Sequence[np.ndarray],
                   geometries: Sequence[Geometry]) -> list[FrameResult]:

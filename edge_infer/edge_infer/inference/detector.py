@@ -40,7 +40,8 @@ from edge_infer.core.nms import non_max_suppression
 from edge_infer.core.preprocess import Geometry, Preprocessor
 import numpy as np
 
-__all__ = ['Detector', 'DetectorError', 'InputMismatchError', 'resolve_backends']
+__all__ = ['BackendOptions', 'Detector', 'DetectorError', 'InputMismatchError', 'NonFiniteError',
+           'resolve_backends']
 
 BackendOptions = Mapping[str, Mapping[str, Any]]
 
@@ -248,19 +249,9 @@ class Detector:
         :raises NonFiniteError: ``tensor`` or the detections hold NaN or infinity
         :raises DetectorError: the outputs do not fit the card's decoder
         """
-        expected = self._card.input_spec
-        if (not isinstance(tensor, np.ndarray) or tensor.shape != expected.shape
-                or tensor.dtype != np.dtype(expected.dtype)):
-            got = (f'{tensor.shape} {tensor.dtype}' if isinstance(tensor, np.ndarray)
-                   else type(tensor).__name__)
-            raise InputMismatchError(
-                f'model {self._card.name!r} expects an input tensor {expected.shape} '
-                f'{expected.dtype} ({expected.layout}), got {got}')
-        # A NaN pixel makes NaN scores and boxes; refused here, where it is cheap
-        # (0.05 ms for NanoDet's input).
-        if tensor.dtype.kind == 'f' and not np.isfinite(tensor).all():
-            raise NonFiniteError(f'model {self._card.name!r}: the input tensor holds NaN or '
-                                 'infinity')
+        refusal = self.check_tensor(tensor)
+        if refusal is not None:
+            raise refusal
         clock = _Clock()
         start = clock.now()
         outputs = self._backend.infer({self._input: tensor})
@@ -268,6 +259,28 @@ class Detector:
         detections = self.postprocess(outputs, geometry)
         self._record({'inference': (start, inferred), 'postprocess': (inferred, clock.now())})
         return detections
+
+    def check_tensor(self, tensor: np.ndarray) -> DetectorError | None:
+        """
+        Say why :meth:`infer` would refuse ``tensor``; None when it would take it.
+
+        :returns: an :class:`InputMismatchError` (wrong shape or dtype) or a
+            :class:`NonFiniteError` (NaN or infinity), not raised
+        """
+        expected = self._card.input_spec
+        if (not isinstance(tensor, np.ndarray) or tensor.shape != expected.shape
+                or tensor.dtype != np.dtype(expected.dtype)):
+            got = (f'{tensor.shape} {tensor.dtype}' if isinstance(tensor, np.ndarray)
+                   else type(tensor).__name__)
+            return InputMismatchError(
+                f'model {self._card.name!r} expects an input tensor {expected.shape} '
+                f'{expected.dtype} ({expected.layout}), got {got}')
+        # A NaN pixel makes NaN scores and boxes; refused here, where it is cheap
+        # (0.05 ms for NanoDet's input).
+        if tensor.dtype.kind == 'f' and not np.isfinite(tensor).all():
+            return NonFiniteError(f'model {self._card.name!r}: the input tensor holds NaN '
+                                  'or infinity')
+        return None
 
     def detect(self, image: np.ndarray, color: str) -> list[Detection]:
         """Detect objects in a camera image; boxes are in its pixels."""
