@@ -41,6 +41,7 @@ setup(
             'camera = edge_infer.nodes.camera:main',
             'preprocess = edge_infer.nodes.preprocess:main',
             'detector = edge_infer.nodes.detector:main',
+            'batch_detector = edge_infer.nodes.batch_detector:main',
             'composed = edge_infer.nodes.composed:main',
             'follow_person = edge_infer.nodes.follow_person:main',
             'monitor = edge_infer.nodes.monitor:main',

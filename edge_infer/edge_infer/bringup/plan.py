@@ -268,10 +268,6 @@ def sharded_nodes(
         'image' only preprocess (for a camera driver publishing ``image_raw``),
         'tensor' nothing (``input_tensor`` comes from elsewhere).
     :param with_monitor: add the monitor that prints detections and latency.
-    :param with_privacy: add the privacy filter (``image_raw/anonymized``), which also
-        hides the heads of the detector's people.
-    :param with_input_monitor: add the input monitor (``input_status``: frozen, black,
-        blurred, noisy or unfamiliar frames, unconfident detections).
     :raises LayoutError: ``device`` runs no shard.
     """
     if inputs not in SHARDED_INPUTS:

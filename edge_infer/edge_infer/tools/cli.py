@@ -30,6 +30,8 @@ The ``edge_infer`` command line: one entry point for the tools around the nodes.
   python -m edge_infer privacy         faces the privacy filter hides on the randomised set
   python -m edge_infer security ACTION SROS2 policy, fleet key, cost of frame authentication
   python -m edge_infer corruptions     detector AP and input-monitor flags on corrupted frames
+  python -m edge_infer fleet ACTION    check a fleet description, show a host's nodes
+  python -m edge_infer batching        cameras' frames in one model call vs one call each
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ import argparse
 from typing import Sequence
 
 from edge_infer.tools import (
-    backend_list, benchmark, corruptions, demo, evaluate, faults, fuzz, models, prepare,
-    privacy, security, shard, soak)
+    backend_list, batching, benchmark, corruptions, demo, evaluate, faults, fleet, fuzz,
+    models, prepare, privacy, security, shard, soak)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
             ('privacy', privacy, 'faces the privacy filter hides on the randomised set'),
             ('security', security, 'SROS2 policy, fleet key, cost of frame authentication'),
             ('corruptions', corruptions,
-             'detector AP and input-monitor flags on corrupted photographs')):
+             'detector AP and input-monitor flags on corrupted photographs'),
+            ('fleet', fleet, 'check a fleet description, show the nodes a host starts'),
+            ('batching', batching,
+             'frames of 1, 2, 4 cameras in one model call vs one call per frame')):
         command = commands.add_parser(name, help=help_text)
         module.add_arguments(command)
         command.set_defaults(handler=module.run)
