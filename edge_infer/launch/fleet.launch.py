@@ -26,7 +26,8 @@ check``): a topic without publisher or subscriber, or a QoS that cannot match, s
 the launch; warnings are printed. Launch arguments: fleet (default config/fleet.yaml),
 host, params_file (default: the fleet's params_file, else config/pipeline.yaml),
 keystore and link_key_file (as in pipeline.launch.py). The DDS profile
-is the fleet's dds_profile.
+is the fleet's dds_profile; with a discovery server in the fleet, every node is its
+client and the server's host also starts it (``fastdds discovery``).
 
 Which nodes run is decided by edge_infer.bringup.fleet.fleet_nodes, which the tests check.
 """
@@ -35,12 +36,14 @@ import os
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
-from edge_infer.bringup.fleet import check_fleet, ERROR, fleet_nodes, FleetError, load_fleet
+from edge_infer.bringup.fleet import (
+    check_fleet, discovery_environment, discovery_server_command, ERROR, fleet_nodes,
+    FleetError, load_fleet)
 from edge_infer.bringup.plan import dds_environment, launch_nodes
 from edge_infer.bringup.security import (
     link_key_environment, SECURITY_ARGUMENTS, security_environment)
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
 
@@ -57,10 +60,17 @@ def _nodes(context: LaunchContext) -> list:
     environment = {
         **dds_environment(fleet.dds_profile, config_dir=config_dir,
                           ros_distro=os.environ.get('ROS_DISTRO')),
+        **discovery_environment(fleet),
         **link_key_environment(arg('link_key_file'))}
     params_file = arg('params_file') or str(fleet.params_file or config_dir / 'pipeline.yaml')
     keystore = arg('keystore')
     actions: list = [LogInfo(msg=str(finding)) for finding in findings]
+    # The discovery server, on the host the fleet names for it: without multicast the
+    # nodes of the other hosts find each other only through it.
+    server = discovery_server_command(fleet, arg('host'))
+    if server:
+        actions.append(ExecuteProcess(cmd=server, name='discovery_server', output='screen',
+                                      respawn=True))
     for group in fleet_nodes(fleet, arg('host')):
         actions += launch_nodes(
             list(group.specs), namespace=group.namespace, params_file=params_file,

@@ -21,6 +21,10 @@ fleet check`` checks the whole plan before anything starts::
     hosts: [robot1, robot2, gpu]     # every machine of the fleet
     params_file: pipeline.yaml       # optional, relative to this file
     dds_profile: shared_memory       # optional, as the launch files' dds_profile
+    discovery:                       # optional: multicast (Fast DDS's default) when absent
+      server: gpu                    # the host that runs Fast DDS's discovery server
+      address: 10.0.0.3              # where the other hosts reach that host
+      port: 11811                    # optional, Fast DDS's default
     robots:
       robot1:                        # the namespace too, unless 'namespace' is given
         host: robot1                 # where its nodes run unless placed elsewhere
@@ -35,7 +39,10 @@ fleet check`` checks the whole plan before anything starts::
 
 Per robot, optional: ``remap`` (node -> {topic: new name}) and ``qos_overrides`` (node
 -> topic -> publisher|subscription -> {reliability, depth}, the form of the nodes'
-``qos_overrides`` parameters). Pipeline options are those of
+``qos_overrides`` parameters). With ``discovery``, where multicast does not reach every
+host (many Wi-Fi and cloud networks), every node finds the others through one
+discovery server: :func:`discovery_environment` is what each node's environment needs,
+:func:`discovery_server_command` the server process its host runs. Pipeline options are those of
 :func:`~edge_infer.bringup.plan.pipeline_nodes`; shard options are ``layout``,
 ``devices``, ``inputs`` and ``with_monitor``. Every robot needs a camera.
 
@@ -48,6 +55,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, replace
+import ipaddress
 from pathlib import Path
 import re
 from typing import Any, Iterable, Mapping
@@ -61,8 +69,9 @@ from edge_infer.sharding.layout import (
     _mapping, _sequence, _text, Layout, LayoutError, load_layout)
 import yaml
 
-__all__ = ['check_fleet', 'ERROR', 'Finding', 'Fleet', 'FleetError', 'fleet_nodes',
-           'HostGroup', 'load_fleet', 'parse_fleet', 'qos_compatible', 'topic_qos', 'WARNING']
+__all__ = ['check_fleet', 'Discovery', 'discovery_environment', 'discovery_server_command',
+           'ERROR', 'Finding', 'Fleet', 'FleetError', 'fleet_nodes', 'HostGroup', 'load_fleet',
+           'parse_fleet', 'qos_compatible', 'topic_qos', 'WARNING']
 
 ERROR = 'error'
 WARNING = 'warning'
@@ -73,6 +82,9 @@ _SHARD_OPTIONS = ('layout', 'devices', 'inputs', 'with_monitor')
 _ROBOT_KEYS = ('host', 'namespace', 'pipeline', 'shards', 'placement', 'supervised',
                'remap', 'qos_overrides')
 # What a node accepts in qos_overrides (QoSOverridingOptions.with_default_policies()).
+_DISCOVERY_KEYS = ('server', 'address', 'port')
+# Fast DDS's own default port of a discovery server.
+DISCOVERY_PORT = 11811
 _OVERRIDABLE = {'reliability': ('reliable', 'best_effort'), 'depth': None}
 _SIDES = ('publisher', 'subscription')
 
@@ -113,6 +125,20 @@ class HostGroup:
 
 
 @dataclass(frozen=True)
+class Discovery:
+    """A Fast DDS discovery server on one host of the fleet, which every node asks."""
+
+    server: str
+    address: str
+    port: int = DISCOVERY_PORT
+
+    @property
+    def locator(self) -> str:
+        """Return the server as ``ROS_DISCOVERY_SERVER`` names it: ``address:port``."""
+        return f'{self.address}:{self.port}'
+
+
+@dataclass(frozen=True)
 class Fleet:
     """Hosts, and what each starts for each robot."""
 
@@ -120,6 +146,8 @@ class Fleet:
     groups: tuple[HostGroup, ...]
     params_file: Path | None = None
     dds_profile: str = 'shared_memory'
+    # None: Fast DDS's multicast discovery.
+    discovery: Discovery | None = None
 
 
 @dataclass(frozen=True)
@@ -177,8 +205,56 @@ def fleet_nodes(fleet: Fleet, host: str) -> list[HostGroup]:
     return [group for group in fleet.groups if group.host == host]
 
 
+def discovery_environment(fleet: Fleet) -> dict[str, str]:
+    """
+    Return what every node's environment needs for the fleet's discovery.
+
+    Empty for multicast discovery; with a discovery server, ``ROS_DISCOVERY_SERVER``,
+    which makes each participant of the default (simple) discovery a client of it. Tools
+    that list the whole graph (``ros2 topic list``) also need ``ROS_SUPER_CLIENT=TRUE``:
+    a plain client hears only of the endpoints that match its own.
+    """
+    if fleet.discovery is None:
+        return {}
+    return {'ROS_DISCOVERY_SERVER': fleet.discovery.locator}
+
+
+def discovery_server_command(fleet: Fleet, host: str) -> list[str]:
+    """
+    Return the command line of the discovery server that ``host`` runs; [] if none.
+
+    ``fastdds discovery`` is Fast DDS's own tool (in the ROS wheels and in every ROS 2
+    install with Fast DDS); the server listens on the fleet's address and port only.
+
+    :raises FleetError: ``host`` is not a host of the fleet
+    """
+    if host not in fleet.hosts:
+        raise FleetError(f'host {host!r} is not among hosts ({", ".join(fleet.hosts)})')
+    if fleet.discovery is None or fleet.discovery.server != host:
+        return []
+    return ['fastdds', 'discovery', '--udp-address', fleet.discovery.address,
+            '--udp-port', str(fleet.discovery.port)]
+
+
+def _discovery(value: Any, hosts: tuple[str, ...]) -> Discovery | None:
+    if value is None or value == 'multicast':
+        return None
+    entry = _mapping(value, 'discovery', _DISCOVERY_KEYS)
+    server = _host(entry.get('server'), 'discovery.server', hosts)
+    address = _text(entry.get('address'), 'discovery.address')
+    try:
+        ipaddress.IPv4Address(address)
+    except ValueError:
+        raise FleetError(f'discovery.address: {address!r} is not an IPv4 address') from None
+    port = entry.get('port', DISCOVERY_PORT)
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise FleetError(f'discovery.port: {port!r} is not a port number (1 to 65535)')
+    return Discovery(server=server, address=address, port=port)
+
+
 def _parse(data: Any, base_dir: Path) -> Fleet:
-    data = _mapping(data, 'the fleet', ('hosts', 'robots', 'params_file', 'dds_profile'))
+    data = _mapping(data, 'the fleet', ('hosts', 'robots', 'params_file', 'dds_profile',
+                                        'discovery'))
     hosts = tuple(_text(name, f'hosts[{i}]')
                   for i, name in enumerate(_sequence(data.get('hosts'), 'hosts')))
     if not hosts:
@@ -212,7 +288,7 @@ def _parse(data: Any, base_dir: Path) -> Fleet:
                     owners[key] = robot
             groups.append(group)
     return Fleet(hosts=hosts, groups=tuple(groups), params_file=params_file,
-                 dds_profile=dds_profile)
+                 dds_profile=dds_profile, discovery=_discovery(data.get('discovery'), hosts))
 
 
 def _robot(robot: str, entry: Any, hosts: tuple[str, ...],

@@ -104,6 +104,17 @@ class Host:
         """Cut the host's cable at the switch: no packet in or out."""
         _run('ip', '-n', self.switch, 'link', 'set', self.port, 'down')
 
+    def block_multicast(self) -> None:
+        """
+        Stop multicast to this host at the switch, as many Wi-Fi and cloud networks do.
+
+        Multicast DDS discovery then finds nobody on other hosts (those beside each other
+        on this host still meet). A route of the host's own would not do: a socket that
+        names its outgoing interface, as Fast DDS's do, sends without one.
+        """
+        _run('bridge', '-n', self.switch, 'link', 'set', 'dev', self.port,
+             'mcast_flood', 'off')
+
     def restore(self) -> None:
         """Plug the cable back in; multicast routing is set again, as after a real cut."""
         _run('ip', '-n', self.switch, 'link', 'set', self.port, 'up')
