@@ -51,6 +51,7 @@ setup(
             'privacy_filter = edge_infer.nodes.privacy_filter:main',
             'shard_relay = edge_infer.nodes.shard_relay:main',
             'supervisor = edge_infer.nodes.supervisor:main',
+            'model_store = edge_infer.nodes.model_store:main',
             'edge_infer = edge_infer.tools.cli:main',
         ],
         # Inference backends; other packages add theirs to the same group.

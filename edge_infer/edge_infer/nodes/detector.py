@@ -20,7 +20,11 @@ Takes ``input_tensor`` (from the preprocess node) or, with ``input: image``,
 input's thread runs the model on the freshest frame, wherever it came from (in memory
 in a composed pipeline, shared memory, DDS). Publishes ``detections``
 (edge_infer_msgs/DetectionArray, numbered) in source-image pixels with the source
-frame's header and the latency trace, and ``model_info`` once, transient-local.
+frame's header and the latency trace, and ``model_info`` once, transient-local, and
+again at each hot swap: a card path on ``model_install`` (std_msgs/String, transient
+local, from the host's model store) is loaded beside the serving model on a thread of
+its own, then served from the next frame on; the model it replaced stays loaded until
+the next load, so that installing it again (a rollback) switches back at once.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from contextlib import contextmanager
 import dataclasses
 import logging
 from pathlib import Path
+import threading
 import time
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -48,6 +53,7 @@ from edge_infer.core.model_sealing import (
 from edge_infer.core.models import ModelFileError
 from edge_infer.core.params import ParameterSpec, ParameterValue
 from edge_infer.core.preprocess import Geometry
+from edge_infer.core.rollout import ROLLOUT_QOS
 from edge_infer.inference.degradation import degradation_levels, DegradingDetector
 from edge_infer.inference.detector import Detector, DetectorError, resolve_backends
 from edge_infer.nodes.base import (
@@ -60,6 +66,7 @@ from edge_infer.transport.output import FrameOutput
 from edge_infer_msgs.msg import DetectionArray, ModelInfo, StageTiming
 import numpy as np
 from rclpy.impl.rcutils_logger import RcutilsLogger
+from std_msgs.msg import String
 
 MODEL_RETRY_PERIOD_S = 5.0
 ANSWERED_ELSEWHERE = 'answered_elsewhere'
@@ -173,6 +180,8 @@ class DetectorNode(EdgeInferNode):
         self._degrading: DegradingDetector | None = None
         # Kept through a deactivate with keep_loaded, for the next configure.
         self._kept: tuple[Detector, DegradingDetector | None] | None = None
+        # The card path, model and card served before the last hot swap, for a rollback.
+        self._previous: tuple[str, Detector, ModelCard] | None = None
         super().__init__(node_name='detector',
                          parameters=NODE_PARAMETERS + backend_parameters())
 
@@ -193,6 +202,10 @@ class DetectorNode(EdgeInferNode):
             raise StartupError(f'detector: {error}') from error
         card = self._apply_threshold_overrides(card)
         self._card = card
+        self._card_source = str(p['model'])
+        self._swap_lock = threading.Lock()
+        self.report('model.card', lambda: self._card_source)
+        self.subscription(String, 'model_install', ROLLOUT_QOS, self._on_install)
         self.detections = FrameOutput(self, kind=DETECTIONS, topic='detections',
                                       profile='detections')
         self._info_pub = self.publisher(ModelInfo, 'model_info', 'model_info')
@@ -250,7 +263,7 @@ class DetectorNode(EdgeInferNode):
         return names
 
     def _load(self) -> bool:
-        p, card = self.params, self._card
+        card = self._card
         if self._kept is not None:
             # Parameters are read-only: what was kept is what would be loaded now.
             (self._detector, self._degrading), self._kept = self._kept, None
@@ -260,9 +273,7 @@ class DetectorNode(EdgeInferNode):
             # What backends log while loading (a TensorRT engine build's progress)
             # goes to this node's log.
             with _backend_logs_to(self.get_logger(), self._backend_names):
-                self._detector = Detector(
-                    card=card, backend=p['backend'], threads=p['threads'] or None,
-                    backend_options=self._backend_options, model_keys=self._model_keys)
+                self._detector = self._new_detector(card)
         except (ModelFileError, BackendError) as error:
             message = f"model '{card.name}' unavailable: {error}"
             self.set_health(ok=False, message=message)
@@ -276,6 +287,54 @@ class DetectorNode(EdgeInferNode):
         self._degrading = self._degradation(self._detector)
         self._announce(self._detector)
         return True
+
+    def _new_detector(self, card: ModelCard) -> Detector:
+        p = self.params
+        return Detector(card=card, backend=p['backend'], threads=p['threads'] or None,
+                        backend_options=self._backend_options, model_keys=self._model_keys)
+
+    def _on_install(self, msg: String) -> None:
+        if self._degrading is not None:
+            self.get_logger().error(f'not installing {msg.data}: a hot swap needs '
+                                    'latency_budget_ms 0 (no degradation levels)')
+            return
+        # Loading takes seconds: beside the serving model, off the executor's thread.
+        threading.Thread(target=self._install, args=(msg.data,), daemon=True).start()
+
+    def _install(self, source: str) -> None:
+        with self._swap_lock:
+            previous = self._previous
+            if source == self._card_source:
+                return
+            if previous is not None and previous[0] == source:
+                self._swap(*previous)
+                return
+            start = time.monotonic()
+            try:
+                # The node's thresholds (its parameters, or the first card's) stay.
+                card = dataclasses.replace(
+                    load_card(source), score_threshold=self._card.score_threshold,
+                    nms_iou_threshold=self._card.nms_iou_threshold)
+                detector = self._new_detector(card)
+            except (CardError, OSError, ModelFileError, BackendError, DetectorError) as error:
+                self.counters.drop('install_failed')
+                self.get_logger().error(f'not installing {source}: {error}; serving '
+                                        f'{self._card_source} still')
+                return
+            self._swap(source, detector, card)
+            if previous is not None:
+                previous[1].close()
+            self.get_logger().info(f'hot swap to {source}: loaded in '
+                                   f'{time.monotonic() - start:.2f} s')
+
+    def _swap(self, source: str, detector: Detector, card: ModelCard) -> None:
+        """Serve ``detector`` from the next frame on; keep the one it replaces."""
+        old = self._detector
+        self._previous = (self._card_source, old, self._card) if old is not None else None
+        self._card, self._card_source = card, source
+        # One assignment: a frame takes either model whole, none is dropped between them.
+        self._detector = detector
+        self._announce(detector)
 
     def _announce(self, detector: Detector) -> None:
         card = self._card
@@ -295,6 +354,9 @@ class DetectorNode(EdgeInferNode):
             self._kept = (detector, degrading)
             return
         kept, self._kept = self._kept, None
+        previous, self._previous = self._previous, None
+        if previous is not None:
+            previous[1].close()
         for each_detector, each_degrading in [*([kept] if kept else []), (detector, degrading)]:
             if each_degrading is not None:
                 each_degrading.close()
@@ -306,9 +368,7 @@ class DetectorNode(EdgeInferNode):
         if not p['latency_budget_ms']:
             return None
         levels, skipped = degradation_levels(
-            main, same_input=p['input'] == 'tensor', load=lambda card: Detector(
-                card=card, backend=p['backend'], threads=p['threads'] or None,
-                backend_options=self._backend_options, model_keys=self._model_keys))
+            main, same_input=p['input'] == 'tensor', load=self._new_detector)
         for line in skipped:
             self.get_logger().warning(f'degradation: {line}')
         self._checkpoint = self._open_checkpoint()
@@ -369,7 +429,8 @@ class DetectorNode(EdgeInferNode):
             self.get_logger().error(f'degradation: {error}', throttle_duration_sec=60.0)
 
     def _retry_load(self) -> None:
-        if self._load():
+        # A hot swap may have brought a model meanwhile.
+        if self._detector is not None or self._load():
             self._retry.cancel()
 
     def _apply_threshold_overrides(self, card: ModelCard) -> ModelCard:
