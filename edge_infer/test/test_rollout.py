@@ -130,7 +130,7 @@ def test_a_rollout_fetches_checks_gates_hot_swaps_and_rolls_back(
             'model_store': {**common, 'host': 'b', 'store_dir': str(store_b)},
             'camera': {'source': str(photos), 'width': 0, 'height': 0, 'fps': 4.0,
                        'loop': True},
-            'detector': {'input': 'image', 'require_signed_models': True,
+            'detector': {'input': 'image', 'require_signed_models': True, 'hot_swap': True,
                          'model_verify_key': str(public),
                          'model': str(signed_card(src / 'v0', bundled_model_dir, key))}}) \
             as group_b:

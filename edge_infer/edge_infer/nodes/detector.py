@@ -95,6 +95,11 @@ NODE_PARAMETERS = (
                   description='Keep the model loaded while inactive, as a hot standby '
                               'does: a deactivate stops frames, not the backend (cleanup '
                               'releases it).'),
+    ParameterSpec(name='hot_swap', default=False,
+                  description="Take models the host's model store installs (topic "
+                              "'model_install'): loaded beside the serving one, swapped "
+                              'between two frames. Off: a card path on that topic, which '
+                              'anyone on the domain can publish, loads nothing.'),
     ParameterSpec(name='latency_budget_ms', default=0.0, minimum=0.0, maximum=60000.0,
                   description='Inference budget per frame (ms): while the p95 stays above '
                               'it the detector steps down to a cheaper configuration (the '
@@ -205,7 +210,10 @@ class DetectorNode(EdgeInferNode):
         self._card_source = str(p['model'])
         self._swap_lock = threading.Lock()
         self.report('model.card', lambda: self._card_source)
-        self.subscription(String, 'model_install', ROLLOUT_QOS, self._on_install)
+        self._install_failures = 0
+        if p['hot_swap']:
+            self.report('install_failures', lambda: self._install_failures)
+            self.subscription(String, 'model_install', ROLLOUT_QOS, self._on_install)
         self.detections = FrameOutput(self, kind=DETECTIONS, topic='detections',
                                       profile='detections')
         self._info_pub = self.publisher(ModelInfo, 'model_info', 'model_info')
@@ -317,7 +325,8 @@ class DetectorNode(EdgeInferNode):
                     nms_iou_threshold=self._card.nms_iou_threshold)
                 detector = self._new_detector(card)
             except (CardError, OSError, ModelFileError, BackendError, DetectorError) as error:
-                self.counters.drop('install_failed')
+                # Not a frame: counted beside the frame counters, which must add up.
+                self._install_failures += 1
                 self.get_logger().error(f'not installing {source}: {error}; serving '
                                         f'{self._card_source} still')
                 return
