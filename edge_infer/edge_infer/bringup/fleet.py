@@ -65,9 +65,9 @@ from edge_infer.bringup.plan import (
     SUPERVISOR)
 from edge_infer.bringup.security import node_profiles
 from edge_infer.core.qos import qos_spec, QosSpec
-from edge_infer.sharding.layout import (
-    _mapping, _sequence, _text, Layout, LayoutError, load_layout)
-import yaml
+from edge_infer.core.yaml_fields import (
+    field_list, field_mapping, field_text, FieldError, read_yaml)
+from edge_infer.sharding.layout import Layout, LayoutError, load_layout
 
 __all__ = ['check_fleet', 'Discovery', 'discovery_environment', 'discovery_server_command',
            'ERROR', 'Finding', 'Fleet', 'FleetError', 'fleet_nodes', 'HostGroup', 'load_fleet',
@@ -108,7 +108,7 @@ _OUTSIDE_CONSUMERS = ('image_raw', 'camera_info', 'detections', 'model_info', 'c
 _OUTSIDE_PRODUCERS = ('image_raw',)
 
 
-class FleetError(ValueError):
+class FleetError(FieldError):
     """A fleet description is malformed; the message names the field."""
 
 
@@ -171,12 +171,9 @@ def load_fleet(path: str | Path) -> Fleet:
     """
     path = Path(path).expanduser()
     try:
-        data = yaml.safe_load(path.read_text(encoding='utf-8'))
-    except OSError as error:
-        raise FleetError(f'fleet {path}: cannot read it: {error.strerror or error}') \
-            from error
-    except yaml.YAMLError as error:
-        raise FleetError(f'fleet {path}: not valid YAML: {error}') from error
+        data = read_yaml(path, 'fleet')
+    except FieldError as error:
+        raise FleetError(str(error)) from error
     return parse_fleet(data, source=str(path), base_dir=path.resolve().parent)
 
 
@@ -190,7 +187,7 @@ def parse_fleet(data: Any, *, source: str = 'fleet', base_dir: Path | None = Non
     """
     try:
         return _parse(data, base_dir or Path.cwd())
-    except (FleetError, LayoutError) as error:
+    except FieldError as error:
         raise FleetError(f'{source}: {error}') from None
 
 
@@ -239,9 +236,9 @@ def discovery_server_command(fleet: Fleet, host: str) -> list[str]:
 def _discovery(value: Any, hosts: tuple[str, ...]) -> Discovery | None:
     if value is None or value == 'multicast':
         return None
-    entry = _mapping(value, 'discovery', _DISCOVERY_KEYS)
+    entry = field_mapping(value, 'discovery', _DISCOVERY_KEYS)
     server = _host(entry.get('server'), 'discovery.server', hosts)
-    address = _text(entry.get('address'), 'discovery.address')
+    address = field_text(entry.get('address'), 'discovery.address')
     try:
         ipaddress.IPv4Address(address)
     except ValueError:
@@ -253,10 +250,10 @@ def _discovery(value: Any, hosts: tuple[str, ...]) -> Discovery | None:
 
 
 def _parse(data: Any, base_dir: Path) -> Fleet:
-    data = _mapping(data, 'the fleet', ('hosts', 'robots', 'params_file', 'dds_profile',
-                                        'discovery'))
-    hosts = tuple(_text(name, f'hosts[{i}]')
-                  for i, name in enumerate(_sequence(data.get('hosts'), 'hosts')))
+    data = field_mapping(data, 'the fleet', ('hosts', 'robots', 'params_file', 'dds_profile',
+                                             'discovery'))
+    hosts = tuple(field_text(name, f'hosts[{i}]')
+                  for i, name in enumerate(field_list(data.get('hosts'), 'hosts')))
     if not hosts:
         raise FleetError('hosts: expected at least one host')
     if len(set(hosts)) != len(hosts):
@@ -264,19 +261,19 @@ def _parse(data: Any, base_dir: Path) -> Fleet:
                          'is listed twice')
     params_file = None
     if data.get('params_file') is not None:
-        params_file = base_dir / _text(data['params_file'], 'params_file')
+        params_file = base_dir / field_text(data['params_file'], 'params_file')
     dds_profile = data.get('dds_profile', 'shared_memory')
     if dds_profile not in DDS_PROFILES:
         raise FleetError(f'dds_profile: {dds_profile!r} is not one of '
                          + ', '.join(DDS_PROFILES))
-    robots = _mapping(data.get('robots'), 'robots', None)
+    robots = field_mapping(data.get('robots'), 'robots', None)
     if not robots:
         raise FleetError('robots: expected at least one robot')
     groups: list[HostGroup] = []
     # (namespace, node name) -> the robot that runs it.
     owners: dict[tuple[str, str], str] = {}
     for name, entry in robots.items():
-        robot = _text(name, 'robots')
+        robot = field_text(name, 'robots')
         for group in _robot(robot, entry, hosts, base_dir):
             for spec in group.specs:
                 for profile in node_profiles(spec, layout=group.layout):
@@ -294,18 +291,18 @@ def _parse(data: Any, base_dir: Path) -> Fleet:
 def _robot(robot: str, entry: Any, hosts: tuple[str, ...],
            base_dir: Path) -> list[HostGroup]:
     where = f'robots.{robot}'
-    entry = _mapping(entry, where, _ROBOT_KEYS)
+    entry = field_mapping(entry, where, _ROBOT_KEYS)
     home = _host(entry.get('host'), f'{where}.host', hosts)
-    namespace = _text(entry.get('namespace', robot), f'{where}.namespace').strip('/')
+    namespace = field_text(entry.get('namespace', robot), f'{where}.namespace').strip('/')
     if not namespace:
         raise FleetError(f"{where}.namespace: a robot needs its own namespace, not '/'")
     if ('pipeline' in entry) == ('shards' in entry):
         raise FleetError(f"{where}: expected one of 'pipeline' or 'shards'")
     layout = None
     if 'pipeline' in entry:
-        options = _mapping(entry['pipeline'] or {}, f'{where}.pipeline', _PIPELINE_OPTIONS)
+        options = field_mapping(entry['pipeline'] or {}, f'{where}.pipeline', _PIPELINE_OPTIONS)
         chosen: dict[str, Any] = {
-            key: (_text(value, f'{where}.pipeline.{key}') if key == 'detector_input'
+            key: (field_text(value, f'{where}.pipeline.{key}') if key == 'detector_input'
                   else _flag(value, f'{where}.pipeline.{key}'))
             for key, value in options.items()}
         try:
@@ -350,15 +347,15 @@ def _robot(robot: str, entry: Any, hosts: tuple[str, ...],
 
 def _shards(value: Any, where: str, hosts: tuple[str, ...],
             base_dir: Path) -> tuple[Layout, list[tuple[str, NodeSpec]]]:
-    entry = _mapping(value, where, _SHARD_OPTIONS)
-    layout_path = (base_dir / _text(entry.get('layout'), f'{where}.layout')).resolve()
+    entry = field_mapping(value, where, _SHARD_OPTIONS)
+    layout_path = (base_dir / field_text(entry.get('layout'), f'{where}.layout')).resolve()
     try:
         layout = load_layout(layout_path)
     except LayoutError as error:
         raise FleetError(f'{where}.layout: {error}') from None
-    devices = _mapping(entry.get('devices'), f'{where}.devices', layout.device_names)
+    devices = field_mapping(entry.get('devices'), f'{where}.devices', layout.device_names)
     with_monitor = _flag(entry.get('with_monitor', False), f'{where}.with_monitor')
-    inputs = _text(entry.get('inputs', 'camera'), f'{where}.inputs')
+    inputs = field_text(entry.get('inputs', 'camera'), f'{where}.inputs')
     placed = []
     for device in layout.device_names:
         if device not in devices:
@@ -377,18 +374,18 @@ def _placement(value: Any, where: str, specs: list[NodeSpec],
                hosts: tuple[str, ...]) -> dict[str, str]:
     names = tuple(spec.name for spec in specs)
     return {node: _host(host, f'{where}.{node}', hosts)
-            for node, host in _mapping(value, where, names).items()}
+            for node, host in field_mapping(value, where, names).items()}
 
 
 def _per_node(value: Any, where: str, names: list[str]) -> dict[str, Any]:
-    return dict(_mapping(value, where, tuple(names)))
+    return dict(field_mapping(value, where, tuple(names)))
 
 
 def _remappings(value: Any, where: str) -> tuple[tuple[str, str], ...]:
     if value is None:
         return ()
-    return tuple((_text(source, where), _text(target, f'{where}.{source}'))
-                 for source, target in _mapping(value, where, None).items())
+    return tuple((field_text(source, where), field_text(target, f'{where}.{source}'))
+                 for source, target in field_mapping(value, where, None).items())
 
 
 def _qos_parameters(value: Any, where: str,
@@ -396,11 +393,11 @@ def _qos_parameters(value: Any, where: str,
     if value is None:
         return ()
     parameters: list[tuple[str, ParameterOverride]] = []
-    for topic, sides in _mapping(value, where, None).items():
-        topic = _text(topic, where)
-        for side, policies in _mapping(sides, f'{where}.{topic}', _SIDES).items():
+    for topic, sides in field_mapping(value, where, None).items():
+        topic = field_text(topic, where)
+        for side, policies in field_mapping(sides, f'{where}.{topic}', _SIDES).items():
             place = f'{where}.{topic}.{side}'
-            for policy, setting in _mapping(policies, place, tuple(_OVERRIDABLE)).items():
+            for policy, setting in field_mapping(policies, place, tuple(_OVERRIDABLE)).items():
                 choices = _OVERRIDABLE[policy]
                 valid = (setting in choices if choices is not None
                          else isinstance(setting, int) and not isinstance(setting, bool)
@@ -415,7 +412,7 @@ def _qos_parameters(value: Any, where: str,
 
 
 def _host(value: Any, where: str, hosts: tuple[str, ...]) -> str:
-    host = _text(value, where)
+    host = field_text(value, where)
     if host not in hosts:
         raise FleetError(f'{where}: {host!r} is not among hosts ({", ".join(hosts)})')
     return host

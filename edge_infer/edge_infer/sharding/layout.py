@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from edge_infer.core.yaml_fields import (
+    field_choice, field_list, field_mapping, field_number, field_text, FieldError, read_yaml)
 import yaml
 
 __all__ = ['DEFAULT_DEADLINE_MS', 'DeviceSpec', 'FALLBACKS', 'Layout', 'LayoutError',
@@ -58,7 +60,7 @@ FALLBACKS = ('rest', 'whole', 'none')
 DEFAULT_DEADLINE_MS = 500.0
 
 
-class LayoutError(ValueError):
+class LayoutError(FieldError):
     """A layout file is malformed; the message names the field."""
 
 
@@ -172,12 +174,9 @@ def load_layout(path: str | Path) -> Layout:
     """
     path = Path(path).expanduser()
     try:
-        data = yaml.safe_load(path.read_text(encoding='utf-8'))
-    except OSError as error:
-        raise LayoutError(f'layout {path}: cannot read it: {error.strerror or error}') \
-            from error
-    except yaml.YAMLError as error:
-        raise LayoutError(f'layout {path}: not valid YAML: {error}') from error
+        data = read_yaml(path, 'layout')
+    except FieldError as error:
+        raise LayoutError(str(error)) from error
     return parse_layout(data, source=str(path), base_dir=path.resolve().parent)
 
 
@@ -198,44 +197,44 @@ def parse_layout(data: Any, *, source: str = 'layout', base_dir: Path | None = N
     """
     try:
         return _parse(data, base_dir)
-    except LayoutError as error:
+    except FieldError as error:
         raise LayoutError(f'{source}: {error}') from None
 
 
 def _parse(data: Any, base_dir: Path | None) -> Layout:
-    data = _mapping(data, 'the layout',
-                    ('model', 'codec', 'compression', 'deadline_ms', 'shards', 'devices',
-                     'links'))
-    model = _text(data.get('model'), 'model')
+    data = field_mapping(data, 'the layout',
+                         ('model', 'codec', 'compression', 'deadline_ms', 'shards', 'devices',
+                          'links'))
+    model = field_text(data.get('model'), 'model')
     if base_dir is not None and _is_card_path(model) and not Path(model).is_absolute():
         model = str((base_dir / model).resolve())
-    codec = _choice(data.get('codec', 'raw'), 'codec', _CODECS)
-    compression = _choice(data.get('compression') or '', 'compression', _COMPRESSIONS)
-    deadline = _number(data.get('deadline_ms', DEFAULT_DEADLINE_MS), 'deadline_ms',
-                       positive=True)
+    codec = field_choice(data.get('codec', 'raw'), 'codec', _CODECS)
+    compression = field_choice(data.get('compression') or '', 'compression', _COMPRESSIONS)
+    deadline = field_number(data.get('deadline_ms', DEFAULT_DEADLINE_MS), 'deadline_ms',
+                            positive=True)
     devices = {
-        _text(name, 'devices'): DeviceSpec(speed=_number(
-            _mapping(spec, f'devices.{name}', ('speed',)).get('speed', 1.0),
+        field_text(name, 'devices'): DeviceSpec(speed=field_number(
+            field_mapping(spec, f'devices.{name}', ('speed',)).get('speed', 1.0),
             f'devices.{name}.speed', positive=True))
-        for name, spec in _mapping(data.get('devices') or {}, 'devices', None).items()}
+        for name, spec in field_mapping(data.get('devices') or {}, 'devices', None).items()}
     shards = _shards(data.get('shards'), devices)
     links = tuple(_link(entry, f'links[{i}]', devices)
-                  for i, entry in enumerate(_sequence(data.get('links') or [], 'links')))
+                  for i, entry in enumerate(field_list(data.get('links') or [], 'links')))
     return Layout(model=model, shards=shards, codec=codec, compression=compression,
                   deadline_ms=deadline, devices=devices, links=links)
 
 
 def _shards(value: Any, devices: Mapping[str, DeviceSpec]) -> tuple[ShardSpec, ...]:
-    entries = _sequence(value, 'shards')
+    entries = field_list(value, 'shards')
     if len(entries) < 2:
         raise LayoutError(f'shards: a split needs at least 2 shards, got {len(entries)}')
     shards = []
     cuts: set[str] = set()
     for i, entry in enumerate(entries):
         where = f'shards[{i}]'
-        entry = _mapping(entry, where,
-                         ('device', 'cut', 'backend', 'threads', 'deadline_ms', 'fallback'))
-        device = _text(entry.get('device'), f'{where}.device')
+        entry = field_mapping(entry, where,
+                              ('device', 'cut', 'backend', 'threads', 'deadline_ms', 'fallback'))
+        device = field_text(entry.get('device'), f'{where}.device')
         if devices and device not in devices:
             raise LayoutError(f'{where}.device: {device!r} is not among devices '
                               f'({", ".join(devices)})')
@@ -245,11 +244,11 @@ def _shards(value: Any, devices: Mapping[str, DeviceSpec]) -> tuple[ShardSpec, .
             raise LayoutError(f'{where}.cut: the last shard ends at the model outputs; '
                               f'remove its cut ({cut!r})')
         if not last:
-            cut = _text(cut, f'{where}.cut')
+            cut = field_text(cut, f'{where}.cut')
             if cut in cuts:
                 raise LayoutError(f'{where}.cut: {cut!r} is cut twice')
             cuts.add(cut)
-        backend = parse_backends(_text(entry['backend'], f'{where}.backend')) \
+        backend = parse_backends(field_text(entry['backend'], f'{where}.backend')) \
             if 'backend' in entry else ()
         threads = entry.get('threads')
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
@@ -259,67 +258,29 @@ def _shards(value: Any, devices: Mapping[str, DeviceSpec]) -> tuple[ShardSpec, .
         fallback = entry.get('fallback')
         shards.append(ShardSpec(
             device=device, cut=cut, backend=backend, threads=threads,
-            deadline_ms=None if deadline is None else _number(
+            deadline_ms=None if deadline is None else field_number(
                 deadline, f'{where}.deadline_ms', positive=True),
-            fallback=None if fallback is None else _choice(
+            fallback=None if fallback is None else field_choice(
                 fallback, f'{where}.fallback', FALLBACKS)))
     return tuple(shards)
 
 
 def _link(value: Any, where: str, devices: Mapping[str, DeviceSpec]) -> LinkSpec:
-    entry = _mapping(value, where, ('from', 'to', 'bandwidth_mbps', 'latency_ms'))
+    entry = field_mapping(value, where, ('from', 'to', 'bandwidth_mbps', 'latency_ms'))
     ends = []
     for key in ('from', 'to'):
-        name = _text(entry.get(key), f'{where}.{key}')
+        name = field_text(entry.get(key), f'{where}.{key}')
         if devices and name not in devices:
             raise LayoutError(f'{where}.{key}: {name!r} is not among devices '
                               f'({", ".join(devices)})')
         ends.append(name)
     return LinkSpec(
         source=ends[0], target=ends[1],
-        bandwidth_mbps=_number(entry.get('bandwidth_mbps'), f'{where}.bandwidth_mbps',
-                               positive=True),
-        latency_ms=_number(entry.get('latency_ms', 0.0), f'{where}.latency_ms',
-                           positive=False))
+        bandwidth_mbps=field_number(entry.get('bandwidth_mbps'), f'{where}.bandwidth_mbps',
+                                    positive=True),
+        latency_ms=field_number(entry.get('latency_ms', 0.0), f'{where}.latency_ms',
+                                positive=False))
 
 
 def _is_card_path(model: str) -> bool:
     return '/' in model or model.endswith(('.yaml', '.yml'))
-
-
-def _mapping(value: Any, where: str, keys: tuple[str, ...] | None) -> dict:
-    if not isinstance(value, dict):
-        raise LayoutError(f'{where}: expected a mapping, got {type(value).__name__}')
-    if keys is not None:
-        unknown = sorted(str(key) for key in value if key not in keys)
-        if unknown:
-            raise LayoutError(f'{where}: unknown key {unknown[0]!r} (known: '
-                              f'{", ".join(keys)})')
-    return value
-
-
-def _sequence(value: Any, where: str) -> list:
-    if not isinstance(value, list):
-        raise LayoutError(f'{where}: expected a list, got {type(value).__name__}')
-    return value
-
-
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise LayoutError(f'{where}: expected a non-empty string, got {value!r}')
-    return value.strip()
-
-
-def _choice(value: Any, where: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise LayoutError(f'{where}: {value!r} is not one of '
-                          + ', '.join(repr(c) for c in choices))
-    return value
-
-
-def _number(value: Any, where: str, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise LayoutError(f'{where}: expected a number, got {value!r}')
-    if (value <= 0) if positive else (value < 0):
-        raise LayoutError(f'{where}: {value!r} must be {"> 0" if positive else ">= 0"}')
-    return float(value)
