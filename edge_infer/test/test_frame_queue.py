@@ -168,8 +168,10 @@ def test_the_ticker_cancels_what_was_added_after_a_mark() -> None:
 
 def test_handoff_measurement_times_every_frame_and_refuses_bad_rates() -> None:
     figures = measure_handoff(width=64, height=48, rate=200.0, frames=20, warmup=2)
-    assert figures['superseded'] == 0
-    assert figures['latency_ms']['count'] == 20
+    # Every frame offered is taken or superseded by a fresher one: a consumer that a
+    # loaded machine keeps waiting past a 5 ms period finds only the newest.
+    assert figures['taken'] + figures['superseded'] == 22
+    assert figures['latency_ms']['count'] == figures['taken'] - 2 > 0
     assert 0.0 < figures['latency_ms']['p50'] <= figures['latency_ms']['max']
     with pytest.raises(ValueError, match='rate'):
         measure_handoff(width=64, height=48, rate=0.0, frames=20, warmup=2)

@@ -76,6 +76,6 @@ def measure_handoff(*, width: int, height: int, rate: float, frames: int,
         inbox.release()
     return {
         'width': width, 'height': height, 'rate': rate, 'frames': frames,
-        'warmup_frames': warmup, 'superseded': superseded,
+        'warmup_frames': warmup, 'superseded': superseded, 'taken': len(hops_ms),
         'latency_ms': {'count': len(hops_ms[warmup:]), **percentiles(hops_ms[warmup:])},
     }
