@@ -143,15 +143,22 @@ def assert_adds_up(values: dict[str, Any], name: str) -> None:
 def assert_every_hop_delivers(final: dict[str, dict[str, Any]],
                               watched: dict[str, Any]) -> None:
     """Check the hops across hosts: all sent was counted, lost ones as not received."""
+    # Discovery is not symmetric: a writer may send to a reader that has not matched it
+    # yet, and the reader cannot know of frames before its first. So a hop delivers at
+    # most what was sent, and, where the reader notes its first frame number (the
+    # collector), exactly what was sent from that frame on (the robots stop first, so
+    # nothing is in flight when the watchers stop).
     sent = final['preprocess']['tensor.sent.dds']
     got = final['detector']['received']
-    # Those sent before the subscription matched and those in flight at stop aside.
-    assert 0 <= sent - got <= 3, final
+    assert sent >= got, final
     delivered = got - final['detector'].get('dropped.not_received', 0)
     assert delivered >= RESULTS, final
     published = final['detector']['detections.sent.dds']
-    assert 0 <= published - (watched['received'] + watched['not_received']) <= 3, (
-        final, watched['received'], watched['not_received'])
+    # One publisher: the robot's detector (its namespace's only one).
+    [first] = watched['first_sequences'].values()
+    before_first = published - (watched['received'] + watched['not_received'])
+    assert 0 <= before_first <= first - 1, (final, watched['received'],
+                                            watched['not_received'], first)
 
 
 @pytest.fixture

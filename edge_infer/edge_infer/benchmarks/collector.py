@@ -70,6 +70,9 @@ class Collector(Node):
         self._sequences = SequenceTracker()
         self._not_received = 0
         self._implausible = 0
+        # Each publisher's first frame number here: the frames before it were published
+        # before this subscription matched, which no gap can show.
+        self._first_sequences: dict[str, int] = {}
         self._nodes: dict[str, dict[str, str]] = {}
         self._reports: list[dict[str, Any]] = []
         if mode == 'ours':
@@ -95,6 +98,7 @@ class Collector(Node):
                 return
             if missed is None:
                 return
+            self._first_sequences.setdefault(msg.origin.publisher, msg.origin.sequence)
             self._not_received += missed
         self._record(time_to_ns(msg.header.stamp), arrival_ns, stages_from_msgs(msg.trace),
                      last_node=msg.trace[-1].node if msg.trace else '')
@@ -126,6 +130,7 @@ class Collector(Node):
     def _write(self) -> None:
         result = {'mode': self._mode, 'received': len(self._frames),
                   'not_received': self._not_received, 'implausible': self._implausible,
+                  'first_sequences': self._first_sequences,
                   'frames': self._frames, 'nodes': self._nodes, 'reports': self._reports}
         temporary = self._output.with_suffix('.tmp')
         temporary.write_text(json.dumps(result))
@@ -160,8 +165,8 @@ class CollectorProcess:
         try:
             return json.loads(self.path.read_text())
         except (OSError, ValueError):
-            return {'received': 0, 'not_received': 0, 'implausible': 0, 'nodes': {},
-                    'frames': [], 'reports': []}
+            return {'received': 0, 'not_received': 0, 'implausible': 0,
+                    'first_sequences': {}, 'nodes': {}, 'frames': [], 'reports': []}
 
     def wait(self, what: str, condition: Callable[[dict[str, Any]], bool],
              timeout: float) -> dict[str, Any]:
