@@ -27,7 +27,8 @@ import threading
 import time
 from typing import Any, Callable, Iterable, TypeVar
 
-from edge_infer.bringup.processes import node_environment
+from edge_infer.bringup.plan import NodeSpec
+from edge_infer.bringup.processes import node_environment, NodeGroup, NodeProcess
 from edge_infer.core.stats import DIAGNOSTICS_HARDWARE_ID
 from edge_infer.nodes.base import STOPPED_MESSAGE
 from edge_infer.nodes.conversions import node_counters
@@ -206,6 +207,17 @@ def keep_publishing(publish: Callable[[], None], until: Callable[[], T], timeout
             publish()
         return done
     return wait_for(published_until, timeout, what, period=period)
+
+
+def run_until_exit(node: str, overrides: dict[str, Any], timeout: float = 60.0,
+                   executable: str | None = None) -> NodeProcess:
+    """Start one node alone, wait for it to end by itself (a failed start), return it."""
+    spec = NodeSpec(executable=executable or node, name=node)
+    with NodeGroup(specs=[spec], overrides={node: overrides}) as group:
+        process = group[node]
+        process.popen.wait(timeout=timeout)
+        process.stop()
+    return process
 
 
 def warm_up(probe: Probe, publisher: Any, make_msg: Callable[[], Any], output_topic: str,

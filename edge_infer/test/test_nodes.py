@@ -36,8 +36,8 @@ from edge_infer.data.samples import write_sample_photos
 from edge_infer_msgs.msg import Detection, DetectionArray, ModelInfo, Tensor
 from geometry_msgs.msg import Twist
 from node_harness import (
-    diagnostics_of, keep_publishing, Probe, publish_in_turn, wait_for, wait_for_diagnostic,
-    warm_up)
+    diagnostics_of, keep_publishing, Probe, publish_in_turn, run_until_exit, wait_for,
+    wait_for_diagnostic, warm_up)
 import numpy as np
 from photo_truth import iou, PERSON_BOXES
 import pytest
@@ -267,11 +267,7 @@ def tensor_msg(shape: list[int], dtype: str, layout: str = '') -> Tensor:
 ])
 def test_bad_parameters_fail_fast_naming_the_parameter(
         node: str, overrides: dict, expected: str) -> None:
-    with NodeGroup(specs=[NodeSpec(executable=node, name=node)],
-                   overrides={node: overrides}) as group:
-        process = group[node]
-        process.popen.wait(timeout=START_TIMEOUT)
-        process.stop()
+    process = run_until_exit(node, overrides, START_TIMEOUT)
     assert process.popen.returncode == 2
     assert expected in process.output(), process.output()
 

@@ -38,6 +38,7 @@ from edge_infer.data.random_set import RandomSet
 from edge_infer.inference.detector import Detector
 from edge_infer.inference.privacy import FaceFinder
 from edge_infer.tools.privacy import evaluate_privacy
+from node_harness import run_until_exit
 import numpy as np
 import pytest
 
@@ -210,12 +211,7 @@ def test_a_missing_face_model_fails_configure_in_one_line(tmp_path: Path) -> Non
     text = resources.files('edge_infer').joinpath(f'models/{FACE_MODEL}.yaml').read_text()
     card.write_text(text.replace('file: face_detection_full_range.onnx',
                                  'file: no_such_face_model.onnx'))
-    spec = NodeSpec(executable='privacy_filter', name='privacy_filter')
-    with NodeGroup(specs=[spec], overrides={'privacy_filter': {'face_model': str(card)}}) \
-            as group:
-        process = group['privacy_filter']
-        process.popen.wait(timeout=START_TIMEOUT)
-        process.stop()
+    process = run_until_exit('privacy_filter', {'face_model': str(card)}, START_TIMEOUT)
     assert process.popen.returncode == 2
     errors = [line for line in process.output().splitlines()
               if "parameter 'face_model'" in line]
@@ -234,10 +230,6 @@ def test_recorder_and_monitor_refuse_raw_images_when_told(
         tmp_path: Path, node: str, overrides: dict, expected: str) -> None:
     if node == 'recorder':
         overrides = {**overrides, 'output': str(tmp_path / 'bag')}
-    with NodeGroup(specs=[NodeSpec(executable=node, name=node)],
-                   overrides={node: overrides}) as group:
-        process = group[node]
-        process.popen.wait(timeout=START_TIMEOUT)
-        process.stop()
+    process = run_until_exit(node, overrides, START_TIMEOUT)
     assert process.popen.returncode == 2
     assert expected in process.output(), process.output()

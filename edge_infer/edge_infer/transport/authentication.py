@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from array import array
 from collections import OrderedDict
+import functools
 import hashlib
 import hmac
 import os
@@ -161,30 +162,47 @@ def _add_message(msg: Any, parts: list[Any]) -> None:
         _add_value(getattr(msg, name), kind, parts)
 
 
-def _add_value(value: Any, kind: str, parts: list[Any]) -> None:
+@functools.lru_cache(maxsize=None)
+def _layout(kind: str) -> tuple[str, np.dtype | None, str]:
+    """
+    Classify a declared field type once: (what, its dtype, its element type).
+
+    ``what`` is 'string', 'primitive', 'message', 'array' (of primitives) or 'sequence'
+    (of strings or messages). Parsed once per type, not per frame.
+    """
     kind = kind.split('<=')[0]   # a bounded string is a string
     if kind in ('string', 'wstring'):
-        parts.append(value.encode())
-        return
+        return 'string', None, kind
     primitive = _PRIMITIVES.get(kind)
     if primitive is not None:
-        parts.append(np.asarray(value, primitive).tobytes())
-        return
+        return 'primitive', primitive, kind
     match = _SEQUENCE.fullmatch(kind)
     if match is None:
-        _add_message(value, parts)
-        return
+        return 'message', None, kind
     element = match.group(1) or match.group(2)
     primitive = _PRIMITIVES.get(element)
-    if primitive is not None:
+    return ('array', primitive, element) if primitive is not None else (
+        'sequence', None, element)
+
+
+def _add_value(value: Any, kind: str, parts: list[Any]) -> None:
+    what, primitive, element = _layout(kind)
+    if what == 'string':
+        parts.append(value.encode())
+    elif what == 'primitive':
+        parts.append(np.asarray(value, primitive).tobytes())
+    elif what == 'message':
+        _add_message(value, parts)
+    elif what == 'array':
+        assert primitive is not None
         # One part for a whole array: the payload is hashed where it lies.
         parts.append(np.frombuffer(value, np.uint8) if primitive.itemsize == 1
                      and isinstance(value, (bytes, bytearray, memoryview, array))
                      else np.asarray(value, primitive))
-        return
-    parts.append(len(value).to_bytes(_LENGTH_BYTES, 'little'))
-    for item in value:
-        _add_value(item, element, parts)
+    else:
+        parts.append(len(value).to_bytes(_LENGTH_BYTES, 'little'))
+        for item in value:
+            _add_value(item, element, parts)
 
 
 def link_authenticator(key_file: str = '', environ: Mapping[str, str] | None = None
